@@ -1,0 +1,40 @@
+# earlyhelp: `make run` and `make test` on a fresh machine; everything else is a detail.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+
+.PHONY: run test lint install install-dev bench clean
+
+# Runtime dependencies, exactly as locked, plus the project itself (editable).
+$(VENV)/.installed: requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
+	touch $@
+
+$(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.lock
+	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.lock
+	touch $@
+
+install: $(VENV)/.installed
+install-dev: $(VENV)/.installed-dev
+
+# Embedded default: SQLite in ./var, demo data, API on http://127.0.0.1:8000 (docs at /docs).
+run: install
+	$(BIN)/earlyhelp demo
+	$(BIN)/earlyhelp serve
+
+test: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/pytest
+
+lint: install-dev
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy .
+
+bench: install-dev
+	$(BIN)/python bench/transitions.py
+
+clean:
+	rm -rf $(VENV) var build *.egg-info

@@ -1,0 +1,130 @@
+"""The `earlyhelp` command: serve, db upgrade, demo, user add, org list."""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Callable
+from functools import wraps
+from typing import Annotated, Any
+
+import typer
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import select
+
+from core.config import get_settings
+from core.db import make_engine, session_scope
+from core.migrate import upgrade
+from models.organisations import ORG_KIND_LABELS, Organisation
+from models.users import ApiToken, Role, User
+
+app = typer.Typer(help="earlyhelp — оркестратор ранней помощи детям и их семьям", no_args_is_help=True)
+db_app = typer.Typer(help="База данных", no_args_is_help=True)
+user_app = typer.Typer(help="Пользователи", no_args_is_help=True)
+org_app = typer.Typer(help="Организации", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(user_app, name="user")
+app.add_typer(org_app, name="org")
+
+
+def _one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """An operator gets one line and a non-zero exit, not a traceback."""
+
+    @wraps(func)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return func(*args, **kwargs)
+        except (SQLAlchemyError, ValueError, OSError) as error:
+            message = str(getattr(error, "orig", None) or error).splitlines()[0]
+            typer.echo(f"ошибка: {message}", err=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+@db_app.command("upgrade")
+@_one_line_errors
+def db_upgrade() -> None:
+    """Применить миграции к базе данных (EARLYHELP_DATABASE_URL)."""
+    upgrade(get_settings().database_url)
+    typer.echo("база данных обновлена")
+
+
+@app.command()
+@_one_line_errors
+def demo() -> None:
+    """Загрузить демонстрационный регион (организации, пользователи, дети на всех этапах)."""
+    from api.demo import DEMO_PASSWORD, USERS, load_demo
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    with session_scope(make_engine(settings.database_url)) as session:
+        created = load_demo(session)
+    typer.echo("демо-данные загружены" if created else "демо-данные уже есть")
+    typer.echo(f"логины: {', '.join(login for login, *_ in USERS)}; пароль: {DEMO_PASSWORD}")
+
+
+@app.command()
+@_one_line_errors
+def serve(
+    host: Annotated[str | None, typer.Option(help="Адрес")] = None,
+    port: Annotated[int | None, typer.Option(help="Порт")] = None,
+    workers: Annotated[int, typer.Option(help="Число процессов uvicorn")] = 1,
+) -> None:
+    """Запустить API (применив миграции)."""
+    import uvicorn
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    settings.jwt_secret()  # create the key once, before several workers race to do it
+    uvicorn.run(
+        "api.main:create_app",
+        factory=True,
+        host=host or settings.host,
+        port=port or settings.port,
+        workers=workers,
+        proxy_headers=True,
+        log_level="info",
+    )
+
+
+@user_app.command("add")
+@_one_line_errors
+def user_add(
+    login: Annotated[str, typer.Option(help="Логин")],
+    name: Annotated[str, typer.Option(help="ФИО")],
+    role: Annotated[Role, typer.Option(help="Роль")],
+    org: Annotated[int, typer.Option(help="Номер организации (см. earlyhelp org list)")],
+    password: Annotated[str | None, typer.Option(help="Пароль для входа людей; без него — только API-токен")] = None,
+) -> None:
+    """Создать пользователя и напечатать его API-токен (показывается один раз)."""
+    from api.security import hash_password, new_api_token
+
+    with session_scope(make_engine(get_settings().database_url)) as session:
+        if session.get(Organisation, org) is None:
+            raise ValueError(f"организация {org} не найдена")
+        if session.exec(select(User).where(User.login == login)).first():
+            raise ValueError(f"логин {login} уже занят")
+        user = User(organisation_id=org, login=login, full_name=name, role=role,
+                    password_hash=hash_password(password) if password else None)
+        session.add(user)
+        session.flush()
+        token, digest = new_api_token()
+        session.add(ApiToken(user_id=user.id or 0, name="cli", token_hash=digest))
+    typer.echo(token)
+
+
+@org_app.command("list")
+@_one_line_errors
+def org_list() -> None:
+    """Список организаций."""
+    with session_scope(make_engine(get_settings().database_url)) as session:
+        for o in session.exec(select(Organisation).order_by(Organisation.id)):
+            typer.echo(f"{o.id}\t{ORG_KIND_LABELS[o.kind]}\t{o.name}")
+
+
+def main() -> None:
+    app()
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,197 @@
+"""A demo region: organisations of every kind, users of every role, children at every stage.
+
+Built through the same service functions and the same `fire` the API uses, so the demo's history
+looks like real work. Loading is idempotent: a second run changes nothing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any
+
+from sqlmodel import Session, select
+
+from api.deps import Principal
+from api.security import hash_password
+from api.services.referrals import register
+from models.cases import Case, ContactAttempt
+from models.children import Channel, ChildIn, Relation, RepresentativeIn, Sex
+from models.common import utcnow
+from models.organisations import Organisation, OrgKind, Region
+from models.referrals import ConsentGiven, ReferralCreate
+from models.users import Role, User
+from statemachines import fire
+
+DEMO_REGION = "demo"
+DEMO_PASSWORD = "demo"
+
+ORGANISATIONS: list[tuple[str, OrgKind, list[str]]] = [
+    ("ГБУЗ «Детская городская поликлиника № 1»", OrgKind.health, []),
+    ("ГБУ «Комплексный центр социального обслуживания населения»", OrgKind.social, []),
+    ("МБДОУ «Детский сад № 12 „Солнышко“»", OrgKind.education, []),
+    ("АНО «Родительский клуб „Вместе“»", OrgKind.ngo, []),
+    ("Центральная психолого-медико-педагогическая комиссия", OrgKind.pmpk, []),
+    ("Бюро медико-социальной экспертизы № 3", OrgKind.mse, []),
+    ("ГКУ «Центр содействия семейному воспитанию „Радуга“»", OrgKind.orphanage, []),
+    ("ГБУ «Центр ранней помощи „Первые шаги“»", OrgKind.provider, ["Центральный район", "Северный район"]),
+    ("Служба ранней помощи ГБУ «Реабилитационный центр „Надежда“»", OrgKind.provider, ["Южный район"]),
+    ("Региональный ресурсно-методический центр ранней помощи", OrgKind.rrmc, []),
+]
+
+# login, full name, role, index in ORGANISATIONS
+USERS: list[tuple[str, str, Role, int]] = [
+    ("referrer", "Смирнова Ольга Петровна", Role.referrer, 0),
+    ("social", "Кузнецов Игорь Андреевич", Role.referrer, 1),
+    ("coordinator", "Иванова Мария Сергеевна", Role.intake_coordinator, 7),
+    ("curator", "Петрова Анна Викторовна", Role.curator, 7),
+    ("specialist", "Соколов Дмитрий Олегович", Role.specialist, 7),
+    ("head", "Волкова Елена Николаевна", Role.supervisor, 7),
+    ("coordinator2", "Морозова Татьяна Ивановна", Role.intake_coordinator, 8),
+    ("curator2", "Лебедев Павел Юрьевич", Role.curator, 8),
+    ("rrmc", "Новикова Светлана Алексеевна", Role.supervisor, 9),
+    ("analyst", "Фёдоров Артём Владимирович", Role.analyst, 9),
+    ("admin", "Администратор системы", Role.admin, 9),
+]
+
+CHILDREN: list[tuple[str, str, str, Sex, int, str]] = [
+    # last, first, middle, sex, age in months, the state to bring the case to
+    ("Алексеев", "Артём", "Игоревич", Sex.male, 8, "referred"),
+    ("Белова", "Алёна", "Дмитриевна", Sex.female, 14, "need_determination"),
+    ("Васильев", "Матвей", "Сергеевич", Sex.male, 20, "consultation"),
+    ("Григорьева", "Ксения", "Павловна", Sex.female, 11, "ipr_development"),
+    ("Дмитриев", "Семён", "Алексеевич", Sex.male, 24, "ipr_implementation"),
+    ("Ёлкина", "Варвара", "Олеговна", Sex.female, 26, "ipr_assessment"),
+    ("Жуков", "Фёдор", "Романович", Sex.male, 34, "transition"),
+    ("Зайцева", "Полина", "Ивановна", Sex.female, 18, "suspended"),
+    ("Ильин", "Лев", "Николаевич", Sex.male, 33, "completed"),
+    ("Козлова", "Ева", "Андреевна", Sex.female, 9, "no_need"),
+    ("Лосев", "Марк", "Евгеньевич", Sex.male, 15, "declined"),
+    ("Миронова", "София", "Артёмовна", Sex.female, 30, "lost_contact"),
+    ("Никитин", "Тимофей", "Викторович", Sex.male, 12, "rejected"),
+]
+
+_CONCLUSION = "Выявлены трудности в развитии общения; рекомендована ИПРП."
+_IPR: dict[str, Any] = {
+    "goals": ["Ребёнок выражает просьбы жестами и словами в повседневных ситуациях"],
+    "services": [
+        {"service_code": "communication_development", "specialist_role": "speech_therapist",
+         "form": "in_person", "count": 24, "minutes": 45},
+        {"service_code": "family_support", "form": "remote", "count": 6, "minutes": 60},
+    ],
+}
+
+# The events that bring a fresh case to each state.
+PATHS: dict[str, list[tuple[str, dict[str, Any], str | None]]] = {
+    "referred": [],
+    "need_determination": [("accept", {}, None)],
+    "consultation": [("accept", {}, None),
+                     ("determine_need", {"outcome": "consultation", "conclusion": _CONCLUSION}, None)],
+    "ipr_development": [("accept", {}, None),
+                        ("determine_need", {"outcome": "ipr", "conclusion": _CONCLUSION}, None)],
+    "no_need": [("accept", {}, None),
+                ("determine_need", {"outcome": "no_need", "conclusion": "Развитие соответствует возрасту."}, None)],
+    "rejected": [("reject", {"reason_code": "outside_service_area"}, None)],
+}
+
+
+def _ipr_payload(today: date) -> dict[str, Any]:
+    return {
+        **_IPR,
+        "period_start": today.isoformat(),
+        "period_end": (today + timedelta(days=180)).isoformat(),
+        "parent_agreement": {"agreed": True, "date": today.isoformat(), "document_ref": "Согласие № 17"},
+    }
+
+
+def _path(state: str, today: date) -> list[tuple[str, dict[str, Any], str | None]]:
+    if state in PATHS:
+        return PATHS[state]
+    implementation = [*PATHS["ipr_development"], ("approve_ipr", _ipr_payload(today), None)]
+    return {
+        "ipr_implementation": implementation,
+        "ipr_assessment": [*implementation, ("start_assessment", {"kind": "intermediate"}, None)],
+        "transition": [*implementation, ("begin_transition", {"destination": "МБДОУ «Детский сад № 12»"}, None)],
+        "completed": [*implementation, ("begin_transition", {"destination": "МБДОУ «Детский сад № 12»"}, None),
+                      ("complete", {}, None)],
+        "suspended": [*implementation, ("suspend", {}, "Госпитализация ребёнка")],
+        "declined": [("accept", {}, None), ("decline", {}, "Семья переезжает в другой регион")],
+        "lost_contact": [("accept", {}, None), ("mark_lost_contact", {}, None)],
+    }[state]
+
+
+def _snils(seed: int) -> str:
+    number = f"{200_000_000 + seed * 7919:09d}"
+    total = sum(int(d) * w for d, w in zip(number, range(9, 0, -1), strict=True))
+    return number + f"{(total % 101) % 100:02d}"
+
+
+@dataclass
+class Staff:
+    region: Region
+    orgs: list[Organisation]
+    users: dict[str, User]
+
+    def principal(self, login: str) -> Principal:
+        user = self.users[login]
+        return Principal(user=user, org=next(o for o in self.orgs if o.id == user.organisation_id))
+
+
+def seed_region(
+    session: Session, code: str, name: str, timezone: str, *, login_prefix: str = ""
+) -> Staff:
+    """A region with an organisation of every kind and a user of every role (password: demo)."""
+    region = Region(code=code, name=name, timezone=timezone)
+    session.add(region)
+    session.flush()
+    assert region.id is not None
+    orgs = [Organisation(region_id=region.id, name=org_name, kind=kind, service_area=area,
+                         email=f"{login_prefix}org{i}@example.org", phone="+7 800 000-00-00")
+            for i, (org_name, kind, area) in enumerate(ORGANISATIONS)]
+    session.add_all(orgs)
+    session.flush()
+    password = hash_password(DEMO_PASSWORD)
+    users = {login: User(organisation_id=orgs[i].id or 0, login=login_prefix + login,
+                         full_name=full_name, role=role, password_hash=password)
+             for login, full_name, role, i in USERS}
+    session.add_all(users.values())
+    session.flush()
+    return Staff(region, orgs, users)
+
+
+def load_demo(session: Session) -> bool:
+    """Create the demo region; False if it is already there."""
+    if session.exec(select(Region).where(Region.code == DEMO_REGION)).first():
+        return False
+    staff = seed_region(session, DEMO_REGION, "Демонстрационная область", "Europe/Moscow")
+    orgs, users, principal = staff.orgs, staff.users, staff.principal
+
+    today = utcnow().date()
+    provider = orgs[7]
+    for seed, (last, first, middle, sex, months, state) in enumerate(CHILDREN):
+        body = ReferralCreate(
+            provider_id=provider.id or 0,
+            child=ChildIn(last_name=last, first_name=first, middle_name=middle, sex=sex,
+                          birth_date=today - timedelta(days=int(months * 30.4)),
+                          snils=_snils(seed + 1), municipality="Центральный район"),
+            representatives=[RepresentativeIn(full_name=f"{last} (законный представитель)",
+                                              relation=Relation.mother, phone="+7 900 000-00-00",
+                                              email=f"family{seed}@example.org",
+                                              preferred_channel=Channel.sms)],
+            criteria=["parental_concern"] if seed % 2 else ["development_features", "health_group_4_5"],
+            consent_personal_data=ConsentGiven(date=today, document_ref=f"Согласие № {100 + seed}"),
+        )
+        referral = register(session, principal("referrer"), body, idempotency_key=f"demo-{seed}").referral
+        case = session.get(Case, referral.case_id)
+        assert case is not None and case.id is not None
+        if state == "lost_contact":
+            session.add_all(ContactAttempt(case_id=case.id, at=utcnow() - timedelta(days=3 - i),
+                                           channel="phone", successful=False,
+                                           recorded_by_id=users["coordinator"].id or 0)
+                            for i in range(3))
+        for event, payload, reason in _path(state, today):
+            actor = "coordinator" if event in ("accept", "reject", "determine_need") else "curator"
+            if event == "accept":
+                payload = {"curator_id": users["curator"].id}
+            fire(session, case, event, actor=users[actor], payload=payload, reason=reason)
+    return True

@@ -1,0 +1,138 @@
+"""Typed dependencies: the request's database session, the current user, the audit log."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlmodel import Session, select
+
+from core.config import Settings
+from core.errors import DomainError
+from models.audit import AuditLog
+from models.common import utcnow
+from models.organisations import Organisation, OrgKind
+from models.users import PROVIDER_ROLES, ApiToken, Role, User
+from api.security import TOKEN_PREFIX, hash_api_token, read_jwt
+
+
+def get_session(request: Request) -> Iterator[Session]:
+    """One transaction per request: committed when the route returns, rolled back on error."""
+    with Session(request.app.state.engine, expire_on_commit=False) as session:
+        try:
+            yield session
+            session.commit()
+        except BaseException:
+            session.rollback()
+            raise
+
+
+# scope="function": commit before the response is sent, so a client never sees an answer for
+# data that was not stored.
+SessionDep = Annotated[Session, Depends(get_session, scope="function")]
+
+
+def get_settings_dep(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings_dep)]
+
+
+class Unauthorized(DomainError):
+    status_code = 401
+    code = "unauthorized"
+
+
+@dataclass(frozen=True)
+class Principal:
+    """The caller: a user and their organisation (scoping needs both)."""
+
+    user: User
+    org: Organisation
+
+    @property
+    def id(self) -> int:
+        assert self.user.id is not None
+        return self.user.id
+
+    @property
+    def role(self) -> Role:
+        return self.user.role
+
+    @property
+    def is_provider_staff(self) -> bool:
+        return self.org.kind == OrgKind.provider and self.user.role in PROVIDER_ROLES
+
+    @property
+    def is_regional_supervisor(self) -> bool:
+        return self.org.kind == OrgKind.rrmc and self.user.role == Role.supervisor
+
+
+_bearer = HTTPBearer(auto_error=False, description="JWT из /api/v1/auth/login или API-токен (eh_...)")
+
+
+def get_principal(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None:
+        raise Unauthorized("Требуется вход в систему: передайте заголовок Authorization: Bearer <токен>")
+    token = credentials.credentials
+    query = select(User, Organisation).join(Organisation, Organisation.id == User.organisation_id)  # type: ignore[arg-type]
+    if token.startswith(TOKEN_PREFIX):
+        query = query.join(ApiToken, ApiToken.user_id == User.id).where(  # type: ignore[arg-type]
+            ApiToken.token_hash == hash_api_token(token), ApiToken.revoked_at == None  # noqa: E711
+        )
+    else:
+        user_id = read_jwt(token, request.app.state.jwt_secret)
+        if user_id is None:
+            raise Unauthorized("Сеанс истёк или токен недействителен; войдите снова")
+        query = query.where(User.id == user_id)
+    row = session.exec(query).first()
+    if row is None or not row[0].is_active:
+        raise Unauthorized("Токен недействителен или пользователь отключён")
+    return Principal(user=row[0], org=row[1])
+
+
+CurrentUser = Annotated[Principal, Depends(get_principal)]
+
+
+class Audit:
+    """Writes audit rows in the request's transaction, so they commit with what they describe."""
+
+    def __init__(self, request: Request, session: SessionDep, principal: CurrentUser) -> None:
+        self.session = session
+        self.principal = principal
+        self.client_ip = request.client.host if request.client else None
+        self.path = f"{request.method} {request.url.path}"[:300]
+
+    def __call__(
+        self, action: str, entity: str, entity_id: int | None, child_id: int | None
+    ) -> None:
+        self.many(action, entity, [(entity_id, child_id)])
+
+    def many(self, action: str, entity: str, rows: list[tuple[int | None, int | None]]) -> None:
+        now = utcnow()
+        self.session.add_all(
+            AuditLog(
+                at=now,
+                user_id=self.principal.id,
+                organisation_id=self.principal.org.id,
+                action=action,
+                entity=entity,
+                entity_id=entity_id,
+                child_id=child_id,
+                client_ip=self.client_ip,
+                path=self.path,
+            )
+            for entity_id, child_id in rows
+        )
+
+
+AuditDep = Annotated[Audit, Depends()]

@@ -1,0 +1,164 @@
+"""One shape for every error, with messages in Russian:
+
+    {"error": "<code>", "message": "<for a person>", "field": "<dotted path or null>", ...}
+
+Validation errors add "errors": [{"field", "message", "type"}].
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import ValidationError
+from sqlalchemy.exc import IntegrityError, OperationalError
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from core.errors import DomainError
+from statemachines.fire import PayloadInvalid
+
+log = logging.getLogger("earlyhelp.api")
+
+_MESSAGES: dict[str, str] = {
+    "missing": "Обязательное поле",
+    "extra_forbidden": "Неизвестное поле",
+    "string_type": "Ожидается строка",
+    "string_too_short": "Значение слишком короткое: не менее {min_length} симв.",
+    "string_too_long": "Значение слишком длинное: не более {max_length} симв.",
+    "too_short": "Нужно не менее {min_length} элем.",
+    "too_long": "Слишком много элементов: не более {max_length}",
+    "int_type": "Ожидается целое число",
+    "int_parsing": "Ожидается целое число",
+    "int_from_float": "Ожидается целое число",
+    "float_parsing": "Ожидается число",
+    "bool_type": "Ожидается true или false",
+    "bool_parsing": "Ожидается true или false",
+    "date_type": "Ожидается дата в формате ГГГГ-ММ-ДД",
+    "date_parsing": "Ожидается дата в формате ГГГГ-ММ-ДД",
+    "date_from_datetime_parsing": "Ожидается дата в формате ГГГГ-ММ-ДД",
+    "date_from_datetime_inexact": "Ожидается дата без времени",
+    "datetime_type": "Ожидаются дата и время в формате ISO 8601",
+    "datetime_parsing": "Ожидаются дата и время в формате ISO 8601",
+    "datetime_from_date_parsing": "Ожидаются дата и время в формате ISO 8601",
+    "timezone_aware": "Укажите часовой пояс (например, 2026-05-01T10:00:00+03:00)",
+    "enum": "Допустимые значения: {expected}",
+    "literal_error": "Допустимые значения: {expected}",
+    "dict_type": "Ожидается объект",
+    "model_type": "Ожидается объект",
+    "model_attributes_type": "Ожидается объект",
+    "list_type": "Ожидается список",
+    "greater_than": "Значение должно быть больше {gt}",
+    "greater_than_equal": "Значение должно быть не меньше {ge}",
+    "less_than": "Значение должно быть меньше {lt}",
+    "less_than_equal": "Значение должно быть не больше {le}",
+    "json_invalid": "Некорректный JSON: {error}",
+    "json_type": "Некорректный JSON",
+}
+
+
+def _message(error: dict[str, Any]) -> str:
+    kind = error.get("type", "")
+    if kind == "value_error":
+        # Our validators raise ValueError with a Russian message; pydantic prefixes it.
+        return str(error.get("msg", "")).removeprefix("Value error, ")
+    template = _MESSAGES.get(kind)
+    if template is None:
+        return "Некорректное значение"
+    try:
+        return template.format(**(error.get("ctx") or {}))
+    except (KeyError, IndexError):
+        return template.split(":")[0]
+
+
+def _field(loc: Sequence[Any], drop_body: bool = True) -> str:
+    parts = [str(p) for p in loc]
+    if drop_body and parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    return ".".join(parts)
+
+
+def validation_errors(errors: Iterable[dict[str, Any]], prefix: str = "") -> list[dict[str, str]]:
+    result = []
+    for error in errors:
+        # The position of a JSON syntax error is in the message, not a field.
+        field = "" if error.get("type") == "json_invalid" else _field(error.get("loc", ()))
+        if prefix:
+            field = f"{prefix}.{field}" if field else prefix
+        result.append({"field": field, "message": _message(error), "type": error.get("type", "")})
+    return result
+
+
+def _invalid(errors: list[dict[str, str]]) -> JSONResponse:
+    first = errors[0] if errors else {"field": "", "message": "Некорректные данные"}
+    return JSONResponse(
+        status_code=422,
+        content={
+            "error": "validation_error",
+            "message": f"{first['field']}: {first['message']}" if first["field"] else first["message"],
+            "field": first["field"] or None,
+            "errors": errors,
+        },
+    )
+
+
+_HTTP_MESSAGES = {
+    401: "Требуется вход в систему",
+    403: "Недостаточно прав",
+    404: "Не найдено",
+    405: "Метод не поддерживается",
+    413: "Слишком большой запрос",
+    415: "Неподдерживаемый тип содержимого",
+}
+
+
+def install(app: FastAPI) -> None:
+    @app.exception_handler(PayloadInvalid)
+    async def _payload(_: Request, exc: PayloadInvalid) -> JSONResponse:
+        return _invalid(validation_errors(exc.error.errors(), prefix="payload"))
+
+    @app.exception_handler(DomainError)
+    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+        headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
+        return JSONResponse(
+            status_code=exc.status_code,
+            content={"error": exc.code, "message": exc.message, "field": exc.field, **exc.extra},
+            headers=headers,
+        )
+
+    @app.exception_handler(RequestValidationError)
+    async def _request(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return _invalid(validation_errors(exc.errors()))
+
+    @app.exception_handler(ValidationError)
+    async def _pydantic(_: Request, exc: ValidationError) -> JSONResponse:
+        return _invalid(validation_errors(exc.errors()))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        message = exc.detail if isinstance(exc.detail, str) and exc.status_code not in _HTTP_MESSAGES else None
+        return JSONResponse(
+            status_code=exc.status_code,
+            content={"error": "http_error", "message": message or _HTTP_MESSAGES.get(exc.status_code, "Ошибка запроса"), "field": None},
+            headers=exc.headers,
+        )
+
+    @app.exception_handler(IntegrityError)
+    async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
+        log.warning("integrity error: %s", exc.orig)
+        return JSONResponse(
+            status_code=409,
+            content={"error": "conflict", "message": "Данные противоречат уже сохранённым; ничего не изменено", "field": None},
+        )
+
+    @app.exception_handler(OperationalError)
+    async def _busy(_: Request, exc: OperationalError) -> JSONResponse:
+        log.error("database unavailable: %s", exc.orig)
+        return JSONResponse(
+            status_code=503,
+            content={"error": "unavailable", "message": "База данных временно недоступна; повторите запрос", "field": None},
+            headers={"Retry-After": "1"},
+        )

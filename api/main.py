@@ -1,0 +1,48 @@
+"""The FastAPI application."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from sqlalchemy import Engine
+
+from api import errors
+from api.limits import BodySizeLimit
+from api.routes import auth, cases, children, journey, organisations, referrals, sessions, stats
+from core.config import Settings, get_settings
+from core.db import make_engine
+import standards
+from standards import load_standard
+
+API_PREFIX = "/api/v1"
+
+
+def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
+    settings = settings or get_settings()
+    app = FastAPI(
+        title="earlyhelp — ранняя помощь детям и их семьям",
+        description=(
+            "Маршрут ребёнка от направления до перехода в ДОО. Вход: POST /api/v1/auth/login, "
+            "затем заголовок Authorization: Bearer <токен>."
+        ),
+        version="0.1.0",
+        openapi_url="/openapi.json",
+        docs_url="/docs",
+    )
+    app.state.settings = settings
+    app.state.engine = engine or make_engine(settings.database_url, echo=settings.echo_sql)
+    app.state.jwt_secret = settings.jwt_secret()
+    standards.configure(settings.standards_dir)
+    load_standard()  # a broken standard file stops the start, not the first request
+    errors.install(app)
+    app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+
+    api = APIRouter(prefix=API_PREFIX)
+    for module in (auth, journey, organisations, referrals, children, cases, sessions, stats):
+        api.include_router(module.router)
+    app.include_router(api)
+
+    @app.get("/healthz", include_in_schema=False)
+    def healthz() -> dict[str, str]:
+        return {"status": "ok"}
+
+    return app

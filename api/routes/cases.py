@@ -1,0 +1,187 @@
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Header, Query, Response
+from sqlmodel import col, select, update
+
+from api.deps import AuditDep, CurrentUser, SessionDep
+from api.scoping import get_case, require_provider_staff
+from api.services import cases as service
+from core.errors import DomainError, Unprocessable
+from models.cases import (
+    CaseDetail,
+    CaseSummary,
+    CaseUpdate,
+    ContactAttempt,
+    ContactAttemptIn,
+    EventRequest,
+    Case,
+)
+from models.common import utcnow
+from models.users import Role, User
+from statemachines import FINAL_STATES, STATES, StaleVersion, fire
+
+router = APIRouter(tags=["Случаи"])
+
+STATE_NAMES = [name for name, _ in STATES]
+
+
+class PreconditionRequired(DomainError):
+    status_code = 428
+    code = "version_required"
+
+
+def _version(if_match: str | None, body_version: int | None) -> int:
+    """The version the client saw: from If-Match ("3" or W/"3") or from the body."""
+    if if_match is not None:
+        raw = if_match.strip().removeprefix("W/").strip('"')
+        if not raw.isdigit():
+            raise Unprocessable("Заголовок If-Match должен содержать версию случая", field="If-Match")
+        return int(raw)
+    if body_version is None:
+        raise PreconditionRequired(
+            "Укажите версию случая (поле version или заголовок If-Match), "
+            "чтобы не затереть изменения коллег",
+            field="version",
+        )
+    return body_version
+
+
+def _etag(response: Response, case: Case) -> None:
+    response.headers["ETag"] = f'"{case.version}"'
+
+
+@router.get("/cases", summary="Случаи с фильтрами")
+def list_cases(
+    principal: CurrentUser,
+    session: SessionDep,
+    audit: AuditDep,
+    state: Annotated[list[str] | None, Query(description="Состояние (можно несколько)")] = None,
+    provider_id: int | None = None,
+    curator_id: int | None = None,
+    child_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, Any]:
+    for value in state or []:
+        if value not in STATE_NAMES:
+            raise Unprocessable(
+                f"Неизвестное состояние «{value}»; допустимые: {', '.join(STATE_NAMES)}",
+                field="state",
+            )
+    items, total = service.list_cases(
+        session, principal, states=state or [], provider_id=provider_id,
+        curator_id=curator_id, child_id=child_id, limit=limit, offset=offset,
+    )
+    audit.many("read", "case", [(c.id, c.child_id) for c in items])
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/cases/{case_id}", response_model=CaseDetail, summary="Случай: состояние, доступные действия, история")
+def get_case_detail(
+    case_id: int, response: Response, principal: CurrentUser, session: SessionDep, audit: AuditDep
+) -> CaseDetail:
+    case = get_case(session, principal, case_id)
+    audit("read", "case", case.id, case.child_id)
+    _etag(response, case)
+    return service.detail(session, principal, case)
+
+
+@router.post(
+    "/cases/{case_id}/events/{event}",
+    response_model=CaseDetail,
+    summary="Выполнить событие маршрута (переход)",
+    responses={
+        409: {"description": "Событие недопустимо в текущем состоянии или версия устарела"},
+        422: {"description": "Не выполнено условие перехода или некорректные данные"},
+        428: {"description": "Не указана версия случая"},
+    },
+)
+def fire_event(
+    case_id: int,
+    event: str,
+    body: EventRequest,
+    response: Response,
+    principal: CurrentUser,
+    session: SessionDep,
+    audit: AuditDep,
+    if_match: Annotated[str | None, Header()] = None,
+) -> CaseDetail:
+    case = get_case(session, principal, case_id)
+    expected = _version(if_match, body.version)
+    fire(
+        session, case, event, actor=principal.user, payload=body.payload,
+        reason=body.reason, expected_version=expected,
+    )
+    audit("transition", "case", case.id, case.child_id)
+    _etag(response, case)
+    return service.detail(session, principal, case)
+
+
+@router.patch("/cases/{case_id}", response_model=CaseDetail, summary="Назначить куратора")
+def update_case(
+    case_id: int,
+    body: CaseUpdate,
+    response: Response,
+    principal: CurrentUser,
+    session: SessionDep,
+    audit: AuditDep,
+) -> CaseDetail:
+    require_provider_staff(principal, {Role.intake_coordinator, Role.supervisor})
+    case = get_case(session, principal, case_id)
+    if case.state in FINAL_STATES:
+        raise Unprocessable("Случай закрыт; изменить его нельзя", field="case_id")
+    if body.curator_id is not None:
+        curator = session.get(User, body.curator_id)
+        if curator is None or curator.organisation_id != case.provider_id or curator.role not in (
+            Role.curator, Role.supervisor,
+        ):
+            raise Unprocessable("Куратором может быть назначен только куратор этой организации", field="curator_id")
+    result = session.execute(
+        update(Case)
+        .where(Case.id == case.id, Case.version == body.version)  # type: ignore[arg-type]
+        .values(curator_id=body.curator_id, version=body.version + 1, updated_at=utcnow())
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise StaleVersion(
+            "Карточка случая изменена другим пользователем. Обновите её и повторите действие.",
+            field="version", current_version=case.version,
+        )
+    session.refresh(case)
+    audit("update", "case", case.id, case.child_id)
+    _etag(response, case)
+    return service.detail(session, principal, case)
+
+
+@router.post("/cases/{case_id}/contact-attempts", status_code=201, summary="Зарегистрировать попытку связаться с семьёй")
+def add_contact_attempt(
+    case_id: int, body: ContactAttemptIn, principal: CurrentUser, session: SessionDep, audit: AuditDep
+) -> ContactAttempt:
+    require_provider_staff(principal)
+    case = get_case(session, principal, case_id)
+    if case.state in FINAL_STATES:
+        raise Unprocessable("Случай закрыт", field="case_id")
+    if body.at > utcnow():
+        raise Unprocessable("Время попытки не может быть в будущем", field="at")
+    assert case.id is not None
+    attempt = ContactAttempt(case_id=case.id, recorded_by_id=principal.id, **body.model_dump())
+    session.add(attempt)
+    session.flush()
+    audit("create", "contact_attempt", attempt.id, case.child_id)
+    return attempt
+
+
+@router.get("/cases/{case_id}/contact-attempts", summary="Попытки связаться с семьёй")
+def list_contact_attempts(
+    case_id: int, principal: CurrentUser, session: SessionDep, audit: AuditDep
+) -> list[ContactAttempt]:
+    case = get_case(session, principal, case_id)
+    audit("read", "contact_attempt", case.id, case.child_id)
+    return list(
+        session.exec(
+            select(ContactAttempt).where(ContactAttempt.case_id == case.id).order_by(col(ContactAttempt.at))
+        )
+    )
+
+

@@ -1,0 +1,44 @@
+from __future__ import annotations
+
+from functools import lru_cache
+from typing import Any
+
+from fastapi import APIRouter
+from fastapi.responses import PlainTextResponse
+
+from statemachines.journey import STATE_LABELS, TRANSITIONS, describe
+
+router = APIRouter(tags=["Маршрут"])
+
+
+@router.get("/journey", summary="Описание маршрута ребёнка: состояния, события, переходы")
+def journey() -> dict[str, Any]:
+    return describe()
+
+
+@lru_cache(maxsize=1)
+def _mermaid() -> str:
+    lines = ["stateDiagram-v2"]
+    for name, label in STATE_LABELS.items():
+        lines.append(f'    state "{label}" as {name}')
+    lines.append("    [*] --> referred")
+    seen: set[tuple[str, str, str]] = set()
+    for row in TRANSITIONS:
+        sources = [row.source] if isinstance(row.source, str) else list(row.source)
+        for source in sources:
+            key = (source, row.dest, row.event)
+            if key not in seen:
+                seen.add(key)
+                lines.append(f"    {source} --> {row.dest}: {row.event}")
+    for final in ("completed", "no_need", "declined", "lost_contact", "rejected"):
+        lines.append(f"    {final} --> [*]")
+    return "\n".join(lines) + "\n"
+
+
+@router.get(
+    "/journey.mermaid",
+    response_class=PlainTextResponse,
+    summary="Схема маршрута в формате Mermaid (stateDiagram-v2)",
+)
+def journey_mermaid() -> str:
+    return _mermaid()

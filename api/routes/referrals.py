@@ -1,0 +1,71 @@
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Header, Query, Response
+from sqlmodel import col, func, select
+
+from api.deps import AuditDep, CurrentUser, SessionDep
+from api.scoping import referral_scope
+from api.services import referrals as service
+from core.errors import NotFound
+from models.referrals import Referral, ReferralCreate, ReferralPublic
+
+router = APIRouter(tags=["Направления"])
+
+
+@router.post(
+    "/referrals",
+    response_model=ReferralPublic,
+    status_code=201,
+    summary="Зарегистрировать направление",
+    responses={200: {"description": "Повтор запроса с тем же Idempotency-Key: прежний ответ"}},
+)
+def create_referral(
+    body: ReferralCreate,
+    response: Response,
+    principal: CurrentUser,
+    session: SessionDep,
+    audit: AuditDep,
+    idempotency_key: Annotated[str | None, Header(max_length=100)] = None,
+) -> ReferralPublic:
+    result = service.register(session, principal, body, idempotency_key)
+    if not result.created:
+        response.status_code = 200
+        response.headers["Idempotent-Replayed"] = "true"
+    audit("create" if result.created else "read", "referral", result.referral.id, result.referral.child_id)
+    return result.referral
+
+
+
+
+@router.get("/referrals", summary="Направления (свои — для направившей организации)")
+def list_referrals(
+    principal: CurrentUser,
+    session: SessionDep,
+    audit: AuditDep,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> dict[str, object]:
+    scope = referral_scope(principal)
+    total = session.exec(select(func.count()).select_from(Referral).where(scope)).one()
+    rows = session.exec(
+        select(Referral).where(scope).order_by(col(Referral.id).desc()).offset(offset).limit(limit)
+    ).all()
+    items = service.publish(session, rows)
+    audit.many("read", "referral", [(r.id, r.child_id) for r in items])
+    return {"items": items, "total": total, "limit": limit, "offset": offset}
+
+
+@router.get("/referrals/{referral_id}", response_model=ReferralPublic, summary="Направление и его статус")
+def get_referral(
+    referral_id: int, principal: CurrentUser, session: SessionDep, audit: AuditDep
+) -> ReferralPublic:
+    referral = session.exec(
+        select(Referral).where(Referral.id == referral_id, referral_scope(principal))
+    ).first()
+    if referral is None:
+        raise NotFound("Направление не найдено", field="referral_id")
+    public = service.publish(session, [referral])[0]
+    audit("read", "referral", public.id, public.child_id)
+    return public

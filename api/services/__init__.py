@@ -1,0 +1,1 @@
+"""Data access and domain operations behind the routes (routes stay thin)."""

@@ -1,0 +1,79 @@
+"""Reading cases as the API shows them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from sqlmodel import Session, col, func, select
+
+from api.deps import Principal
+from api.scoping import case_scope
+from models.cases import Case, CaseDetail, CaseHistory, CaseSummary, HistoryPublic
+from models.children import Child, full_name
+from statemachines import STATE_LABELS, allowed_events
+
+
+def summary(case: Case, child: Child) -> dict[str, Any]:
+    assert case.id is not None
+    return {
+        "id": case.id,
+        "child_id": case.child_id,
+        "child_name": full_name(child),
+        "child_birth_date": child.birth_date,
+        "provider_id": case.provider_id,
+        "curator_id": case.curator_id,
+        "state": case.state,
+        "state_label": STATE_LABELS[case.state],
+        "version": case.version,
+        "opened_at": case.opened_at,
+        "updated_at": case.updated_at,
+        "closed_at": case.closed_at,
+    }
+
+
+def list_cases(
+    session: Session,
+    principal: Principal,
+    *,
+    states: Sequence[str] = (),
+    provider_id: int | None = None,
+    curator_id: int | None = None,
+    child_id: int | None = None,
+    limit: int = 50,
+    offset: int = 0,
+) -> tuple[list[CaseSummary], int]:
+    conditions = [case_scope(principal)]
+    if states:
+        conditions.append(col(Case.state).in_(states))
+    if provider_id is not None:
+        conditions.append(Case.provider_id == provider_id)
+    if curator_id is not None:
+        conditions.append(Case.curator_id == curator_id)
+    if child_id is not None:
+        conditions.append(Case.child_id == child_id)
+    total = session.exec(select(func.count()).select_from(Case).where(*conditions)).one()
+    rows = session.exec(
+        select(Case, Child)
+        .join(Child, Child.id == Case.child_id)  # type: ignore[arg-type]
+        .where(*conditions)
+        .order_by(col(Case.updated_at).desc(), col(Case.id).desc())
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    return [CaseSummary(**summary(case, child)) for case, child in rows], total
+
+
+def detail(session: Session, principal: Principal, case: Case) -> CaseDetail:
+    child = session.get(Child, case.child_id)
+    assert child is not None
+    history = session.exec(
+        select(CaseHistory).where(CaseHistory.case_id == case.id).order_by(col(CaseHistory.id))
+    ).all()
+    return CaseDetail(
+        **summary(case, child),
+        suspended_from=case.suspended_from,
+        referral_id=case.referral_id,
+        allowed_events=allowed_events(case, principal.user),
+        history=[HistoryPublic.model_validate(h, from_attributes=True) for h in history],
+    )

@@ -1,0 +1,49 @@
+"""Runtime settings, read from EARLYHELP_* environment variables (pydantic-settings)."""
+
+from __future__ import annotations
+
+import secrets
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="EARLYHELP_", env_file=".env", extra="ignore")
+
+    # Embedded default: a SQLite file next to the checkout. PostgreSQL: postgresql+psycopg://...
+    database_url: str = "sqlite:///./var/earlyhelp.db"
+    # Where secrets and the SQLite file live in embedded mode.
+    var_dir: Path = Path("./var")
+    # JWT signing key; when empty, one is generated once and kept in var_dir/secret_key.
+    secret_key: str = ""
+    jwt_ttl_minutes: int = 8 * 60
+    standards_dir: Path = PROJECT_ROOT / "standards"
+    # Requests larger than this are refused with 413 before any parsing.
+    max_body_bytes: int = 1_000_000
+    host: str = "127.0.0.1"
+    port: int = 8000
+    # SQL echo for debugging.
+    echo_sql: bool = False
+
+    def jwt_secret(self) -> str:
+        if self.secret_key:
+            return self.secret_key
+        path = self.var_dir / "secret_key"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(secrets.token_urlsafe(48))
+            path.chmod(0o600)
+        return path.read_text().strip()
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    return Settings()

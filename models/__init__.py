@@ -1,0 +1,32 @@
+"""SQLModel tables and the API's schemas, one module per domain.
+
+Importing this package registers every table on SQLModel.metadata (Alembic and tests rely on it).
+"""
+
+from models.audit import AuditLog
+from models.cases import Case, CaseHistory, ContactAttempt
+from models.children import Child, LegalRepresentative
+from models.consents import Consent
+from models.organisations import Organisation, Region
+from models.programmes import Ipr, NeedConclusion, PlannedService, ServiceSession
+from models.referrals import Referral
+from models.users import ApiToken, User
+
+__all__ = [
+    "ApiToken",
+    "AuditLog",
+    "Case",
+    "CaseHistory",
+    "Child",
+    "Consent",
+    "ContactAttempt",
+    "Ipr",
+    "LegalRepresentative",
+    "NeedConclusion",
+    "Organisation",
+    "PlannedService",
+    "Referral",
+    "Region",
+    "ServiceSession",
+    "User",
+]

@@ -1,0 +1,126 @@
+"""Cases (one child's journey), their history and contact attempts."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from pydantic import AwareDatetime, ConfigDict
+from sqlalchemy import Column, Index, String
+from sqlmodel import Field, SQLModel
+
+from models.common import JSONType, UTCDateTime, utcnow
+
+
+class Case(SQLModel, table=True):
+    __table_args__ = (
+        Index("ix_case_provider_state", "provider_id", "state"),
+        Index("ix_case_curator", "curator_id"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    child_id: int = Field(foreign_key="child.id", index=True)
+    provider_id: int = Field(foreign_key="organisation.id")
+    curator_id: int | None = Field(default=None, foreign_key="user.id")
+    referral_id: int | None = Field(default=None)
+    state: str = Field(sa_column=Column(String(32), nullable=False, index=True))
+    # The state a suspended case returns to on `resume`.
+    suspended_from: str | None = Field(default=None, max_length=32)
+    # Optimistic concurrency: every transition bumps it; a stale one gets 409.
+    version: int = 1
+    opened_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+
+
+class CaseHistory(SQLModel, table=True):
+    __tablename__ = "case_history"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    from_state: str | None = Field(default=None, max_length=32)
+    to_state: str = Field(max_length=32)
+    event: str = Field(max_length=32)
+    actor_id: int | None = Field(default=None, foreign_key="user.id")
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    payload: dict[str, Any] = Field(default_factory=dict, sa_type=JSONType)
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class ContactChannel(StrEnum):
+    phone = "phone"
+    sms = "sms"
+    email = "email"
+    visit = "visit"
+
+
+class ContactAttempt(SQLModel, table=True):
+    __tablename__ = "contact_attempt"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    at: datetime = Field(sa_type=UTCDateTime)
+    channel: ContactChannel = Field(sa_column=Column(String(16), nullable=False))
+    successful: bool
+    note: str | None = Field(default=None, max_length=1000)
+    recorded_by_id: int = Field(foreign_key="user.id")
+
+
+class ContactAttemptIn(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    at: AwareDatetime
+    channel: ContactChannel = ContactChannel.phone
+    successful: bool
+    note: str | None = Field(default=None, max_length=1000)
+
+
+class HistoryPublic(SQLModel):
+    id: int
+    from_state: str | None
+    to_state: str
+    event: str
+    actor_id: int | None
+    at: datetime
+    payload: dict[str, Any]
+    reason: str | None
+
+
+class CaseSummary(SQLModel):
+    id: int
+    child_id: int
+    child_name: str
+    child_birth_date: date
+    provider_id: int
+    curator_id: int | None
+    state: str
+    state_label: str
+    version: int
+    opened_at: datetime
+    updated_at: datetime
+    closed_at: datetime | None
+
+
+class CaseDetail(CaseSummary):
+    suspended_from: str | None
+    referral_id: int | None
+    allowed_events: list[str]
+    history: list[HistoryPublic]
+
+
+class CaseUpdate(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    version: int
+    curator_id: int | None
+
+
+class EventRequest(SQLModel):
+    """Body of POST /cases/{id}/events/{event}; `payload` is checked against the event's schema."""
+
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    version: int | None = None
+    reason: str | None = Field(default=None, max_length=2000)
+    payload: dict[str, Any] = Field(default_factory=dict)

@@ -1,0 +1,188 @@
+"""Children of the target group and their legal representatives."""
+
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+from enum import StrEnum
+
+from pydantic import ConfigDict, field_validator
+from sqlalchemy import Column, Index, String, text
+from sqlmodel import Field, SQLModel
+
+from models.common import UTCDateTime, normalise_name, latest_today, utcnow
+
+
+class Sex(StrEnum):
+    male = "male"
+    female = "female"
+
+
+class Channel(StrEnum):
+    sms = "sms"
+    email = "email"
+    none = "none"
+
+
+class Relation(StrEnum):
+    mother = "mother"
+    father = "father"
+    guardian = "guardian"
+    other = "other"
+
+
+_SNILS_SEPARATORS = re.compile(r"[\s-]")
+
+
+def validate_snils(raw: str) -> str:
+    """Return the 11 digits of a valid СНИЛС or raise ValueError with a message in Russian.
+
+    The control number is (Σ digit·weight, weights 9..1) mod 101, with 100 read as 00; it is
+    checked only for numbers above 001-001-998, as the Pension Fund's rule says.
+    """
+    digits = _SNILS_SEPARATORS.sub("", raw)
+    if not digits.isdigit() or len(digits) != 11:
+        raise ValueError("СНИЛС должен состоять из 11 цифр")
+    number, control = digits[:9], int(digits[9:])
+    if int(number) > 1001998:
+        total = sum(int(d) * w for d, w in zip(number, range(9, 0, -1), strict=True))
+        if (total % 101) % 100 != control:
+            raise ValueError("Неверная контрольная сумма СНИЛС")
+    return digits
+
+
+def format_snils(digits: str) -> str:
+    return f"{digits[0:3]}-{digits[3:6]}-{digits[6:9]} {digits[9:11]}"
+
+
+class Child(SQLModel, table=True):
+    __table_args__ = (
+        # One record per СНИЛС in a region; children without one are matched by name + birth date.
+        Index(
+            "uq_child_region_snils",
+            "region_id",
+            "snils",
+            unique=True,
+            sqlite_where=text("snils IS NOT NULL"),
+            postgresql_where=text("snils IS NOT NULL"),
+        ),
+        Index("ix_child_region_name_birth", "region_id", "name_key", "birth_date"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    region_id: int = Field(foreign_key="region.id")
+    last_name: str = Field(max_length=100)
+    first_name: str = Field(max_length=100)
+    middle_name: str | None = Field(default=None, max_length=100)
+    birth_date: date
+    sex: Sex = Field(sa_column=Column(String(8), nullable=False))
+    snils: str | None = Field(default=None, max_length=11)
+    municipality: str | None = Field(default=None, max_length=200)
+    address: str | None = Field(default=None, max_length=500)
+    # normalise_name(last, first, middle): case- and ё-insensitive search on both databases.
+    name_key: str = Field(max_length=310)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+    def refresh_name_key(self) -> None:
+        self.name_key = normalise_name(self.last_name, self.first_name, self.middle_name)
+
+
+def full_name(child: Child) -> str:
+    return " ".join(p for p in (child.last_name, child.first_name, child.middle_name) if p)
+
+
+class LegalRepresentative(SQLModel, table=True):
+    __tablename__ = "legal_representative"
+
+    id: int | None = Field(default=None, primary_key=True)
+    child_id: int = Field(foreign_key="child.id", index=True)
+    full_name: str = Field(max_length=300)
+    relation: Relation = Field(sa_column=Column(String(16), nullable=False))
+    phone: str | None = Field(default=None, max_length=32)
+    email: str | None = Field(default=None, max_length=254)
+    preferred_channel: Channel = Field(sa_column=Column(String(8), nullable=False))
+
+
+_PHONE = re.compile(r"^\+?[0-9 ()-]{7,20}$")
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+class ChildIn(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    last_name: str = Field(min_length=1, max_length=100)
+    first_name: str = Field(min_length=1, max_length=100)
+    middle_name: str | None = Field(default=None, max_length=100)
+    birth_date: date
+    sex: Sex
+    snils: str | None = Field(default=None, max_length=14)
+    municipality: str | None = Field(default=None, max_length=200)
+    address: str | None = Field(default=None, max_length=500)
+
+    @field_validator("last_name", "first_name", "middle_name")
+    @classmethod
+    def _strip(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        value = " ".join(value.split())
+        if not value:
+            raise ValueError("Поле не может быть пустым")
+        return value
+
+    @field_validator("snils")
+    @classmethod
+    def _snils(cls, value: str | None) -> str | None:
+        return validate_snils(value) if value else None
+
+    @field_validator("birth_date")
+    @classmethod
+    def _not_in_future(cls, value: date) -> date:
+        if value > latest_today():
+            raise ValueError("Дата рождения не может быть в будущем")
+        return value
+
+
+class RepresentativeIn(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    full_name: str = Field(min_length=1, max_length=300)
+    relation: Relation
+    phone: str | None = Field(default=None, max_length=32)
+    email: str | None = Field(default=None, max_length=254)
+    preferred_channel: Channel = Channel.sms
+
+    @field_validator("phone")
+    @classmethod
+    def _phone(cls, value: str | None) -> str | None:
+        if value and not _PHONE.match(value):
+            raise ValueError("Телефон должен содержать от 7 до 20 цифр, например +7 900 123-45-67")
+        return value
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        if value and not _EMAIL.match(value):
+            raise ValueError("Некорректный адрес электронной почты")
+        return value
+
+
+class RepresentativePublic(SQLModel):
+    id: int
+    full_name: str
+    relation: Relation
+    phone: str | None
+    email: str | None
+    preferred_channel: Channel
+
+
+class ChildPublic(SQLModel):
+    id: int
+    last_name: str
+    first_name: str
+    middle_name: str | None
+    birth_date: date
+    sex: Sex
+    snils: str | None
+    municipality: str | None
+    address: str | None
+    representatives: list[RepresentativePublic] = []

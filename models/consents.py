@@ -1,0 +1,72 @@
+"""Consents: to personal-data processing, to the ИПРП, to messages. Given or withdrawn."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from pydantic import ConfigDict, field_validator
+from sqlalchemy import Column, String
+from sqlmodel import Field, SQLModel
+
+from models.common import UTCDateTime, latest_today, utcnow
+
+
+class ConsentKind(StrEnum):
+    personal_data = "personal_data"
+    ipr = "ipr"
+    messages = "messages"
+    share_with_referrer = "share_with_referrer"
+
+
+CONSENT_LABELS: dict[ConsentKind, str] = {
+    ConsentKind.personal_data: "Согласие на обработку персональных данных",
+    ConsentKind.ipr: "Согласие с ИПРП",
+    ConsentKind.messages: "Согласие на получение сообщений",
+    ConsentKind.share_with_referrer: "Согласие на передачу сведений направившей организации",
+}
+
+
+class ConsentStatus(StrEnum):
+    given = "given"
+    withdrawn = "withdrawn"
+
+
+class Consent(SQLModel, table=True):
+    """Rows are never updated: the latest row of a kind is the current status."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    child_id: int = Field(foreign_key="child.id", index=True)
+    kind: ConsentKind = Field(sa_column=Column(String(32), nullable=False))
+    status: ConsentStatus = Field(sa_column=Column(String(16), nullable=False))
+    date: date
+    document_ref: str | None = Field(default=None, max_length=300)
+    recorded_by_id: int = Field(foreign_key="user.id")
+    recorded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ConsentIn(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    kind: ConsentKind
+    status: ConsentStatus = ConsentStatus.given
+    date: date
+    document_ref: str | None = Field(default=None, max_length=300)
+
+    @field_validator("date")
+    @classmethod
+    def _not_in_future(cls, value: date) -> date:
+        if value > latest_today():
+            raise ValueError("Дата согласия не может быть в будущем")
+        return value
+
+
+class ConsentPublic(SQLModel):
+    id: int
+    child_id: int
+    kind: ConsentKind
+    kind_label: str
+    status: ConsentStatus
+    date: date
+    document_ref: str | None
+    recorded_at: datetime

@@ -1,0 +1,88 @@
+"""Payloads of the journey's events, as the API accepts them.
+
+Shape errors (types, lengths) are caught here and answered 422 with the field; domain rules
+(a conclusion written, goals present, the parent's agreement) are guards in statemachines/.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from enum import StrEnum
+
+from pydantic import ConfigDict
+from sqlmodel import Field, SQLModel
+
+from models.programmes import NeedOutcome, PlannedServiceIn
+
+
+class _Payload(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+
+class EmptyPayload(_Payload):
+    pass
+
+
+class AcceptPayload(_Payload):
+    curator_id: int | None = None
+
+
+class RejectReason(StrEnum):
+    not_target_group = "not_target_group"
+    duplicate = "duplicate"
+    outside_service_area = "outside_service_area"
+    other = "other"
+
+
+REJECT_REASON_LABELS: dict[RejectReason, str] = {
+    RejectReason.not_target_group: "Ребёнок не относится к целевой группе",
+    RejectReason.duplicate: "Повторное направление",
+    RejectReason.outside_service_area: "Вне зоны обслуживания организации",
+    RejectReason.other: "Иная причина",
+}
+
+
+class RejectPayload(_Payload):
+    reason_code: RejectReason
+    explanation: str = Field(default="", max_length=2000)
+
+
+class DetermineNeedPayload(_Payload):
+    outcome: NeedOutcome
+    conclusion: str = Field(default="", max_length=10_000)
+    concluded_on: date | None = None
+    duration_minutes: int | None = Field(default=None, ge=1, le=600)
+
+
+class ParentAgreement(_Payload):
+    agreed: bool
+    date: date
+    document_ref: str | None = Field(default=None, max_length=300)
+
+
+class ApproveIprPayload(_Payload):
+    period_start: date
+    period_end: date
+    goals: list[str] = Field(default_factory=list, max_length=30)
+    services: list[PlannedServiceIn] = Field(default_factory=list, max_length=50)
+    parent_agreement: ParentAgreement | None = None
+
+
+class AssessmentKind(StrEnum):
+    intermediate = "intermediate"
+    final = "final"
+
+
+class StartAssessmentPayload(_Payload):
+    kind: AssessmentKind = AssessmentKind.intermediate
+
+
+class TransitionPayload(_Payload):
+    destination: str = Field(default="", max_length=300)
+
+
+class CompletePayload(_Payload):
+    # Where the child went (ДОО, another programme); required when completing a transition
+    # unless it was given at begin_transition.
+    destination: str = Field(default="", max_length=300)
+    summary: str = Field(default="", max_length=5000)

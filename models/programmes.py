@@ -1,0 +1,139 @@
+"""Need-determination conclusions, the ИПРП with its planned services, and service sessions."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+from pydantic import AwareDatetime, ConfigDict
+from sqlalchemy import Column, String
+from sqlmodel import Field, SQLModel
+
+from models.common import JSONType, UTCDateTime, utcnow
+
+
+class NeedOutcome(StrEnum):
+    ipr = "ipr"
+    consultation = "consultation"
+    no_need = "no_need"
+
+
+class ServiceForm(StrEnum):
+    in_person = "in_person"
+    remote = "remote"
+    home = "home"
+    group = "group"
+
+
+SERVICE_FORM_LABELS: dict[ServiceForm, str] = {
+    ServiceForm.in_person: "очно",
+    ServiceForm.remote: "дистанционно",
+    ServiceForm.home: "на дому",
+    ServiceForm.group: "в группе",
+}
+
+
+class SessionStatus(StrEnum):
+    planned = "planned"
+    held = "held"
+    missed = "missed"
+    cancelled = "cancelled"
+
+
+class NeedConclusion(SQLModel, table=True):
+    __tablename__ = "need_conclusion"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    outcome: NeedOutcome = Field(sa_column=Column(String(16), nullable=False))
+    text: str = Field(max_length=10_000)
+    concluded_on: date
+    duration_minutes: int | None = None
+    author_id: int = Field(foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Ipr(SQLModel, table=True):
+    """An individual early-help programme; a revision supersedes the previous one."""
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    period_start: date
+    period_end: date
+    goals: list[str] = Field(sa_type=JSONType)
+    parent_agreed_on: date
+    agreement_document_ref: str | None = Field(default=None, max_length=300)
+    # active / superseded
+    status: str = Field(default="active", max_length=16)
+    created_by_id: int = Field(foreign_key="user.id")
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class PlannedService(SQLModel, table=True):
+    __tablename__ = "planned_service"
+
+    id: int | None = Field(default=None, primary_key=True)
+    ipr_id: int = Field(foreign_key="ipr.id", index=True)
+    service_code: str = Field(max_length=64)
+    specialist_role: str = Field(max_length=64)
+    form: ServiceForm = Field(sa_column=Column(String(16), nullable=False))
+    count: int
+    minutes: int
+
+
+class ServiceSession(SQLModel, table=True):
+    __tablename__ = "service_session"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="case.id", index=True)
+    planned_service_id: int | None = Field(default=None, foreign_key="planned_service.id")
+    service_code: str = Field(max_length=64)
+    form: ServiceForm = Field(sa_column=Column(String(16), nullable=False))
+    scheduled_at: datetime = Field(sa_type=UTCDateTime)
+    duration_minutes: int
+    specialist_id: int | None = Field(default=None, foreign_key="user.id")
+    status: SessionStatus = Field(sa_column=Column(String(16), nullable=False))
+    notes: str | None = Field(default=None, max_length=2000)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class PlannedServiceIn(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    service_code: str = Field(min_length=1, max_length=64)
+    specialist_role: str | None = Field(default=None, max_length=64)
+    form: ServiceForm
+    count: int = Field(ge=1, le=500)
+    minutes: int = Field(ge=5, le=480)
+
+
+class SessionIn(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    service_code: str = Field(min_length=1, max_length=64)
+    planned_service_id: int | None = None
+    form: ServiceForm = ServiceForm.in_person
+    scheduled_at: AwareDatetime
+    duration_minutes: int = Field(default=60, ge=5, le=480)
+    specialist_id: int | None = None
+
+
+class SessionUpdate(SQLModel):
+    model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
+
+    status: SessionStatus
+    notes: str | None = Field(default=None, max_length=2000)
+
+
+class SessionPublic(SQLModel):
+    id: int
+    case_id: int
+    planned_service_id: int | None
+    service_code: str
+    form: ServiceForm
+    scheduled_at: datetime
+    duration_minutes: int
+    specialist_id: int | None
+    status: SessionStatus
+    notes: str | None

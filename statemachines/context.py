@@ -1,0 +1,37 @@
+"""What a guard or a record sees while an event is being fired."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session
+
+from models.cases import Case
+from models.users import User
+from standards import Standard
+
+
+@dataclass
+class JourneyContext:
+    # pytransitions reads and writes `state` here; the case row itself is never its model.
+    state: str
+    session: Session
+    case: Case
+    event: str
+    payload: Any  # the event's validated payload model
+    actor: User
+    reason: str | None
+    standard: Standard
+    timezone: ZoneInfo
+    now: datetime
+    # Guards append their reasons (Russian); records put column changes for the case here.
+    failures: list[str] = field(default_factory=list)
+    changes: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def today(self) -> date:
+        """Today in the region's time zone: what a coordinator there calls today."""
+        return self.now.astimezone(self.timezone).date()

@@ -1,0 +1,84 @@
+"""Fixtures: every database test runs on a SQLite file and, when EARLYHELP_TEST_POSTGRES_URL is
+set, on PostgreSQL too. Migrations run once per backend per session; each test then gets a clean
+database (a copy of the migrated SQLite file, or truncated PostgreSQL tables)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from fastapi import FastAPI
+from fastapi.testclient import TestClient
+from sqlalchemy import Engine, text
+from sqlmodel import SQLModel
+
+from api.main import create_app
+from core.config import Settings
+from core.db import make_engine
+from core.migrate import upgrade
+from tests.world import World, build_world
+
+POSTGRES_URL = os.environ.get("EARLYHELP_TEST_POSTGRES_URL")
+
+
+@pytest.fixture(scope="session", params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+    """(name, url of a migrated database)."""
+    if request.param == "sqlite":
+        template = tmp_path_factory.mktemp("sqlite") / "template.db"
+        upgrade(f"sqlite:///{template}")
+        yield "sqlite", str(template)
+        return
+    if not POSTGRES_URL:
+        pytest.skip("EARLYHELP_TEST_POSTGRES_URL is not set: PostgreSQL runs are skipped (.ci/run sets it)")
+    engine = make_engine(POSTGRES_URL)
+    with engine.begin() as conn:
+        conn.execute(text("DROP SCHEMA public CASCADE"))
+        conn.execute(text("CREATE SCHEMA public"))
+    engine.dispose()
+    upgrade(POSTGRES_URL)
+    yield "postgres", POSTGRES_URL
+
+
+@pytest.fixture
+def engine(backend: tuple[str, str], tmp_path: Path) -> Iterator[Engine]:
+    name, source = backend
+    if name == "sqlite":
+        path = tmp_path / "earlyhelp.db"
+        shutil.copyfile(source, path)
+        engine = make_engine(f"sqlite:///{path}")
+    else:
+        engine = make_engine(source)
+        tables = ", ".join(f'"{t.name}"' for t in SQLModel.metadata.sorted_tables)
+        with engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {tables} RESTART IDENTITY CASCADE"))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def settings(engine: Engine, tmp_path: Path) -> Settings:
+    return Settings(
+        database_url=engine.url.render_as_string(hide_password=False),
+        var_dir=tmp_path,
+        secret_key="test-secret-key-of-sufficient-length-for-hs256",
+    )
+
+
+@pytest.fixture
+def app(settings: Settings, engine: Engine) -> FastAPI:
+    return create_app(settings, engine=engine)
+
+
+@pytest.fixture
+def client(app: FastAPI) -> Iterator[TestClient]:
+    with TestClient(app) as test_client:
+        yield test_client
+
+
+@pytest.fixture
+def world(engine: Engine, client: TestClient) -> World:
+    return build_world(engine, client)
