@@ -17,7 +17,7 @@ router = APIRouter(tags=["Дети"])
 
 
 def _public(child: Child, representatives: list[LegalRepresentative]) -> ChildPublic:
-    data = child.model_dump()
+    data = {name: getattr(child, name) for name in ChildPublic.model_fields if name != "representatives"}
     data["representatives"] = [RepresentativePublic.model_validate(r, from_attributes=True) for r in representatives]
     return ChildPublic.model_validate(data)
 

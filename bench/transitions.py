@@ -1,0 +1,750 @@
+"""Benchmark: latency and throughput of journey transitions through the HTTP API (issue 2).
+
+What it measures, for SQLite and PostgreSQL, on a database holding ``--cases`` cases (10 000):
+
+* ``in-process``: ``POST /api/v1/cases/{id}/events/{event}`` through ``fastapi.testclient.TestClient``
+  (the ASGI app in this process, no sockets);
+* ``uvicorn``: the same POSTs to a real ``earlyhelp serve`` started as a subprocess on a free
+  loopback port, over one keep-alive ``httpx.Client``; plus the time from spawning
+  ``earlyhelp serve`` to its first 200 from ``/healthz`` and the server's resident memory
+  (VmRSS from ``/proc/<pid>/status``) after the run.
+
+Every measured event is one HTTP POST timed on its own with ``time.perf_counter``; requests are
+sequential (one client). Each measured case starts in ``referred`` and walks a realistic journey
+(accept → determine_need → approve_ipr → start_assessment → revise_ipr → approve_ipr → suspend →
+resume → begin_transition → complete; ``--steps`` takes a prefix of it). The client tracks the case
+version from each response, so there is no extra GET per event. ``events/s`` is measured POSTs
+divided by the wall time of the measuring loop.
+
+Seeding: a fresh SQLite file in a temporary directory and a fresh PostgreSQL database
+(``earlyhelp_bench_<pid>``, dropped at the end), migrated with ``core.migrate.upgrade``. A region
+with users of every role comes from ``api.demo.seed_region``; one referral goes through the real
+``register()`` and serves as the reference; the other cases are bulk-inserted as rows of the same
+shape (child, legal representative, personal-data consent, referral, case in ``referred``, its
+history row), which is checked column by column against the reference. ``--spread`` of those cases
+are then walked to other states through the real ``statemachines.fire``, so the history,
+conclusion and programme tables are not empty.
+
+Run (about three minutes on 2 cores)::
+
+    .venv/bin/python bench/transitions.py
+    .venv/bin/python bench/transitions.py --backends sqlite --cases 2000 --events-cases 200
+
+It prints a table and writes ``bench/results/transitions.json``.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# This file shares its name with the pytransitions package, and a script's own directory comes first
+# on sys.path: drop it, or `from transitions import Machine` in the app would import this file.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.pop(0)
+
+import argparse
+import json
+import os
+import platform
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import tempfile
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+
+import httpx
+from fastapi.testclient import TestClient
+from sqlalchemy import create_engine, func, insert, text
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
+from sqlmodel import Session, SQLModel, select
+
+from api.demo import seed_region
+from api.main import create_app
+from api.security import new_api_token
+from api.services.referrals import register, request_hash
+from core.config import Settings
+from core.db import make_engine, session_scope
+from core.migrate import upgrade
+from models.cases import Case, CaseHistory, ContactAttempt, ContactChannel
+from models.children import Channel, Child, ChildIn, LegalRepresentative, Relation, RepresentativeIn, Sex
+from models.common import today_in, utcnow
+from models.consents import Consent, ConsentKind, ConsentStatus
+from models.organisations import OrgKind
+from models.referrals import ConsentGiven, Referral, ReferralCreate
+from models.users import ApiToken, User
+from statemachines import fire
+
+ROOT = Path(__file__).resolve().parent.parent
+RESULTS = ROOT / "bench" / "results" / "transitions.json"
+EARLYHELP = Path(sys.executable).parent / "earlyhelp"
+API = "/api/v1"
+REGION = ("demo", "Демонстрационная область", "Europe/Moscow")
+SECRET = "bench-secret-key-of-sufficient-length-for-hs256"
+SQLITE_P95_TARGET_MS = 20.0
+RSS_TARGET_MB = 250.0
+
+# --------------------------------------------------------------------------------------------
+# The journey each measured case walks
+# --------------------------------------------------------------------------------------------
+
+CONCLUSION = "Выявлены трудности в развитии общения; рекомендована ИПРП."
+DESTINATION = "МБДОУ «Детский сад № 12 „Солнышко“»"
+
+
+def ipr_payload(today: date) -> dict[str, Any]:
+    return {
+        "goals": ["Ребёнок выражает просьбы жестами и словами в повседневных ситуациях"],
+        "services": [
+            {"service_code": "communication_development", "specialist_role": "speech_therapist",
+             "form": "in_person", "count": 24, "minutes": 45},
+            {"service_code": "family_support", "form": "remote", "count": 6, "minutes": 60},
+        ],
+        "period_start": today.isoformat(),
+        "period_end": (today + timedelta(days=180)).isoformat(),
+        "parent_agreement": {"agreed": True, "date": today.isoformat(), "document_ref": "Согласие № 17"},
+    }
+
+
+@dataclass(frozen=True)
+class Step:
+    event: str
+    who: str  # "coordinator" or "curator" of the case's provider
+    payload: dict[str, Any] = field(default_factory=dict)
+    reason: str | None = None
+
+
+def journey(today: date) -> list[Step]:
+    """Referred → completed through a programme, an assessment, a revision and a suspension."""
+    return [
+        Step("accept", "coordinator"),  # payload: the provider's curator, filled in per case
+        Step("determine_need", "coordinator", {"outcome": "ipr", "conclusion": CONCLUSION}),
+        Step("approve_ipr", "curator", ipr_payload(today)),
+        Step("start_assessment", "curator", {"kind": "intermediate"}),
+        Step("revise_ipr", "curator"),
+        Step("approve_ipr", "curator", ipr_payload(today)),
+        Step("suspend", "curator", reason="Госпитализация ребёнка"),
+        Step("resume", "curator"),
+        Step("begin_transition", "curator", {"destination": DESTINATION}),
+        Step("complete", "curator"),
+    ]
+
+
+# Paths that bring `--spread` background cases to other states (fired in-process, not measured).
+SPREAD_PATHS: list[list[Step]] = [
+    [Step("accept", "coordinator")],
+    [Step("accept", "coordinator"),
+     Step("determine_need", "coordinator", {"outcome": "consultation", "conclusion": CONCLUSION})],
+    [Step("accept", "coordinator"),
+     Step("determine_need", "coordinator", {"outcome": "no_need", "conclusion": "Развитие по возрасту."})],
+    [Step("reject", "coordinator", {"reason_code": "outside_service_area"})],
+    [Step("accept", "coordinator"), Step("decline", "curator", reason="Семья переезжает")],
+    [Step("accept", "coordinator"), Step("mark_lost_contact", "curator")],
+]
+
+
+def spread_path(index: int, today: date) -> list[Step]:
+    full = journey(today)
+    ipr = [*full[:3]]  # → ipr_implementation
+    paths = [*SPREAD_PATHS, full[:2], ipr, full[:4], [*ipr, full[8]], [*ipr, full[6]], full]
+    return paths[index % len(paths)]
+
+
+# --------------------------------------------------------------------------------------------
+# Seeding
+# --------------------------------------------------------------------------------------------
+
+LAST_NAMES = ["Алексеев", "Белов", "Васильев", "Григорьев", "Дмитриев", "Ёлкин", "Жуков", "Зайцев"]
+FIRST_NAMES = ["Артём", "Матвей", "Семён", "Фёдор", "Лев", "Марк", "Тимофей", "Иван", "Пётр"]
+MIDDLE_NAMES = ["Игоревич", "Сергеевич", "Алексеевич", "Романович", "Николаевич"]
+CRITERIA = [["parental_concern"], ["development_features", "health_group_4_5"], ["disabled_child"]]
+
+
+@dataclass(frozen=True)
+class ProviderStaff:
+    provider_id: int
+    curator_id: int
+    coordinator: User
+    curator: User
+    tokens: dict[str, str]  # "coordinator"/"curator" -> API token
+
+
+@dataclass
+class Seeded:
+    url: str
+    cases: dict[int, int]  # case id -> provider id, every case still in `referred`
+    staff: dict[int, ProviderStaff]  # by provider id
+    seconds: float
+    spread: int
+    total_cases: int
+
+
+def snils(seed: int) -> str:
+    number = f"{200_000_000 + seed * 7919:09d}"
+    total = sum(int(d) * w for d, w in zip(number, range(9, 0, -1), strict=True))
+    return number + f"{(total % 101) % 100:02d}"
+
+
+def referral_body(seed: int, provider_id: int, today: date) -> ReferralCreate:
+    last = LAST_NAMES[seed % len(LAST_NAMES)]
+    return ReferralCreate(
+        provider_id=provider_id,
+        child=ChildIn(
+            last_name=last, first_name=FIRST_NAMES[seed % len(FIRST_NAMES)],
+            middle_name=MIDDLE_NAMES[seed % len(MIDDLE_NAMES)], sex=Sex.male,
+            birth_date=today - timedelta(days=30 + seed % 850),  # under 3 years on any day of the run
+            snils=snils(seed), municipality="Центральный район",
+        ),
+        representatives=[RepresentativeIn(
+            full_name=f"{last}а Ирина Ивановна", relation=Relation.mother, phone="+7 900 000-00-00",
+            email=f"family{seed}@example.org", preferred_channel=Channel.sms,
+        )],
+        criteria=CRITERIA[seed % len(CRITERIA)],
+        consent_personal_data=ConsentGiven(date=today, document_ref=f"Согласие № {seed}"),
+    )
+
+
+def next_id(session: Session, table: type[SQLModel]) -> int:
+    return int(session.execute(select(func.coalesce(func.max(table.id), 0))).scalar_one()) + 1  # type: ignore[attr-defined]
+
+
+def bulk_rows(
+    session: Session, count: int, first_seed: int, region_id: int, providers: list[int], referrer: User,
+    today: date,
+) -> dict[int, int]:
+    """`count` referrals exactly as register() stores them, inserted in bulk; case id -> provider."""
+    tables: list[type[SQLModel]] = [Child, LegalRepresentative, Consent, Referral, Case, CaseHistory]
+    start = {table: next_id(session, table) for table in tables}
+    rows: dict[type[SQLModel], list[dict[str, Any]]] = {table: [] for table in tables}
+    referral_date = today_in(REGION[2])
+    cases: dict[int, int] = {}
+    for n in range(count):
+        seed = first_seed + n
+        provider_id = providers[seed % len(providers)]
+        body = referral_body(seed, provider_id, today)
+        child_id, referral_id, case_id = start[Child] + n, start[Referral] + n, start[Case] + n
+        now = utcnow()
+        child = Child(id=child_id, region_id=region_id, **body.child.model_dump())
+        child.refresh_name_key()
+        rows[Child].append(child.model_dump())
+        rows[LegalRepresentative].extend(
+            LegalRepresentative(
+                id=start[LegalRepresentative] + n, child_id=child_id, **r.model_dump()
+            ).model_dump()
+            for r in body.representatives
+        )
+        assert body.consent_personal_data is not None
+        rows[Consent].append(Consent(
+            id=start[Consent] + n, child_id=child_id, kind=ConsentKind.personal_data,
+            status=ConsentStatus.given, date=body.consent_personal_data.date,
+            document_ref=body.consent_personal_data.document_ref, recorded_by_id=referrer.id or 0,
+            recorded_at=now,
+        ).model_dump())
+        rows[Referral].append(Referral(
+            id=referral_id, child_id=child_id, provider_id=provider_id,
+            referring_org_id=referrer.organisation_id, created_by_id=referrer.id or 0,
+            created_by_org_id=referrer.organisation_id, criteria=body.criteria,
+            referral_date=referral_date, case_id=case_id, linked_to_existing=False,
+            idempotency_key=f"bench-{seed}", request_hash=request_hash(body), created_at=now,
+        ).model_dump())
+        rows[Case].append(Case(
+            id=case_id, child_id=child_id, provider_id=provider_id, referral_id=referral_id,
+            state="referred", opened_at=now, updated_at=now,
+        ).model_dump())
+        rows[CaseHistory].append(CaseHistory(
+            id=start[CaseHistory] + n, case_id=case_id, from_state=None, to_state="referred",
+            event="refer", actor_id=referrer.id, at=now,
+        ).model_dump())
+        cases[case_id] = provider_id
+    # Cases before referrals: referral.case_id is a foreign key, case.referral_id is not.
+    order: list[type[SQLModel]] = [Child, LegalRepresentative, Consent, Case, Referral, CaseHistory]
+    for table in order:
+        for chunk in range(0, len(rows[table]), 2000):
+            session.execute(insert(table), rows[table][chunk:chunk + 2000])
+    return cases
+
+
+def check_shape(session: Session, reference_case: int, bulk_case: int) -> None:
+    """The bulk rows have the same columns filled as the rows register() wrote."""
+
+    def rows_of(case_id: int) -> dict[str, SQLModel]:
+        case = session.get(Case, case_id)
+        assert case is not None and case.referral_id is not None
+        return {
+            "case": case,
+            "child": session.get(Child, case.child_id),  # type: ignore[dict-item]
+            "referral": session.get(Referral, case.referral_id),  # type: ignore[dict-item]
+            "case_history": session.exec(select(CaseHistory).where(CaseHistory.case_id == case_id)).one(),
+            "consent": session.exec(select(Consent).where(Consent.child_id == case.child_id)).one(),
+            "legal_representative": session.exec(
+                select(LegalRepresentative).where(LegalRepresentative.child_id == case.child_id)
+            ).one(),
+        }
+
+    reference, bulk = rows_of(reference_case), rows_of(bulk_case)
+    for name, row in reference.items():
+        empty_ref = {k for k, v in row.model_dump().items() if v is None}
+        empty_bulk = {k for k, v in bulk[name].model_dump().items() if v is None}
+        if empty_ref != empty_bulk:
+            raise RuntimeError(f"bulk {name} rows differ from register(): {empty_ref ^ empty_bulk}")
+
+
+def seed(url: str, total_cases: int, spread: int) -> Seeded:
+    """Migrate, create the region, `total_cases` cases in `referred`, walk `spread` of them on."""
+    started = time.perf_counter()
+    upgrade(url)
+    engine = make_engine(url)
+    today = today_in(REGION[2])
+    try:
+        with session_scope(engine) as session:
+            staff_rows = seed_region(session, *REGION)
+            providers = [o for o in staff_rows.orgs if o.kind == OrgKind.provider]
+            staff: dict[int, ProviderStaff] = {}
+            for provider, suffix in zip(providers, ["", "2"], strict=True):
+                coordinator = staff_rows.users["coordinator" + suffix]
+                curator = staff_rows.users["curator" + suffix]
+                tokens = {}
+                for who, user in (("coordinator", coordinator), ("curator", curator)):
+                    token, digest = new_api_token()
+                    session.add(ApiToken(user_id=user.id or 0, name="bench", token_hash=digest))
+                    tokens[who] = token
+                staff[provider.id or 0] = ProviderStaff(
+                    provider.id or 0, curator.id or 0, coordinator, curator, tokens
+                )
+            provider_ids = list(staff)
+            # One referral through the service, as a referrer would make it: the reference shape.
+            reference = register(
+                session, staff_rows.principal("referrer"),
+                referral_body(0, provider_ids[0], today), idempotency_key="bench-0",
+            ).referral
+            assert reference.case_id is not None
+            cases = {reference.case_id: provider_ids[0]}
+            session.flush()
+            cases |= bulk_rows(session, total_cases - 1, 1, staff_rows.region.id or 0, provider_ids,
+                               staff_rows.users["referrer"], today)
+            check_shape(session, reference.case_id, max(cases))
+            if engine.dialect.name == "postgresql":
+                reset_sequences(session)
+        with session_scope(engine) as session:
+            for index, case_id in enumerate(sorted(cases)[-spread:] if spread else []):
+                walk(session, case_id, staff[cases.pop(case_id)], spread_path(index, today))
+    finally:
+        engine.dispose()
+    return Seeded(url, cases, staff, time.perf_counter() - started, spread, total_cases)
+
+
+def reset_sequences(session: Session) -> None:
+    """Explicit ids leave PostgreSQL's sequences behind; move them past the rows."""
+    for table in SQLModel.metadata.sorted_tables:
+        if "id" in table.c:
+            session.execute(text(
+                f"SELECT setval(pg_get_serial_sequence('\"{table.name}\"', 'id'), "
+                f"coalesce((SELECT max(id) FROM \"{table.name}\"), 0) + 1, false)"
+            ))
+
+
+def walk(session: Session, case_id: int, staff: ProviderStaff, steps: list[Step]) -> None:
+    case = session.get(Case, case_id)
+    assert case is not None
+    if any(step.event == "mark_lost_contact" for step in steps):
+        session.add_all(
+            ContactAttempt(case_id=case_id, at=utcnow() - timedelta(days=5 - i), channel=ContactChannel.phone,
+                           successful=False, recorded_by_id=staff.coordinator.id or 0)
+            for i in range(5)
+        )
+    for step in steps:
+        actor = staff.coordinator if step.who == "coordinator" else staff.curator
+        fire(session, case, step.event, actor=actor, payload=payload_of(step, staff), reason=step.reason)
+
+
+def payload_of(step: Step, staff: ProviderStaff) -> dict[str, Any]:
+    return {"curator_id": staff.curator_id} if step.event == "accept" else step.payload
+
+
+# --------------------------------------------------------------------------------------------
+# Measuring
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Run:
+    backend: str
+    mode: str
+    samples: list[tuple[str, float]] = field(default_factory=list)  # (event, seconds)
+    errors: list[str] = field(default_factory=list)
+    wall_seconds: float = 0.0
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> dict[str, Any]:
+        per_event: dict[str, list[float]] = {}
+        for event, seconds in self.samples:
+            per_event.setdefault(event, []).append(seconds)
+        return {
+            "backend": self.backend,
+            "mode": self.mode,
+            "events": len(self.samples),
+            "errors": len(self.errors),
+            "first_errors": self.errors[:5],
+            **percentiles([s for _, s in self.samples]),
+            "events_per_s": round(len(self.samples) / self.wall_seconds, 1) if self.wall_seconds else 0.0,
+            "wall_s": round(self.wall_seconds, 2),
+            "per_event": {event: {"events": len(v), **percentiles(v)} for event, v in per_event.items()},
+            **self.extra,
+        }
+
+
+def percentiles(seconds: list[float]) -> dict[str, float]:
+    if len(seconds) < 2:
+        return {"p50_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0}
+    cuts = statistics.quantiles(seconds, n=100, method="inclusive")
+    return {"p50_ms": round(cuts[49] * 1000, 2), "p95_ms": round(cuts[94] * 1000, 2),
+            "p99_ms": round(cuts[98] * 1000, 2), "max_ms": round(max(seconds) * 1000, 2)}
+
+
+def fire_journeys(
+    client: httpx.Client, seeded: Seeded, case_ids: list[int], steps: list[Step], run: Run | None
+) -> None:
+    """Walk each case through `steps`, one POST per event, timing each POST (run=None: warm-up)."""
+    headers = {
+        provider_id: {who: {"Authorization": f"Bearer {token}"} for who, token in staff.tokens.items()}
+        for provider_id, staff in seeded.staff.items()
+    }
+    started = time.perf_counter()
+    for case_id in case_ids:
+        staff = seeded.staff[seeded.cases[case_id]]
+        version = 1
+        for step in steps:
+            body: dict[str, Any] = {"version": version, "payload": payload_of(step, staff)}
+            if step.reason:
+                body["reason"] = step.reason
+            url = f"{API}/cases/{case_id}/events/{step.event}"
+            t0 = time.perf_counter()
+            response = client.post(url, json=body, headers=headers[staff.provider_id][step.who])
+            elapsed = time.perf_counter() - t0
+            if response.status_code != 200:
+                if run is not None:
+                    run.errors.append(
+                        f"case {case_id} {step.event}: {response.status_code} {response.text[:300]}"
+                    )
+                break
+            new_version = int(response.json()["version"])
+            if new_version != version + 1:
+                raise RuntimeError(f"case {case_id}: version {version} -> {new_version} after {step.event}")
+            version = new_version
+            if run is not None:
+                run.samples.append((step.event, elapsed))
+    if run is not None:
+        run.wall_seconds = time.perf_counter() - started
+
+
+def measure_in_process(
+    backend: str, seeded: Seeded, var_dir: Path, cases: list[int], warmup: list[int], steps: list[Step]
+) -> Run:
+    settings = Settings(database_url=seeded.url, var_dir=var_dir, secret_key=SECRET)
+    engine = make_engine(seeded.url)
+    run = Run(backend, "in-process")
+    try:
+        with TestClient(create_app(settings, engine)) as client:
+            fire_journeys(client, seeded, warmup, steps, None)
+            fire_journeys(client, seeded, cases, steps, run)
+    finally:
+        engine.dispose()
+    return run
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def proc_status(pid: int) -> dict[str, str]:
+    lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    return {key: value.strip() for key, _, value in (line.partition(":") for line in lines)}
+
+
+def mib(status_value: str) -> float:
+    return round(int(status_value.split()[0]) / 1024, 1)  # "123456 kB"
+
+
+def child_pids(pid: int) -> list[int]:
+    pids: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        pids += [int(p) for p in (task / "children").read_text().split()]
+    return pids
+
+
+@dataclass
+class Server:
+    process: subprocess.Popen[bytes]
+    base_url: str
+    startup_seconds: float
+
+
+@contextmanager
+def earlyhelp_serve(url: str, work_dir: Path, log_name: str) -> Iterator[Server]:
+    """`earlyhelp serve` on a free loopback port; yields once /healthz answers 200."""
+    port = free_port()
+    env = {**os.environ, "EARLYHELP_DATABASE_URL": url, "EARLYHELP_VAR_DIR": str(work_dir / "var"),
+           "EARLYHELP_SECRET_KEY": SECRET}
+    base_url = f"http://127.0.0.1:{port}"
+    with (work_dir / log_name).open("wb") as log:
+        started = time.perf_counter()
+        process = subprocess.Popen(
+            [str(EARLYHELP), "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env, cwd=work_dir, stdout=log, stderr=subprocess.STDOUT,
+        )
+        try:
+            with httpx.Client(base_url=base_url, timeout=2.0) as probe:
+                while True:
+                    if process.poll() is not None:
+                        raise RuntimeError(
+                            f"earlyhelp serve exited with {process.returncode}; see {log.name}"
+                        )
+                    try:
+                        if probe.get("/healthz").status_code == 200:
+                            break
+                    except httpx.TransportError:
+                        pass
+                    if time.perf_counter() - started > 60:
+                        raise RuntimeError("earlyhelp serve did not answer within 60 s")
+                    time.sleep(0.005)
+            yield Server(process, base_url, time.perf_counter() - started)
+        finally:
+            if process.poll() is None:
+                process.send_signal(signal.SIGINT)  # uvicorn's graceful shutdown
+                try:
+                    process.wait(timeout=15)
+                except subprocess.TimeoutExpired:
+                    process.kill()
+                    process.wait()
+
+
+def measure_uvicorn(
+    backend: str, seeded: Seeded, work_dir: Path, cases: list[int], warmup: list[int], steps: list[Step],
+    startup_runs: int,
+) -> Run:
+    run = Run(backend, "uvicorn")
+    startups: list[float] = []
+    for attempt in range(startup_runs - 1):  # cold-ish starts only for the startup time
+        with earlyhelp_serve(seeded.url, work_dir, f"serve-{backend}-{attempt}.log") as server:
+            startups.append(server.startup_seconds)
+    with earlyhelp_serve(seeded.url, work_dir, f"serve-{backend}.log") as server:
+        startups.append(server.startup_seconds)
+        pid = server.process.pid
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+        at_start = proc_status(pid)
+        with httpx.Client(base_url=server.base_url, timeout=30.0) as client:
+            fire_journeys(client, seeded, warmup, steps, None)
+            fire_journeys(client, seeded, cases, steps, run)
+        after = proc_status(pid)
+        children = child_pids(pid)
+    run.extra = {
+        "startup_s": [round(s, 3) for s in startups],
+        "startup_median_s": round(statistics.median(startups), 3),
+        "server_pid_cmdline": cmdline,
+        "server_child_pids": children,  # [] with workers=1: the spawned pid is the uvicorn server
+        "server_threads": int(after["Threads"]),
+        "rss_mb_at_start": mib(at_start["VmRSS"]),
+        "rss_mb_after": mib(after["VmRSS"]),
+        "rss_peak_mb": mib(after["VmHWM"]),
+    }
+    return run
+
+
+# --------------------------------------------------------------------------------------------
+# Backends
+# --------------------------------------------------------------------------------------------
+
+
+@contextmanager
+def postgres_database(admin_url: str) -> Iterator[str]:
+    """A fresh database next to `admin_url`'s; dropped afterwards."""
+    name = f"earlyhelp_bench_{os.getpid()}"
+    admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+        yield make_url(admin_url).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+def postgres_unreachable(admin_url: str) -> str | None:
+    engine = create_engine(admin_url)
+    try:
+        with engine.connect() as conn:
+            conn.execute(text("SELECT 1"))
+        return None
+    except OperationalError as error:
+        return str(error.orig or error).splitlines()[0]
+    finally:
+        engine.dispose()
+
+
+def bench_backend(backend: str, url: str, work_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    today = today_in(REGION[2])
+    steps = journey(today)[: args.steps]
+    print(f"[{backend}] seeding {args.cases} cases ...", flush=True)
+    seeded = seed(url, args.cases, args.spread)
+    print(f"[{backend}] seeded in {seeded.seconds:.1f} s", flush=True)
+    ids = sorted(seeded.cases)
+    n, w = args.events_cases, args.warmup
+    if len(ids) < 2 * (n + w):
+        raise SystemExit(f"--cases too small: need {2 * (n + w) + args.spread} for these options")
+    in_process_cases, uvicorn_cases = ids[:n], ids[n:2 * n]
+    warm_in, warm_uv = ids[2 * n:2 * n + w], ids[2 * n + w:2 * n + 2 * w]
+    print(f"[{backend}] in-process: {n} cases x {len(steps)} events ...", flush=True)
+    in_process = measure_in_process(backend, seeded, work_dir / "var", in_process_cases, warm_in, steps)
+    print(f"[{backend}] uvicorn: {n} cases x {len(steps)} events ...", flush=True)
+    served = measure_uvicorn(backend, seeded, work_dir, uvicorn_cases, warm_uv, steps, args.startup_runs)
+    return {
+        "seed_s": round(seeded.seconds, 1),
+        "cases": seeded.total_cases,
+        "spread_cases": seeded.spread,
+        "runs": [in_process.summary(), served.summary()],
+    }
+
+
+# --------------------------------------------------------------------------------------------
+# Report
+# --------------------------------------------------------------------------------------------
+
+
+def machine() -> dict[str, Any]:
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor())
+    mem_kb = int(next(line for line in Path("/proc/meminfo").read_text().splitlines()
+                      if line.startswith("MemTotal")).split()[1])
+    return {"nproc": os.cpu_count(), "cpu": cpu, "ram_gib": round(mem_kb / 1024 / 1024, 1),
+            "python": platform.python_version(), "platform": platform.platform()}
+
+
+def print_table(results: dict[str, Any]) -> None:
+    header = (f"{'backend':<9} {'mode':<11} {'events':>7} {'err':>4} {'p50 ms':>8} {'p95 ms':>8} "
+              f"{'p99 ms':>8} {'ev/s':>8}")
+    print()
+    print(header)
+    print("-" * len(header))
+    for backend, result in results["backends"].items():
+        if "skipped" in result:
+            print(f"{backend:<9} skipped: {result['skipped']}")
+            continue
+        for r in result["runs"]:
+            print(f"{backend:<9} {r['mode']:<11} {r['events']:>7} {r['errors']:>4} {r['p50_ms']:>8.2f} "
+                  f"{r['p95_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['events_per_s']:>8.1f}")
+    print()
+    for backend, result in results["backends"].items():
+        if "skipped" in result:
+            continue
+        print(f"{backend}: seeded {result['cases']} cases in {result['seed_s']} s")
+        served = result["runs"][1]
+        print(f"{backend}: earlyhelp serve -> first 200 on /healthz: {served['startup_s']} s "
+              f"(median {served['startup_median_s']} s); RSS {served['rss_mb_at_start']} MiB at start, "
+              f"{served['rss_mb_after']} MiB after the run (peak {served['rss_peak_mb']} MiB); "
+              f"child processes: {served['server_child_pids'] or 'none'}")
+    print()
+    print("p95 per event (ms):")
+    for backend, result in results["backends"].items():
+        for r in result.get("runs", []):
+            cells = ", ".join(f"{e} {v['p95_ms']:.1f}" for e, v in r["per_event"].items())
+            print(f"  {backend}/{r['mode']}: {cells}")
+    print()
+    for name, verdict in results["targets"].items():
+        print(f"target {name}: {verdict}")
+
+
+def targets(results: dict[str, Any]) -> dict[str, str]:
+    verdicts: dict[str, str] = {}
+    sqlite = results["backends"].get("sqlite", {})
+    if "runs" in sqlite:
+        worst = max(r["p95_ms"] for r in sqlite["runs"])
+        met = "met" if worst < SQLITE_P95_TARGET_MS else "NOT met"
+        verdicts["sqlite p95 < 20 ms"] = f"{met} (worst of the modes: {worst} ms)"
+    for backend, result in results["backends"].items():
+        if "runs" in result:
+            rss = result["runs"][1]["rss_mb_after"]
+            met = "met" if rss < RSS_TARGET_MB else "NOT met"
+            verdicts[f"{backend} serve RSS < 250 MB"] = f"{met} ({rss} MiB)"
+    return verdicts
+
+
+def parse_args() -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
+    parser.add_argument("--cases", type=int, default=10_000, help="cases in the database (default 10000)")
+    parser.add_argument("--events-cases", type=int, default=1000,
+                        help="cases walked through the journey per mode (default 1000)")
+    parser.add_argument("--steps", type=int, default=5,
+                        help="events per measured case: a prefix of the 10-event journey (default 5)")
+    parser.add_argument("--warmup", type=int, default=10,
+                        help="unmeasured warm-up cases per mode (default 10)")
+    parser.add_argument("--spread", type=int, default=600,
+                        help="background cases walked to other states while seeding (default 600)")
+    parser.add_argument("--startup-runs", type=int, default=3,
+                        help="spawns of earlyhelp serve timed to the first answer (default 3)")
+    parser.add_argument("--backends", default="sqlite,postgres", help="comma-separated: sqlite,postgres")
+    parser.add_argument("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+                        help="admin connection used to CREATE DATABASE (default: local postgres)")
+    parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
+    parser.add_argument("--keep", action="store_true",
+                        help="keep the temporary directory (SQLite file, server logs)")
+    args = parser.parse_args()
+    if not 1 <= args.steps <= 10:
+        parser.error("--steps must be between 1 and 10")
+    return args
+
+
+def main() -> int:
+    args = parse_args()
+    results: dict[str, Any] = {
+        "benchmark": "transitions",
+        "date": datetime.now().astimezone().isoformat(timespec="seconds"),
+        "command": " ".join([Path(sys.executable).name, *sys.argv]),
+        "machine": machine(),
+        "params": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
+        "journey": [step.event for step in journey(date.today())[: args.steps]],
+        "backends": {},
+    }
+    work_dir = Path(tempfile.mkdtemp(prefix="earlyhelp-bench-"))
+    try:
+        for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
+            if backend == "sqlite":
+                url = f"sqlite:///{work_dir / 'earlyhelp.db'}"
+                results["backends"]["sqlite"] = bench_backend("sqlite", url, work_dir, args)
+            elif backend == "postgres":
+                problem = postgres_unreachable(args.postgres_url)
+                if problem:
+                    print(f"[postgres] skipped: cannot connect to {args.postgres_url}: {problem}", flush=True)
+                    results["backends"]["postgres"] = {"skipped": problem}
+                    continue
+                with postgres_database(args.postgres_url) as url:
+                    results["backends"]["postgres"] = bench_backend("postgres", url, work_dir, args)
+            else:
+                raise SystemExit(f"unknown backend {backend!r}; use sqlite,postgres")
+    finally:
+        if args.keep:
+            print(f"kept {work_dir}")
+        else:
+            shutil.rmtree(work_dir, ignore_errors=True)
+    results["targets"] = targets(results)
+    print_table(results)
+    args.output.parent.mkdir(parents=True, exist_ok=True)
+    args.output.write_text(json.dumps(results, ensure_ascii=False, indent=2) + "\n")
+    print(f"\nwritten {args.output}")
+    errors = sum(r["errors"] for b in results["backends"].values() for r in b.get("runs", []))
+    return 1 if errors else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

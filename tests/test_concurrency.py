@@ -1,0 +1,60 @@
+"""Two coordinators fire at the same moment through a real server: one wins, one gets 409."""
+
+from __future__ import annotations
+
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy import Engine, func
+from sqlmodel import Session, select
+
+from models.cases import CaseHistory
+from tests.world import API, World
+
+
+@pytest.fixture
+def server_url(app: FastAPI) -> Iterator[str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started:
+        assert time.monotonic() < deadline, "uvicorn did not start"
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_concurrent_transitions_one_wins_one_gets_409(
+    world: World, engine: Engine, server_url: str, round_: int
+) -> None:
+    case_id = world.refer()["case_id"]
+    world.advance(case_id, "accept", who="coordinator")
+    barrier = threading.Barrier(2)
+
+    def fire(who: str, event: str, reason: str) -> int:
+        with httpx.Client(base_url=server_url, headers=world.h(who), timeout=30) as client:
+            barrier.wait()
+            response = client.post(f"{API}/cases/{case_id}/events/{event}", json={"version": 2, "reason": reason})
+            return response.status_code
+
+    with ThreadPoolExecutor(2) as pool:
+        results = sorted(pool.map(lambda args: fire(*args), [("coordinator", "suspend", "Болезнь"),
+                                                             ("curator", "decline", "Отказ")]))
+    assert results == [200, 409]
+    with Session(engine) as session:
+        rows = session.exec(select(func.count()).where(CaseHistory.case_id == case_id)).one()
+    assert rows == 3  # refer, accept, and exactly one of the two
+    assert world.case(case_id)["version"] == 3
