@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test lint install install-dev bench clean
+.PHONY: run test install install-dev bench clean
 
 # Runtime dependencies, exactly as locked, plus the project itself (editable).
 $(VENV)/.installed: requirements.lock pyproject.toml
@@ -26,12 +26,9 @@ run: install
 
 test: install-dev
 	$(BIN)/ruff check .
-	$(BIN)/pytest
-
-lint: install-dev
-	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
+	$(BIN)/pytest
 
 bench: install-dev
 	$(BIN)/python bench/transitions.py

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Callable
 from functools import wraps
 from typing import Annotated, Any
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from core.config import get_settings
 from core.db import make_engine, session_scope
@@ -94,7 +93,9 @@ def user_add(
     name: Annotated[str, typer.Option(help="ФИО")],
     role: Annotated[Role, typer.Option(help="Роль")],
     org: Annotated[int, typer.Option(help="Номер организации (см. earlyhelp org list)")],
-    password: Annotated[str | None, typer.Option(help="Пароль для входа людей; без него — только API-токен")] = None,
+    password: Annotated[
+        str | None, typer.Option(help="Пароль для входа людей; без него — только API-токен")
+    ] = None,
 ) -> None:
     """Создать пользователя и напечатать его API-токен (показывается один раз)."""
     from api.security import hash_password, new_api_token
@@ -104,8 +105,13 @@ def user_add(
             raise ValueError(f"организация {org} не найдена")
         if session.exec(select(User).where(User.login == login)).first():
             raise ValueError(f"логин {login} уже занят")
-        user = User(organisation_id=org, login=login, full_name=name, role=role,
-                    password_hash=hash_password(password) if password else None)
+        user = User(
+            organisation_id=org,
+            login=login,
+            full_name=name,
+            role=role,
+            password_hash=hash_password(password) if password else None,
+        )
         session.add(user)
         session.flush()
         token, digest = new_api_token()
@@ -118,7 +124,7 @@ def user_add(
 def org_list() -> None:
     """Список организаций."""
     with session_scope(make_engine(get_settings().database_url)) as session:
-        for o in session.exec(select(Organisation).order_by(Organisation.id)):
+        for o in session.exec(select(Organisation).order_by(col(Organisation.id))):
             typer.echo(f"{o.id}\t{ORG_KIND_LABELS[o.kind]}\t{o.name}")
 
 
@@ -127,4 +133,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 from api.deps import Principal
 from api.security import hash_password
 from api.services.referrals import register
-from models.cases import Case, ContactAttempt
+from models.cases import Case, ContactAttempt, ContactChannel
 from models.children import Channel, ChildIn, Relation, RepresentativeIn, Sex
 from models.common import utcnow
 from models.organisations import Organisation, OrgKind, Region
@@ -75,8 +75,13 @@ _CONCLUSION = "Выявлены трудности в развитии обще�
 _IPR: dict[str, Any] = {
     "goals": ["Ребёнок выражает просьбы жестами и словами в повседневных ситуациях"],
     "services": [
-        {"service_code": "communication_development", "specialist_role": "speech_therapist",
-         "form": "in_person", "count": 24, "minutes": 45},
+        {
+            "service_code": "communication_development",
+            "specialist_role": "speech_therapist",
+            "form": "in_person",
+            "count": 24,
+            "minutes": 45,
+        },
         {"service_code": "family_support", "form": "remote", "count": 6, "minutes": 60},
     ],
 }
@@ -85,12 +90,18 @@ _IPR: dict[str, Any] = {
 PATHS: dict[str, list[tuple[str, dict[str, Any], str | None]]] = {
     "referred": [],
     "need_determination": [("accept", {}, None)],
-    "consultation": [("accept", {}, None),
-                     ("determine_need", {"outcome": "consultation", "conclusion": _CONCLUSION}, None)],
-    "ipr_development": [("accept", {}, None),
-                        ("determine_need", {"outcome": "ipr", "conclusion": _CONCLUSION}, None)],
-    "no_need": [("accept", {}, None),
-                ("determine_need", {"outcome": "no_need", "conclusion": "Развитие соответствует возрасту."}, None)],
+    "consultation": [
+        ("accept", {}, None),
+        ("determine_need", {"outcome": "consultation", "conclusion": _CONCLUSION}, None),
+    ],
+    "ipr_development": [
+        ("accept", {}, None),
+        ("determine_need", {"outcome": "ipr", "conclusion": _CONCLUSION}, None),
+    ],
+    "no_need": [
+        ("accept", {}, None),
+        ("determine_need", {"outcome": "no_need", "conclusion": "Развитие соответствует возрасту."}, None),
+    ],
     "rejected": [("reject", {"reason_code": "outside_service_area"}, None)],
 }
 
@@ -108,16 +119,23 @@ def _path(state: str, today: date) -> list[tuple[str, dict[str, Any], str | None
     if state in PATHS:
         return PATHS[state]
     implementation = [*PATHS["ipr_development"], ("approve_ipr", _ipr_payload(today), None)]
-    return {
+    paths: dict[str, list[tuple[str, dict[str, Any], str | None]]] = {
         "ipr_implementation": implementation,
         "ipr_assessment": [*implementation, ("start_assessment", {"kind": "intermediate"}, None)],
-        "transition": [*implementation, ("begin_transition", {"destination": "МБДОУ «Детский сад № 12»"}, None)],
-        "completed": [*implementation, ("begin_transition", {"destination": "МБДОУ «Детский сад № 12»"}, None),
-                      ("complete", {}, None)],
+        "transition": [
+            *implementation,
+            ("begin_transition", {"destination": "МБДОУ «Детский сад № 12»"}, None),
+        ],
+        "completed": [
+            *implementation,
+            ("begin_transition", {"destination": "МБДОУ «Детский сад № 12»"}, None),
+            ("complete", {}, None),
+        ],
         "suspended": [*implementation, ("suspend", {}, "Госпитализация ребёнка")],
         "declined": [("accept", {}, None), ("decline", {}, "Семья переезжает в другой регион")],
         "lost_contact": [("accept", {}, None), ("mark_lost_contact", {}, None)],
-    }[state]
+    }
+    return paths[state]
 
 
 def _snils(seed: int) -> str:
@@ -137,23 +155,36 @@ class Staff:
         return Principal(user=user, org=next(o for o in self.orgs if o.id == user.organisation_id))
 
 
-def seed_region(
-    session: Session, code: str, name: str, timezone: str, *, login_prefix: str = ""
-) -> Staff:
+def seed_region(session: Session, code: str, name: str, timezone: str, *, login_prefix: str = "") -> Staff:
     """A region with an organisation of every kind and a user of every role (password: demo)."""
     region = Region(code=code, name=name, timezone=timezone)
     session.add(region)
     session.flush()
     assert region.id is not None
-    orgs = [Organisation(region_id=region.id, name=org_name, kind=kind, service_area=area,
-                         email=f"{login_prefix}org{i}@example.org", phone="+7 800 000-00-00")
-            for i, (org_name, kind, area) in enumerate(ORGANISATIONS)]
+    orgs = [
+        Organisation(
+            region_id=region.id,
+            name=org_name,
+            kind=kind,
+            service_area=area,
+            email=f"{login_prefix}org{i}@example.org",
+            phone="+7 800 000-00-00",
+        )
+        for i, (org_name, kind, area) in enumerate(ORGANISATIONS)
+    ]
     session.add_all(orgs)
     session.flush()
     password = hash_password(DEMO_PASSWORD)
-    users = {login: User(organisation_id=orgs[i].id or 0, login=login_prefix + login,
-                         full_name=full_name, role=role, password_hash=password)
-             for login, full_name, role, i in USERS}
+    users = {
+        login: User(
+            organisation_id=orgs[i].id or 0,
+            login=login_prefix + login,
+            full_name=full_name,
+            role=role,
+            password_hash=password,
+        )
+        for login, full_name, role, i in USERS
+    }
     session.add_all(users.values())
     session.flush()
     return Staff(region, orgs, users)
@@ -171,13 +202,24 @@ def load_demo(session: Session) -> bool:
     for seed, (last, first, middle, sex, months, state) in enumerate(CHILDREN):
         body = ReferralCreate(
             provider_id=provider.id or 0,
-            child=ChildIn(last_name=last, first_name=first, middle_name=middle, sex=sex,
-                          birth_date=today - timedelta(days=int(months * 30.4)),
-                          snils=_snils(seed + 1), municipality="Центральный район"),
-            representatives=[RepresentativeIn(full_name=f"{last} (законный представитель)",
-                                              relation=Relation.mother, phone="+7 900 000-00-00",
-                                              email=f"family{seed}@example.org",
-                                              preferred_channel=Channel.sms)],
+            child=ChildIn(
+                last_name=last,
+                first_name=first,
+                middle_name=middle,
+                sex=sex,
+                birth_date=today - timedelta(days=int(months * 30.4)),
+                snils=_snils(seed + 1),
+                municipality="Центральный район",
+            ),
+            representatives=[
+                RepresentativeIn(
+                    full_name=f"{last} (законный представитель)",
+                    relation=Relation.mother,
+                    phone="+7 900 000-00-00",
+                    email=f"family{seed}@example.org",
+                    preferred_channel=Channel.sms,
+                )
+            ],
             criteria=["parental_concern"] if seed % 2 else ["development_features", "health_group_4_5"],
             consent_personal_data=ConsentGiven(date=today, document_ref=f"Согласие № {100 + seed}"),
         )
@@ -185,10 +227,16 @@ def load_demo(session: Session) -> bool:
         case = session.get(Case, referral.case_id)
         assert case is not None and case.id is not None
         if state == "lost_contact":
-            session.add_all(ContactAttempt(case_id=case.id, at=utcnow() - timedelta(days=3 - i),
-                                           channel="phone", successful=False,
-                                           recorded_by_id=users["coordinator"].id or 0)
-                            for i in range(3))
+            session.add_all(
+                ContactAttempt(
+                    case_id=case.id,
+                    at=utcnow() - timedelta(days=3 - i),
+                    channel=ContactChannel.phone,
+                    successful=False,
+                    recorded_by_id=users["coordinator"].id or 0,
+                )
+                for i in range(3)
+            )
         for event, payload, reason in _path(state, today):
             actor = "coordinator" if event in ("accept", "reject", "determine_need") else "curator"
             if event == "accept":

@@ -10,13 +10,13 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlmodel import Session, select
 
+from api.security import TOKEN_PREFIX, hash_api_token, read_jwt
 from core.config import Settings
 from core.errors import DomainError
 from models.audit import AuditLog
 from models.common import utcnow
 from models.organisations import Organisation, OrgKind
 from models.users import PROVIDER_ROLES, ApiToken, Role, User
-from api.security import TOKEN_PREFIX, hash_api_token, read_jwt
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -87,7 +87,8 @@ def get_principal(
     query = select(User, Organisation).join(Organisation, Organisation.id == User.organisation_id)  # type: ignore[arg-type]
     if token.startswith(TOKEN_PREFIX):
         query = query.join(ApiToken, ApiToken.user_id == User.id).where(  # type: ignore[arg-type]
-            ApiToken.token_hash == hash_api_token(token), ApiToken.revoked_at == None  # noqa: E711
+            ApiToken.token_hash == hash_api_token(token),
+            ApiToken.revoked_at == None,  # noqa: E711
         )
     else:
         user_id = read_jwt(token, request.app.state.jwt_secret)
@@ -112,9 +113,7 @@ class Audit:
         self.client_ip = request.client.host if request.client else None
         self.path = f"{request.method} {request.url.path}"[:300]
 
-    def __call__(
-        self, action: str, entity: str, entity_id: int | None, child_id: int | None
-    ) -> None:
+    def __call__(self, action: str, entity: str, entity_id: int | None, child_id: int | None) -> None:
         self.many(action, entity, [(entity_id, child_id)])
 
     def many(self, action: str, entity: str, rows: list[tuple[int | None, int | None]]) -> None:

@@ -60,7 +60,7 @@ _MESSAGES: dict[str, str] = {
 }
 
 
-def _message(error: dict[str, Any]) -> str:
+def _message(error: Any) -> str:
     kind = error.get("type", "")
     if kind == "value_error":
         # Our validators raise ValueError with a Russian message; pydantic prefixes it.
@@ -81,7 +81,7 @@ def _field(loc: Sequence[Any], drop_body: bool = True) -> str:
     return ".".join(parts)
 
 
-def validation_errors(errors: Iterable[dict[str, Any]], prefix: str = "") -> list[dict[str, str]]:
+def validation_errors(errors: Iterable[Any], prefix: str = "") -> list[dict[str, str]]:
     result = []
     for error in errors:
         # The position of a JSON syntax error is in the message, not a field.
@@ -139,10 +139,16 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        message = exc.detail if isinstance(exc.detail, str) and exc.status_code not in _HTTP_MESSAGES else None
+        message = (
+            exc.detail if isinstance(exc.detail, str) and exc.status_code not in _HTTP_MESSAGES else None
+        )
         return JSONResponse(
             status_code=exc.status_code,
-            content={"error": "http_error", "message": message or _HTTP_MESSAGES.get(exc.status_code, "Ошибка запроса"), "field": None},
+            content={
+                "error": "http_error",
+                "message": message or _HTTP_MESSAGES.get(exc.status_code, "Ошибка запроса"),
+                "field": None,
+            },
             headers=exc.headers,
         )
 
@@ -151,7 +157,11 @@ def install(app: FastAPI) -> None:
         log.warning("integrity error: %s", exc.orig)
         return JSONResponse(
             status_code=409,
-            content={"error": "conflict", "message": "Данные противоречат уже сохранённым; ничего не изменено", "field": None},
+            content={
+                "error": "conflict",
+                "message": "Данные противоречат уже сохранённым; ничего не изменено",
+                "field": None,
+            },
         )
 
     @app.exception_handler(OperationalError)
@@ -159,6 +169,10 @@ def install(app: FastAPI) -> None:
         log.error("database unavailable: %s", exc.orig)
         return JSONResponse(
             status_code=503,
-            content={"error": "unavailable", "message": "База данных временно недоступна; повторите запрос", "field": None},
+            content={
+                "error": "unavailable",
+                "message": "База данных временно недоступна; повторите запрос",
+                "field": None,
+            },
             headers={"Retry-After": "1"},
         )

@@ -5,12 +5,12 @@ from __future__ import annotations
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import Engine
 
+import standards
 from api import errors
 from api.limits import BodySizeLimit
 from api.routes import auth, cases, children, journey, organisations, referrals, sessions, stats
 from core.config import Settings, get_settings
 from core.db import make_engine
-import standards
 from standards import load_standard
 
 API_PREFIX = "/api/v1"

@@ -11,10 +11,11 @@ What it measures, for SQLite and PostgreSQL, on a database holding ``--cases`` c
 
 Every measured event is one HTTP POST timed on its own with ``time.perf_counter``; requests are
 sequential (one client). Each measured case starts in ``referred`` and walks a realistic journey
-(accept → determine_need → approve_ipr → start_assessment → revise_ipr → approve_ipr → suspend →
-resume → begin_transition → complete; ``--steps`` takes a prefix of it). The client tracks the case
-version from each response, so there is no extra GET per event. ``events/s`` is measured POSTs
-divided by the wall time of the measuring loop.
+(accept → determine_need → approve_ipr → suspend → resume → start_assessment → revise_ipr →
+approve_ipr → begin_transition → complete; ``--steps`` takes a prefix of it, 6 by default). The
+client tracks the case version from each response, so there is no extra GET per event. ``events/s``
+is measured POSTs divided by the wall time of the measuring loop. A few warm-up cases per mode
+(``--warmup``) are fired first and not counted.
 
 Seeding: a fresh SQLite file in a temporary directory and a fresh PostgreSQL database
 (``earlyhelp_bench_<pid>``, dropped at the end), migrated with ``core.migrate.upgrade``. A region
@@ -104,8 +105,13 @@ def ipr_payload(today: date) -> dict[str, Any]:
     return {
         "goals": ["Ребёнок выражает просьбы жестами и словами в повседневных ситуациях"],
         "services": [
-            {"service_code": "communication_development", "specialist_role": "speech_therapist",
-             "form": "in_person", "count": 24, "minutes": 45},
+            {
+                "service_code": "communication_development",
+                "specialist_role": "speech_therapist",
+                "form": "in_person",
+                "count": 24,
+                "minutes": 45,
+            },
             {"service_code": "family_support", "form": "remote", "count": 6, "minutes": 60},
         ],
         "period_start": today.isoformat(),
@@ -128,11 +134,11 @@ def journey(today: date) -> list[Step]:
         Step("accept", "coordinator"),  # payload: the provider's curator, filled in per case
         Step("determine_need", "coordinator", {"outcome": "ipr", "conclusion": CONCLUSION}),
         Step("approve_ipr", "curator", ipr_payload(today)),
+        Step("suspend", "curator", reason="Госпитализация ребёнка"),
+        Step("resume", "curator"),
         Step("start_assessment", "curator", {"kind": "intermediate"}),
         Step("revise_ipr", "curator"),
         Step("approve_ipr", "curator", ipr_payload(today)),
-        Step("suspend", "curator", reason="Госпитализация ребёнка"),
-        Step("resume", "curator"),
         Step("begin_transition", "curator", {"destination": DESTINATION}),
         Step("complete", "curator"),
     ]
@@ -141,10 +147,14 @@ def journey(today: date) -> list[Step]:
 # Paths that bring `--spread` background cases to other states (fired in-process, not measured).
 SPREAD_PATHS: list[list[Step]] = [
     [Step("accept", "coordinator")],
-    [Step("accept", "coordinator"),
-     Step("determine_need", "coordinator", {"outcome": "consultation", "conclusion": CONCLUSION})],
-    [Step("accept", "coordinator"),
-     Step("determine_need", "coordinator", {"outcome": "no_need", "conclusion": "Развитие по возрасту."})],
+    [
+        Step("accept", "coordinator"),
+        Step("determine_need", "coordinator", {"outcome": "consultation", "conclusion": CONCLUSION}),
+    ],
+    [
+        Step("accept", "coordinator"),
+        Step("determine_need", "coordinator", {"outcome": "no_need", "conclusion": "Развитие по возрасту."}),
+    ],
     [Step("reject", "coordinator", {"reason_code": "outside_service_area"})],
     [Step("accept", "coordinator"), Step("decline", "curator", reason="Семья переезжает")],
     [Step("accept", "coordinator"), Step("mark_lost_contact", "curator")],
@@ -153,8 +163,8 @@ SPREAD_PATHS: list[list[Step]] = [
 
 def spread_path(index: int, today: date) -> list[Step]:
     full = journey(today)
-    ipr = [*full[:3]]  # → ipr_implementation
-    paths = [*SPREAD_PATHS, full[:2], ipr, full[:4], [*ipr, full[8]], [*ipr, full[6]], full]
+    # ipr_development, ipr_implementation, suspended, ipr_assessment, transition, completed
+    paths = [*SPREAD_PATHS, full[:2], full[:3], full[:4], full[:6], [*full[:3], full[8]], full]
     return paths[index % len(paths)]
 
 
@@ -198,15 +208,23 @@ def referral_body(seed: int, provider_id: int, today: date) -> ReferralCreate:
     return ReferralCreate(
         provider_id=provider_id,
         child=ChildIn(
-            last_name=last, first_name=FIRST_NAMES[seed % len(FIRST_NAMES)],
-            middle_name=MIDDLE_NAMES[seed % len(MIDDLE_NAMES)], sex=Sex.male,
+            last_name=last,
+            first_name=FIRST_NAMES[seed % len(FIRST_NAMES)],
+            middle_name=MIDDLE_NAMES[seed % len(MIDDLE_NAMES)],
+            sex=Sex.male,
             birth_date=today - timedelta(days=30 + seed % 850),  # under 3 years on any day of the run
-            snils=snils(seed), municipality="Центральный район",
+            snils=snils(seed),
+            municipality="Центральный район",
         ),
-        representatives=[RepresentativeIn(
-            full_name=f"{last}а Ирина Ивановна", relation=Relation.mother, phone="+7 900 000-00-00",
-            email=f"family{seed}@example.org", preferred_channel=Channel.sms,
-        )],
+        representatives=[
+            RepresentativeIn(
+                full_name=f"{last}а Ирина Ивановна",
+                relation=Relation.mother,
+                phone="+7 900 000-00-00",
+                email=f"family{seed}@example.org",
+                preferred_channel=Channel.sms,
+            )
+        ],
         criteria=CRITERIA[seed % len(CRITERIA)],
         consent_personal_data=ConsentGiven(date=today, document_ref=f"Согласие № {seed}"),
     )
@@ -217,7 +235,12 @@ def next_id(session: Session, table: type[SQLModel]) -> int:
 
 
 def bulk_rows(
-    session: Session, count: int, first_seed: int, region_id: int, providers: list[int], referrer: User,
+    session: Session,
+    count: int,
+    first_seed: int,
+    region_id: int,
+    providers: list[int],
+    referrer: User,
     today: date,
 ) -> dict[int, int]:
     """`count` referrals exactly as register() stores them, inserted in bulk; case id -> provider."""
@@ -234,41 +257,71 @@ def bulk_rows(
         now = utcnow()
         child = Child(id=child_id, region_id=region_id, **body.child.model_dump())
         child.refresh_name_key()
-        rows[Child].append(child.model_dump())
+        rows[Child].append(child.model_dump(warnings=False))
         rows[LegalRepresentative].extend(
             LegalRepresentative(
                 id=start[LegalRepresentative] + n, child_id=child_id, **r.model_dump()
-            ).model_dump()
+            ).model_dump(warnings=False)
             for r in body.representatives
         )
         assert body.consent_personal_data is not None
-        rows[Consent].append(Consent(
-            id=start[Consent] + n, child_id=child_id, kind=ConsentKind.personal_data,
-            status=ConsentStatus.given, date=body.consent_personal_data.date,
-            document_ref=body.consent_personal_data.document_ref, recorded_by_id=referrer.id or 0,
-            recorded_at=now,
-        ).model_dump())
-        rows[Referral].append(Referral(
-            id=referral_id, child_id=child_id, provider_id=provider_id,
-            referring_org_id=referrer.organisation_id, created_by_id=referrer.id or 0,
-            created_by_org_id=referrer.organisation_id, criteria=body.criteria,
-            referral_date=referral_date, case_id=case_id, linked_to_existing=False,
-            idempotency_key=f"bench-{seed}", request_hash=request_hash(body), created_at=now,
-        ).model_dump())
-        rows[Case].append(Case(
-            id=case_id, child_id=child_id, provider_id=provider_id, referral_id=referral_id,
-            state="referred", opened_at=now, updated_at=now,
-        ).model_dump())
-        rows[CaseHistory].append(CaseHistory(
-            id=start[CaseHistory] + n, case_id=case_id, from_state=None, to_state="referred",
-            event="refer", actor_id=referrer.id, at=now,
-        ).model_dump())
+        rows[Consent].append(
+            Consent(
+                id=start[Consent] + n,
+                child_id=child_id,
+                kind=ConsentKind.personal_data,
+                status=ConsentStatus.given,
+                date=body.consent_personal_data.date,
+                document_ref=body.consent_personal_data.document_ref,
+                recorded_by_id=referrer.id or 0,
+                recorded_at=now,
+            ).model_dump(warnings=False)
+        )
+        rows[Referral].append(
+            Referral(
+                id=referral_id,
+                child_id=child_id,
+                provider_id=provider_id,
+                referring_org_id=referrer.organisation_id,
+                created_by_id=referrer.id or 0,
+                created_by_org_id=referrer.organisation_id,
+                criteria=body.criteria,
+                referral_date=referral_date,
+                case_id=case_id,
+                linked_to_existing=False,
+                idempotency_key=f"bench-{seed}",
+                request_hash=request_hash(body),
+                created_at=now,
+            ).model_dump(warnings=False)
+        )
+        rows[Case].append(
+            Case(
+                id=case_id,
+                child_id=child_id,
+                provider_id=provider_id,
+                referral_id=referral_id,
+                state="referred",
+                opened_at=now,
+                updated_at=now,
+            ).model_dump(warnings=False)
+        )
+        rows[CaseHistory].append(
+            CaseHistory(
+                id=start[CaseHistory] + n,
+                case_id=case_id,
+                from_state=None,
+                to_state="referred",
+                event="refer",
+                actor_id=referrer.id,
+                at=now,
+            ).model_dump(warnings=False)
+        )
         cases[case_id] = provider_id
     # Cases before referrals: referral.case_id is a foreign key, case.referral_id is not.
     order: list[type[SQLModel]] = [Child, LegalRepresentative, Consent, Case, Referral, CaseHistory]
     for table in order:
         for chunk in range(0, len(rows[table]), 2000):
-            session.execute(insert(table), rows[table][chunk:chunk + 2000])
+            session.execute(insert(table), rows[table][chunk : chunk + 2000])
     return cases
 
 
@@ -291,8 +344,8 @@ def check_shape(session: Session, reference_case: int, bulk_case: int) -> None:
 
     reference, bulk = rows_of(reference_case), rows_of(bulk_case)
     for name, row in reference.items():
-        empty_ref = {k for k, v in row.model_dump().items() if v is None}
-        empty_bulk = {k for k, v in bulk[name].model_dump().items() if v is None}
+        empty_ref = {k for k, v in row.model_dump(warnings=False).items() if v is None}
+        empty_bulk = {k for k, v in bulk[name].model_dump(warnings=False).items() if v is None}
         if empty_ref != empty_bulk:
             raise RuntimeError(f"bulk {name} rows differ from register(): {empty_ref ^ empty_bulk}")
 
@@ -322,14 +375,23 @@ def seed(url: str, total_cases: int, spread: int) -> Seeded:
             provider_ids = list(staff)
             # One referral through the service, as a referrer would make it: the reference shape.
             reference = register(
-                session, staff_rows.principal("referrer"),
-                referral_body(0, provider_ids[0], today), idempotency_key="bench-0",
+                session,
+                staff_rows.principal("referrer"),
+                referral_body(0, provider_ids[0], today),
+                idempotency_key="bench-0",
             ).referral
             assert reference.case_id is not None
             cases = {reference.case_id: provider_ids[0]}
             session.flush()
-            cases |= bulk_rows(session, total_cases - 1, 1, staff_rows.region.id or 0, provider_ids,
-                               staff_rows.users["referrer"], today)
+            cases |= bulk_rows(
+                session,
+                total_cases - 1,
+                1,
+                staff_rows.region.id or 0,
+                provider_ids,
+                staff_rows.users["referrer"],
+                today,
+            )
             check_shape(session, reference.case_id, max(cases))
             if engine.dialect.name == "postgresql":
                 reset_sequences(session)
@@ -345,10 +407,12 @@ def reset_sequences(session: Session) -> None:
     """Explicit ids leave PostgreSQL's sequences behind; move them past the rows."""
     for table in SQLModel.metadata.sorted_tables:
         if "id" in table.c:
-            session.execute(text(
-                f"SELECT setval(pg_get_serial_sequence('\"{table.name}\"', 'id'), "
-                f"coalesce((SELECT max(id) FROM \"{table.name}\"), 0) + 1, false)"
-            ))
+            session.execute(
+                text(
+                    f"SELECT setval(pg_get_serial_sequence('\"{table.name}\"', 'id'), "
+                    f'coalesce((SELECT max(id) FROM "{table.name}"), 0) + 1, false)'
+                )
+            )
 
 
 def walk(session: Session, case_id: int, staff: ProviderStaff, steps: list[Step]) -> None:
@@ -356,8 +420,13 @@ def walk(session: Session, case_id: int, staff: ProviderStaff, steps: list[Step]
     assert case is not None
     if any(step.event == "mark_lost_contact" for step in steps):
         session.add_all(
-            ContactAttempt(case_id=case_id, at=utcnow() - timedelta(days=5 - i), channel=ContactChannel.phone,
-                           successful=False, recorded_by_id=staff.coordinator.id or 0)
+            ContactAttempt(
+                case_id=case_id,
+                at=utcnow() - timedelta(days=5 - i),
+                channel=ContactChannel.phone,
+                successful=False,
+                recorded_by_id=staff.coordinator.id or 0,
+            )
             for i in range(5)
         )
     for step in steps:
@@ -405,8 +474,12 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
     if len(seconds) < 2:
         return {"p50_ms": 0.0, "p95_ms": 0.0, "p99_ms": 0.0, "max_ms": 0.0}
     cuts = statistics.quantiles(seconds, n=100, method="inclusive")
-    return {"p50_ms": round(cuts[49] * 1000, 2), "p95_ms": round(cuts[94] * 1000, 2),
-            "p99_ms": round(cuts[98] * 1000, 2), "max_ms": round(max(seconds) * 1000, 2)}
+    return {
+        "p50_ms": round(cuts[49] * 1000, 2),
+        "p95_ms": round(cuts[94] * 1000, 2),
+        "p99_ms": round(cuts[98] * 1000, 2),
+        "max_ms": round(max(seconds) * 1000, 2),
+    }
 
 
 def fire_journeys(
@@ -493,14 +566,21 @@ class Server:
 def earlyhelp_serve(url: str, work_dir: Path, log_name: str) -> Iterator[Server]:
     """`earlyhelp serve` on a free loopback port; yields once /healthz answers 200."""
     port = free_port()
-    env = {**os.environ, "EARLYHELP_DATABASE_URL": url, "EARLYHELP_VAR_DIR": str(work_dir / "var"),
-           "EARLYHELP_SECRET_KEY": SECRET}
+    env = {
+        **os.environ,
+        "EARLYHELP_DATABASE_URL": url,
+        "EARLYHELP_VAR_DIR": str(work_dir / "var"),
+        "EARLYHELP_SECRET_KEY": SECRET,
+    }
     base_url = f"http://127.0.0.1:{port}"
     with (work_dir / log_name).open("wb") as log:
         started = time.perf_counter()
         process = subprocess.Popen(
             [str(EARLYHELP), "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env, cwd=work_dir, stdout=log, stderr=subprocess.STDOUT,
+            env=env,
+            cwd=work_dir,
+            stdout=log,
+            stderr=subprocess.STDOUT,
         )
         try:
             with httpx.Client(base_url=base_url, timeout=2.0) as probe:
@@ -529,7 +609,12 @@ def earlyhelp_serve(url: str, work_dir: Path, log_name: str) -> Iterator[Server]
 
 
 def measure_uvicorn(
-    backend: str, seeded: Seeded, work_dir: Path, cases: list[int], warmup: list[int], steps: list[Step],
+    backend: str,
+    seeded: Seeded,
+    work_dir: Path,
+    cases: list[int],
+    warmup: list[int],
+    steps: list[Step],
     startup_runs: int,
 ) -> Run:
     run = Run(backend, "uvicorn")
@@ -603,8 +688,8 @@ def bench_backend(backend: str, url: str, work_dir: Path, args: argparse.Namespa
     n, w = args.events_cases, args.warmup
     if len(ids) < 2 * (n + w):
         raise SystemExit(f"--cases too small: need {2 * (n + w) + args.spread} for these options")
-    in_process_cases, uvicorn_cases = ids[:n], ids[n:2 * n]
-    warm_in, warm_uv = ids[2 * n:2 * n + w], ids[2 * n + w:2 * n + 2 * w]
+    in_process_cases, uvicorn_cases = ids[:n], ids[n : 2 * n]
+    warm_in, warm_uv = ids[2 * n : 2 * n + w], ids[2 * n + w : 2 * n + 2 * w]
     print(f"[{backend}] in-process: {n} cases x {len(steps)} events ...", flush=True)
     in_process = measure_in_process(backend, seeded, work_dir / "var", in_process_cases, warm_in, steps)
     print(f"[{backend}] uvicorn: {n} cases x {len(steps)} events ...", flush=True)
@@ -623,17 +708,51 @@ def bench_backend(backend: str, url: str, work_dir: Path, args: argparse.Namespa
 
 
 def machine() -> dict[str, Any]:
-    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
-                if line.startswith("model name")), platform.processor())
-    mem_kb = int(next(line for line in Path("/proc/meminfo").read_text().splitlines()
-                      if line.startswith("MemTotal")).split()[1])
-    return {"nproc": os.cpu_count(), "cpu": cpu, "ram_gib": round(mem_kb / 1024 / 1024, 1),
-            "python": platform.python_version(), "platform": platform.platform()}
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    mem_kb = int(
+        next(
+            line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
+        ).split()[1]
+    )
+    return {
+        "nproc": os.cpu_count(),
+        "cpu": cpu,
+        "ram_gib": round(mem_kb / 1024 / 1024, 1),
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+    }
+
+
+def code_revision() -> str:
+    """The commit measured, marked dirty when the working tree has changes."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.strip()
+        changed = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown"
+    return f"{head}-dirty" if changed else head
 
 
 def print_table(results: dict[str, Any]) -> None:
-    header = (f"{'backend':<9} {'mode':<11} {'events':>7} {'err':>4} {'p50 ms':>8} {'p95 ms':>8} "
-              f"{'p99 ms':>8} {'ev/s':>8}")
+    header = (
+        f"{'backend':<9} {'mode':<11} {'events':>7} {'err':>4} {'p50 ms':>8} {'p95 ms':>8} "
+        f"{'p99 ms':>8} {'ev/s':>8}"
+    )
     print()
     print(header)
     print("-" * len(header))
@@ -642,18 +761,22 @@ def print_table(results: dict[str, Any]) -> None:
             print(f"{backend:<9} skipped: {result['skipped']}")
             continue
         for r in result["runs"]:
-            print(f"{backend:<9} {r['mode']:<11} {r['events']:>7} {r['errors']:>4} {r['p50_ms']:>8.2f} "
-                  f"{r['p95_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['events_per_s']:>8.1f}")
+            print(
+                f"{backend:<9} {r['mode']:<11} {r['events']:>7} {r['errors']:>4} {r['p50_ms']:>8.2f} "
+                f"{r['p95_ms']:>8.2f} {r['p99_ms']:>8.2f} {r['events_per_s']:>8.1f}"
+            )
     print()
     for backend, result in results["backends"].items():
         if "skipped" in result:
             continue
         print(f"{backend}: seeded {result['cases']} cases in {result['seed_s']} s")
         served = result["runs"][1]
-        print(f"{backend}: earlyhelp serve -> first 200 on /healthz: {served['startup_s']} s "
-              f"(median {served['startup_median_s']} s); RSS {served['rss_mb_at_start']} MiB at start, "
-              f"{served['rss_mb_after']} MiB after the run (peak {served['rss_peak_mb']} MiB); "
-              f"child processes: {served['server_child_pids'] or 'none'}")
+        print(
+            f"{backend}: earlyhelp serve -> first 200 on /healthz: {served['startup_s']} s "
+            f"(median {served['startup_median_s']} s); RSS {served['rss_mb_at_start']} MiB at start, "
+            f"{served['rss_mb_after']} MiB after the run (peak {served['rss_peak_mb']} MiB); "
+            f"child processes: {served['server_child_pids'] or 'none'}"
+        )
     print()
     print("p95 per event (ms):")
     for backend, result in results["backends"].items():
@@ -683,22 +806,43 @@ def targets(results: dict[str, Any]) -> dict[str, str]:
 def parse_args() -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
     parser.add_argument("--cases", type=int, default=10_000, help="cases in the database (default 10000)")
-    parser.add_argument("--events-cases", type=int, default=1000,
-                        help="cases walked through the journey per mode (default 1000)")
-    parser.add_argument("--steps", type=int, default=5,
-                        help="events per measured case: a prefix of the 10-event journey (default 5)")
-    parser.add_argument("--warmup", type=int, default=10,
-                        help="unmeasured warm-up cases per mode (default 10)")
-    parser.add_argument("--spread", type=int, default=600,
-                        help="background cases walked to other states while seeding (default 600)")
-    parser.add_argument("--startup-runs", type=int, default=3,
-                        help="spawns of earlyhelp serve timed to the first answer (default 3)")
+    parser.add_argument(
+        "--events-cases",
+        type=int,
+        default=1000,
+        help="cases walked through the journey per mode (default 1000)",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=6,
+        help="events per measured case: a prefix of the 10-event journey (default 6)",
+    )
+    parser.add_argument(
+        "--warmup", type=int, default=10, help="unmeasured warm-up cases per mode (default 10)"
+    )
+    parser.add_argument(
+        "--spread",
+        type=int,
+        default=600,
+        help="background cases walked to other states while seeding (default 600)",
+    )
+    parser.add_argument(
+        "--startup-runs",
+        type=int,
+        default=3,
+        help="spawns of earlyhelp serve timed to the first answer (default 3)",
+    )
     parser.add_argument("--backends", default="sqlite,postgres", help="comma-separated: sqlite,postgres")
-    parser.add_argument("--postgres-url", default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
-                        help="admin connection used to CREATE DATABASE (default: local postgres)")
+    parser.add_argument(
+        "--postgres-url",
+        default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
+        help="admin connection used to CREATE DATABASE (default: local postgres)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
-    parser.add_argument("--keep", action="store_true",
-                        help="keep the temporary directory (SQLite file, server logs)")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the temporary directory (SQLite file, server logs)"
+    )
     args = parser.parse_args()
     if not 1 <= args.steps <= 10:
         parser.error("--steps must be between 1 and 10")
@@ -712,6 +856,7 @@ def main() -> int:
         "date": datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": machine(),
+        "revision": code_revision(),
         "params": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "journey": [step.event for step in journey(date.today())[: args.steps]],
         "backends": {},

@@ -10,7 +10,7 @@ from pydantic import ConfigDict, field_validator
 from sqlalchemy import Column, Index, String, text
 from sqlmodel import Field, SQLModel
 
-from models.common import UTCDateTime, normalise_name, latest_today, utcnow
+from models.common import UTCDateTime, latest_today, normalise_name, utcnow
 
 
 class Sex(StrEnum):

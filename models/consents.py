@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, datetime
+import datetime as dt
 from enum import StrEnum
 
 from pydantic import ConfigDict, field_validator
@@ -39,10 +39,10 @@ class Consent(SQLModel, table=True):
     child_id: int = Field(foreign_key="child.id", index=True)
     kind: ConsentKind = Field(sa_column=Column(String(32), nullable=False))
     status: ConsentStatus = Field(sa_column=Column(String(16), nullable=False))
-    date: date
+    date: dt.date
     document_ref: str | None = Field(default=None, max_length=300)
     recorded_by_id: int = Field(foreign_key="user.id")
-    recorded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    recorded_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class ConsentIn(SQLModel):
@@ -50,12 +50,12 @@ class ConsentIn(SQLModel):
 
     kind: ConsentKind
     status: ConsentStatus = ConsentStatus.given
-    date: date
+    date: dt.date
     document_ref: str | None = Field(default=None, max_length=300)
 
     @field_validator("date")
     @classmethod
-    def _not_in_future(cls, value: date) -> date:
+    def _not_in_future(cls, value: dt.date) -> dt.date:
         if value > latest_today():
             raise ValueError("Дата согласия не может быть в будущем")
         return value
@@ -67,6 +67,6 @@ class ConsentPublic(SQLModel):
     kind: ConsentKind
     kind_label: str
     status: ConsentStatus
-    date: date
+    date: dt.date
     document_ref: str | None
-    recorded_at: datetime
+    recorded_at: dt.datetime

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from datetime import date, datetime
 
 from pydantic import ConfigDict, field_validator
@@ -43,7 +44,7 @@ class ConsentGiven(SQLModel):
 
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
-    date: date
+    date: dt.date
     document_ref: str = Field(min_length=1, max_length=300)
 
 

@@ -32,9 +32,7 @@ ROLE_LABELS: dict[Role, str] = {
 }
 
 # Staff of an early-help provider; they work with the provider's own cases.
-PROVIDER_ROLES = frozenset(
-    {Role.intake_coordinator, Role.curator, Role.specialist, Role.supervisor}
-)
+PROVIDER_ROLES = frozenset({Role.intake_coordinator, Role.curator, Role.specialist, Role.supervisor})
 
 
 class User(SQLModel, table=True):

@@ -52,9 +52,7 @@ class Standard(_Strict):
         for service in self.services:
             unknown = set(service.specialist_roles) - roles
             if unknown:
-                raise ValueError(
-                    f"service {service.code}: unknown specialist roles {sorted(unknown)}"
-                )
+                raise ValueError(f"service {service.code}: unknown specialist roles {sorted(unknown)}")
         return self
 
     def criterion_codes(self) -> set[str]:

@@ -13,7 +13,7 @@ from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
 from sqlmodel import Session, select, update
-from transitions import Machine
+from transitions.core import Machine
 
 from core.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
 from models.cases import Case, CaseHistory
@@ -113,9 +113,7 @@ def allowed_events(case: Case, user: User) -> list[str]:
 
 
 def region_of(session: Session, case: Case) -> Region:
-    region = session.exec(
-        select(Region).join(Organisation).where(Organisation.id == case.provider_id)
-    ).one()
+    region = session.exec(select(Region).join(Organisation).where(Organisation.id == case.provider_id)).one()
     return region
 
 
@@ -143,8 +141,12 @@ def open_case(
     assert case.id is not None
     session.add(
         CaseHistory(
-            case_id=case.id, from_state=None, to_state=INITIAL_STATE, event="refer",
-            actor_id=actor.id, at=now,
+            case_id=case.id,
+            from_state=None,
+            to_state=INITIAL_STATE,
+            event="refer",
+            actor_id=actor.id,
+            at=now,
         )
     )
     return case
@@ -171,14 +173,16 @@ def fire(
     if expected_version is not None and expected_version != case.version:
         raise StaleVersion(
             "Карточка случая изменена другим пользователем. Обновите её и повторите действие.",
-            field="version", current_version=case.version,
+            field="version",
+            current_version=case.version,
         )
     available = events_from(case.state)
     if event not in available:
         raise NotAllowed(
-            f"Действие «{definition.label}» недопустимо в состоянии "
-            f"«{STATE_LABELS[case.state]}»",
-            field="event", state=case.state, allowed_events=allowed_events(case, actor),
+            f"Действие «{definition.label}» недопустимо в состоянии «{STATE_LABELS[case.state]}»",
+            field="event",
+            state=case.state,
+            allowed_events=allowed_events(case, actor),
         )
     try:
         parsed = definition.payload.model_validate(payload or {})
@@ -221,6 +225,7 @@ def fire(
             "Карточка случая изменена другим пользователем. Обновите её и повторите действие.",
             field="version",
         )
+    assert case.id is not None
     history = CaseHistory(
         case_id=case.id,
         from_state=source,

@@ -38,7 +38,9 @@ def personal_data_consent_given(ctx: JourneyContext) -> str | None:
 
 
 def child_under_age_limit(ctx: JourneyContext) -> str | None:
-    birth = ctx.session.exec(select(Child.birth_date).where(Child.id == ctx.case.child_id)).one()
+    child = ctx.session.get(Child, ctx.case.child_id)
+    assert child is not None
+    birth = child.birth_date
     limit = ctx.standard.age.max_months_at_referral
     if age_in_months(birth, ctx.today) >= limit:
         return f"Возраст ребёнка превышает предельный по стандарту региона ({limit} мес.)"
@@ -85,9 +87,7 @@ def ipr_services_in_catalogue(ctx: JourneyContext) -> str | None:
         if known is None:
             problems.append(f"услуги «{service.service_code}» нет в перечне стандарта")
         elif service.specialist_role and service.specialist_role not in known.specialist_roles:
-            problems.append(
-                f"услугу «{known.label}» не оказывает специалист «{service.specialist_role}»"
-            )
+            problems.append(f"услугу «{known.label}» не оказывает специалист «{service.specialist_role}»")
     return "ИПРП: " + "; ".join(problems) if problems else None
 
 
@@ -111,7 +111,7 @@ def _last_payload(ctx: JourneyContext, event: str) -> dict[str, object]:
         .order_by(col(CaseHistory.id).desc())
         .limit(1)
     ).first()
-    return payload or {}
+    return dict(payload) if payload else {}
 
 
 def transition_destination_recorded(ctx: JourneyContext) -> str | None:

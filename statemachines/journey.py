@@ -118,31 +118,60 @@ def _suspended_from(state: str) -> Check:
 
 
 TRANSITIONS: list[Row] = [
-    Row("accept", "referred", "need_determination",
+    Row(
+        "accept",
+        "referred",
+        "need_determination",
         guards=[g.personal_data_consent_given, g.child_under_age_limit, g.curator_of_provider],
-        records=[r.assign_curator]),
+        records=[r.assign_curator],
+    ),
     Row("reject", "referred", "rejected"),
-    Row("determine_need", "need_determination", "ipr_development", when=_outcome("ipr"),
-        guards=[g.conclusion_written], records=[r.write_conclusion]),
-    Row("determine_need", "need_determination", "consultation", when=_outcome("consultation"),
-        guards=[g.conclusion_written], records=[r.write_conclusion]),
-    Row("determine_need", "need_determination", "no_need", when=_outcome("no_need"),
-        guards=[g.conclusion_written], records=[r.write_conclusion]),
-    Row("approve_ipr", ["ipr_development", "ipr_assessment"], "ipr_implementation",
-        guards=[g.ipr_has_goals, g.ipr_has_services, g.ipr_services_in_catalogue,
-                g.ipr_period_valid, g.parent_agreed_to_ipr],
-        records=[r.write_ipr]),
+    Row(
+        "determine_need",
+        "need_determination",
+        "ipr_development",
+        when=_outcome("ipr"),
+        guards=[g.conclusion_written],
+        records=[r.write_conclusion],
+    ),
+    Row(
+        "determine_need",
+        "need_determination",
+        "consultation",
+        when=_outcome("consultation"),
+        guards=[g.conclusion_written],
+        records=[r.write_conclusion],
+    ),
+    Row(
+        "determine_need",
+        "need_determination",
+        "no_need",
+        when=_outcome("no_need"),
+        guards=[g.conclusion_written],
+        records=[r.write_conclusion],
+    ),
+    Row(
+        "approve_ipr",
+        ["ipr_development", "ipr_assessment"],
+        "ipr_implementation",
+        guards=[
+            g.ipr_has_goals,
+            g.ipr_has_services,
+            g.ipr_services_in_catalogue,
+            g.ipr_period_valid,
+            g.parent_agreed_to_ipr,
+        ],
+        records=[r.write_ipr],
+    ),
     Row("start_assessment", "ipr_implementation", "ipr_assessment"),
     Row("revise_ipr", "ipr_assessment", "ipr_development"),
     Row("begin_transition", ["consultation", "ipr_implementation", "ipr_assessment"], "transition"),
     Row("complete", "transition", "completed", guards=[g.transition_destination_recorded]),
     Row("complete", "consultation", "completed"),
     Row("complete", "ipr_assessment", "completed", guards=[g.final_assessment_started]),
-    Row("suspend", SUSPENDABLE, "suspended", guards=[g.reason_given],
-        records=[r.remember_suspended_from]),
+    Row("suspend", SUSPENDABLE, "suspended", guards=[g.reason_given], records=[r.remember_suspended_from]),
     *[
-        Row("resume", "suspended", state, when=_suspended_from(state),
-            records=[r.forget_suspended_from])
+        Row("resume", "suspended", state, when=_suspended_from(state), records=[r.forget_suspended_from])
         for state in SUSPENDABLE
     ],
     Row("decline", OPEN_STATES, "declined", guards=[g.reason_given]),
@@ -154,12 +183,8 @@ def describe() -> dict[str, Any]:
     """The journey as JSON for GET /api/v1/journey."""
     return {
         "initial": INITIAL_STATE,
-        "states": [
-            {"name": name, "label": label, "final": name in FINAL_STATES} for name, label in STATES
-        ],
-        "events": [
-            {"name": name, "label": e.label, "roles": sorted(e.roles)} for name, e in EVENTS.items()
-        ],
+        "states": [{"name": name, "label": label, "final": name in FINAL_STATES} for name, label in STATES],
+        "events": [{"name": name, "label": e.label, "roles": sorted(e.roles)} for name, e in EVENTS.items()],
         "transitions": [
             {
                 "event": row.event,

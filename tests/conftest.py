@@ -25,7 +25,9 @@ POSTGRES_URL = os.environ.get("EARLYHELP_TEST_POSTGRES_URL")
 
 
 @pytest.fixture(scope="session", params=["sqlite", "postgres"])
-def backend(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, str]]:
+def backend(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[tuple[str, str]]:
     """(name, url of a migrated database)."""
     if request.param == "sqlite":
         template = tmp_path_factory.mktemp("sqlite") / "template.db"

@@ -19,15 +19,15 @@ def referral(world: World) -> dict[str, object]:
 @pytest.mark.parametrize(
     ("who", "status"),
     [
-        ("coordinator", 200),   # the provider the child was referred to
+        ("coordinator", 200),  # the provider the child was referred to
         ("curator", 200),
-        ("head", 200),          # the provider's head
-        ("rrmc", 200),          # the region's resource centre
+        ("head", 200),  # the provider's head
+        ("rrmc", 200),  # the region's resource centre
         ("coordinator2", 404),  # another provider of the same region
-        ("b_rrmc", 404),        # the resource centre of another region
+        ("b_rrmc", 404),  # the resource centre of another region
         ("b_coordinator", 404),
-        ("referrer", 403),      # referrers see referrals, not cases
-        ("analyst", 403),       # analysts see counts only
+        ("referrer", 403),  # referrers see referrals, not cases
+        ("analyst", 403),  # analysts see counts only
         ("admin", 403),
     ],
 )
@@ -36,9 +36,18 @@ def test_who_sees_a_case(world: World, referral: dict[str, object], who: str, st
     assert response.status_code == status, response.text
 
 
-@pytest.mark.parametrize(("who", "status"), [("referrer", 200), ("coordinator", 200), ("rrmc", 200),
-                                             ("social", 404), ("coordinator2", 404), ("b_referrer", 404),
-                                             ("analyst", 403)])
+@pytest.mark.parametrize(
+    ("who", "status"),
+    [
+        ("referrer", 200),
+        ("coordinator", 200),
+        ("rrmc", 200),
+        ("social", 404),
+        ("coordinator2", 404),
+        ("b_referrer", 404),
+        ("analyst", 403),
+    ],
+)
 def test_who_sees_a_referral(world: World, referral: dict[str, object], who: str, status: int) -> None:
     response = world.client.get(f"{API}/referrals/{referral['id']}", headers=world.h(who))
     assert response.status_code == status, response.text
@@ -46,8 +55,11 @@ def test_who_sees_a_referral(world: World, referral: dict[str, object], who: str
 
 def test_lists_are_scoped(world: World, referral: dict[str, object]) -> None:
     world.refer(who="social")
-    other = world.client.post(f"{API}/referrals", json=world.referral_body(provider_id=world.org_ids["provider2"]),
-                              headers=world.h("referrer"))
+    other = world.client.post(
+        f"{API}/referrals",
+        json=world.referral_body(provider_id=world.org_ids["provider2"]),
+        headers=world.h("referrer"),
+    )
     assert other.status_code == 201
 
     def total(path: str, who: str) -> int:
@@ -55,32 +67,37 @@ def test_lists_are_scoped(world: World, referral: dict[str, object]) -> None:
         assert response.status_code == 200, response.text
         return int(response.json()["total"])
 
-    assert total("referrals", "referrer") == 2   # its own two, not the social service's
+    assert total("referrals", "referrer") == 2  # its own two, not the social service's
     assert total("referrals", "social") == 1
-    assert total("cases", "coordinator") == 2    # provider 1: two children
+    assert total("cases", "coordinator") == 2  # provider 1: two children
     assert total("cases", "coordinator2") == 1
-    assert total("cases", "rrmc") == 3           # the whole region
+    assert total("cases", "rrmc") == 3  # the whole region
     assert total("cases", "b_rrmc") == 0
 
 
 def test_other_provider_cannot_fire_events(world: World, referral: dict[str, object]) -> None:
     response = world.event(int(referral["case_id"]), "accept", who="coordinator", version=1)  # type: ignore[call-overload]
     assert response.status_code == 200
-    stranger = world.client.post(f"{API}/cases/{referral['case_id']}/events/suspend",
-                                 json={"version": 2, "reason": "x"}, headers=world.h("coordinator2"))
+    stranger = world.client.post(
+        f"{API}/cases/{referral['case_id']}/events/suspend",
+        json={"version": 2, "reason": "x"},
+        headers=world.h("coordinator2"),
+    )
     assert stranger.status_code == 404
 
 
 def test_regional_supervisor_reads_but_does_not_fire(world: World, referral: dict[str, object]) -> None:
-    response = world.client.post(f"{API}/cases/{referral['case_id']}/events/accept",
-                                 json={"version": 1}, headers=world.h("rrmc"))
+    response = world.client.post(
+        f"{API}/cases/{referral['case_id']}/events/accept", json={"version": 1}, headers=world.h("rrmc")
+    )
     assert response.status_code == 403
     assert "Роль" in response.json()["message"]
 
 
 def test_specialist_cannot_accept(world: World, referral: dict[str, object]) -> None:
-    response = world.client.post(f"{API}/cases/{referral['case_id']}/events/accept",
-                                 json={"version": 1}, headers=world.h("specialist"))
+    response = world.client.post(
+        f"{API}/cases/{referral['case_id']}/events/accept", json={"version": 1}, headers=world.h("specialist")
+    )
     assert response.status_code == 403
 
 
@@ -98,7 +115,12 @@ def test_analyst_gets_counts_only(world: World, referral: dict[str, object]) -> 
 def test_children_search_is_scoped(world: World, referral: dict[str, object]) -> None:
     assert len(world.client.get(f"{API}/children?q=ёжикова", headers=world.h("coordinator")).json()) == 1
     assert world.client.get(f"{API}/children?q=ёжикова", headers=world.h("coordinator2")).json() == []
-    assert world.client.get(f"{API}/children/{referral['child_id']}", headers=world.h("coordinator2")).status_code == 404
+    assert (
+        world.client.get(
+            f"{API}/children/{referral['child_id']}", headers=world.h("coordinator2")
+        ).status_code
+        == 404
+    )
     assert world.client.get(f"{API}/children?q=ёжикова", headers=world.h("referrer")).status_code == 403
 
 
@@ -119,14 +141,20 @@ def test_password_login_issues_a_working_jwt(world: World) -> None:
     assert me.json()["login"] == "curator" and me.json()["role_label"] == "Куратор"
 
 
-def test_every_read_and_write_of_a_child_is_audited(world: World, engine: Engine, referral: dict[str, object]) -> None:
+def test_every_read_and_write_of_a_child_is_audited(
+    world: World, engine: Engine, referral: dict[str, object]
+) -> None:
     case_id, child_id = referral["case_id"], referral["child_id"]
     world.client.get(f"{API}/cases/{case_id}", headers=world.h("curator"))
     world.client.get(f"{API}/children/{child_id}", headers=world.h("rrmc"))
     world.event(int(case_id), "accept", who="coordinator", version=1)  # type: ignore[call-overload]
-    world.client.get(f"{API}/cases/{case_id}", headers=world.h("coordinator2"))  # refused: not audited as a read
+    world.client.get(
+        f"{API}/cases/{case_id}", headers=world.h("coordinator2")
+    )  # refused: not audited as a read
     with Session(engine) as session:
-        rows = session.exec(select(AuditLog).where(AuditLog.child_id == child_id).order_by(col(AuditLog.id))).all()
+        rows = session.exec(
+            select(AuditLog).where(AuditLog.child_id == child_id).order_by(col(AuditLog.id))
+        ).all()
     seen = [(r.user_id, r.action, r.entity) for r in rows]
     assert (world.user_ids["referrer"], "create", "referral") in seen
     assert (world.user_ids["curator"], "read", "case") in seen

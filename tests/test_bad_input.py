@@ -6,6 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import date, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import Engine, func
@@ -32,7 +33,7 @@ def unchanged(engine: Engine) -> Iterator[None]:
     assert row_counts(engine) == before
 
 
-def post_referral(world: World, engine: Engine, body: dict[str, object], status: int = 422) -> dict[str, object]:
+def post_referral(world: World, engine: Engine, body: dict[str, Any], status: int = 422) -> dict[str, Any]:
     with unchanged(engine):
         response = world.client.post(f"{API}/referrals", json=body, headers=world.h("referrer"))
     assert response.status_code == status, response.text
@@ -64,13 +65,18 @@ def test_child_three_or_older_at_referral(world: World, engine: Engine) -> None:
 
 def test_region_standard_may_allow_older_children(world: World, engine: Engine, tmp_path: Path) -> None:
     (tmp_path / "regions").mkdir()
-    (tmp_path / "default.yaml").write_text((standards.STANDARDS_DIR / "default.yaml").read_text("utf-8"), "utf-8")
+    (tmp_path / "default.yaml").write_text(
+        (standards.STANDARDS_DIR / "default.yaml").read_text("utf-8"), "utf-8"
+    )
     (tmp_path / "regions" / "demo.yaml").write_text("age:\n  max_months_at_referral: 48\n", "utf-8")
     standards.configure(tmp_path)
     try:
         born = (date.today() - timedelta(days=3 * 365 + 30)).isoformat()
-        response = world.client.post(f"{API}/referrals", json=world.referral_body(child={"birth_date": born}),
-                                     headers=world.h("referrer"))
+        response = world.client.post(
+            f"{API}/referrals",
+            json=world.referral_body(child={"birth_date": born}),
+            headers=world.h("referrer"),
+        )
         assert response.status_code == 201, response.text
     finally:
         standards.configure(standards.STANDARDS_DIR)
@@ -112,7 +118,9 @@ def test_oversized_body_is_refused_before_parsing(world: World, engine: Engine) 
 def test_malformed_json(world: World, engine: Engine) -> None:
     with unchanged(engine):
         response = world.client.post(
-            f"{API}/referrals", content=b'{"provider_id": 1,', headers={**world.h("referrer"), "content-type": "application/json"}
+            f"{API}/referrals",
+            content=b'{"provider_id": 1,',
+            headers={**world.h("referrer"), "content-type": "application/json"},
         )
     assert response.status_code == 422
     assert "Некорректный JSON" in response.json()["message"]
@@ -122,8 +130,8 @@ def test_missing_and_unknown_fields_are_named(world: World, engine: Engine) -> N
     body = world.referral_body(surprise=1)
     del body["criteria"]
     errors = post_referral(world, engine, body)["errors"]
-    assert {"field": "criteria", "message": "Обязательное поле", "type": "missing"} in errors  # type: ignore[operator]
-    assert any(e["field"] == "surprise" and e["message"] == "Неизвестное поле" for e in errors)  # type: ignore[union-attr]
+    assert {"field": "criteria", "message": "Обязательное поле", "type": "missing"} in errors
+    assert any(e["field"] == "surprise" and e["message"] == "Неизвестное поле" for e in errors)
 
 
 def test_event_not_allowed_in_state_lists_the_allowed_ones(world: World, engine: Engine) -> None:
@@ -146,7 +154,9 @@ def test_unknown_event(world: World, engine: Engine) -> None:
 def test_event_payload_of_wrong_shape(world: World, engine: Engine) -> None:
     case_id = to_need_determination(world)
     with unchanged(engine):
-        response = world.event(case_id, "determine_need", {"outcome": "maybe", "conclusion": "x"}, who="coordinator")
+        response = world.event(
+            case_id, "determine_need", {"outcome": "maybe", "conclusion": "x"}, who="coordinator"
+        )
     assert response.status_code == 422
     body = response.json()
     assert body["field"] == "payload.outcome" and "ipr" in body["message"]
@@ -163,18 +173,21 @@ def test_stale_version_is_refused(world: World, engine: Engine) -> None:
 
 def test_version_is_required(world: World, engine: Engine) -> None:
     case_id = world.refer()["case_id"]
-    response = world.client.post(f"{API}/cases/{case_id}/events/accept", json={"payload": {}},
-                                 headers=world.h("coordinator"))
+    response = world.client.post(
+        f"{API}/cases/{case_id}/events/accept", json={"payload": {}}, headers=world.h("coordinator")
+    )
     assert response.status_code == 428 and response.json()["field"] == "version"
 
 
 def test_if_match_header_carries_the_version(world: World) -> None:
     case_id = world.refer()["case_id"]
-    stale = world.client.post(f"{API}/cases/{case_id}/events/accept", json={},
-                              headers={**world.h("coordinator"), "If-Match": '"7"'})
+    stale = world.client.post(
+        f"{API}/cases/{case_id}/events/accept", json={}, headers={**world.h("coordinator"), "If-Match": '"7"'}
+    )
     assert stale.status_code == 409
-    fresh = world.client.post(f"{API}/cases/{case_id}/events/accept", json={},
-                              headers={**world.h("coordinator"), "If-Match": '"1"'})
+    fresh = world.client.post(
+        f"{API}/cases/{case_id}/events/accept", json={}, headers={**world.h("coordinator"), "If-Match": '"1"'}
+    )
     assert fresh.status_code == 200 and fresh.headers["ETag"] == '"2"'
 
 

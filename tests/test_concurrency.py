@@ -47,12 +47,18 @@ def test_concurrent_transitions_one_wins_one_gets_409(
     def fire(who: str, event: str, reason: str) -> int:
         with httpx.Client(base_url=server_url, headers=world.h(who), timeout=30) as client:
             barrier.wait()
-            response = client.post(f"{API}/cases/{case_id}/events/{event}", json={"version": 2, "reason": reason})
+            response = client.post(
+                f"{API}/cases/{case_id}/events/{event}", json={"version": 2, "reason": reason}
+            )
             return response.status_code
 
     with ThreadPoolExecutor(2) as pool:
-        results = sorted(pool.map(lambda args: fire(*args), [("coordinator", "suspend", "Болезнь"),
-                                                             ("curator", "decline", "Отказ")]))
+        results = sorted(
+            pool.map(
+                lambda args: fire(*args),
+                [("coordinator", "suspend", "Болезнь"), ("curator", "decline", "Отказ")],
+            )
+        )
     assert results == [200, 409]
     with Session(engine) as session:
         rows = session.exec(select(func.count()).where(CaseHistory.case_id == case_id)).one()

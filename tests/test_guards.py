@@ -20,8 +20,16 @@ def history_count(engine: Engine, case_id: int) -> int:
         return session.exec(select(func.count()).where(CaseHistory.case_id == case_id)).one()
 
 
-def refused(world: World, engine: Engine, case_id: int, event: str, payload: dict[str, Any] | None = None,
-            *, who: str = "curator", reason: str | None = None) -> str:
+def refused(
+    world: World,
+    engine: Engine,
+    case_id: int,
+    event: str,
+    payload: dict[str, Any] | None = None,
+    *,
+    who: str = "curator",
+    reason: str | None = None,
+) -> str:
     """Fire an event that a guard must refuse; return the reason after checking nothing changed."""
     before = world.case(case_id, who)
     rows = history_count(engine, case_id)
@@ -55,23 +63,28 @@ def test_accept_refused_after_consent_is_withdrawn(world: World, engine: Engine)
 def test_accept_refused_when_child_has_outgrown_the_age_limit(world: World, engine: Engine) -> None:
     referral = world.refer()
     with Session(engine) as session:  # the child turned three while the referral waited
-        session.execute(update(Child).where(Child.id == referral["child_id"])
-                        .values(birth_date=date.today() - timedelta(days=3 * 366)))
+        session.execute(
+            update(Child)
+            .where(Child.id == referral["child_id"])
+            .values(birth_date=date.today() - timedelta(days=3 * 366))
+        )
         session.commit()
     assert "Возраст ребёнка" in refused(world, engine, referral["case_id"], "accept", who="coordinator")
 
 
 def test_accept_refuses_a_curator_from_another_organisation(world: World, engine: Engine) -> None:
     case_id = world.refer()["case_id"]
-    message = refused(world, engine, case_id, "accept", {"curator_id": world.user_ids["curator2"]},
-                      who="coordinator")
+    message = refused(
+        world, engine, case_id, "accept", {"curator_id": world.user_ids["curator2"]}, who="coordinator"
+    )
     assert "куратор" in message.lower()
 
 
 def test_determine_need_requires_a_conclusion(world: World, engine: Engine) -> None:
     case_id = to_need_determination(world)
-    message = refused(world, engine, case_id, "determine_need", {"outcome": "ipr", "conclusion": "  "},
-                      who="coordinator")
+    message = refused(
+        world, engine, case_id, "determine_need", {"outcome": "ipr", "conclusion": "  "}, who="coordinator"
+    )
     assert "заключение" in message
 
 
@@ -80,9 +93,24 @@ def test_determine_need_requires_a_conclusion(world: World, engine: Engine) -> N
     [
         ({"goals": []}, "не указаны цели"),
         ({"services": []}, "не указаны услуги"),
-        ({"services": [{"service_code": "astrology", "form": "home", "count": 1, "minutes": 30}]}, "нет в перечне"),
-        ({"services": [{"service_code": "motor_development", "specialist_role": "speech_therapist",
-                        "form": "home", "count": 1, "minutes": 30}]}, "не оказывает специалист"),
+        (
+            {"services": [{"service_code": "astrology", "form": "home", "count": 1, "minutes": 30}]},
+            "нет в перечне",
+        ),
+        (
+            {
+                "services": [
+                    {
+                        "service_code": "motor_development",
+                        "specialist_role": "speech_therapist",
+                        "form": "home",
+                        "count": 1,
+                        "minutes": 30,
+                    }
+                ]
+            },
+            "не оказывает специалист",
+        ),
         ({"period_end": date.today().isoformat()}, "Срок окончания"),
         ({"parent_agreement": None}, "Нет согласия родителя"),
         ({"parent_agreement": {"agreed": False, "date": date.today().isoformat()}}, "Нет согласия родителя"),
@@ -91,13 +119,17 @@ def test_determine_need_requires_a_conclusion(world: World, engine: Engine) -> N
 )
 def test_approve_ipr_guards(world: World, engine: Engine, overrides: dict[str, Any], expected: str) -> None:
     case_id = to_need_determination(world)
-    world.advance(case_id, "determine_need", {"outcome": "ipr", "conclusion": "Нужна ИПРП"}, who="coordinator")
+    world.advance(
+        case_id, "determine_need", {"outcome": "ipr", "conclusion": "Нужна ИПРП"}, who="coordinator"
+    )
     assert expected in refused(world, engine, case_id, "approve_ipr", ipr_payload(**overrides))
 
 
 def test_all_failing_guards_are_reported_together(world: World, engine: Engine) -> None:
     case_id = to_need_determination(world)
-    world.advance(case_id, "determine_need", {"outcome": "ipr", "conclusion": "Нужна ИПРП"}, who="coordinator")
+    world.advance(
+        case_id, "determine_need", {"outcome": "ipr", "conclusion": "Нужна ИПРП"}, who="coordinator"
+    )
     response = world.event(case_id, "approve_ipr", ipr_payload(goals=[], services=[], parent_agreement=None))
     assert response.status_code == 422
     assert len(response.json()["reasons"]) == 3
@@ -122,13 +154,18 @@ def test_suspend_and_decline_require_a_reason(world: World, engine: Engine, even
     assert "причину" in refused(world, engine, case_id, event, {}, reason="   ")
 
 
-def test_lost_contact_requires_enough_failed_attempts_since_the_last_success(world: World, engine: Engine) -> None:
+def test_lost_contact_requires_enough_failed_attempts_since_the_last_success(
+    world: World, engine: Engine
+) -> None:
     case_id = world.refer()["case_id"]
 
     def attempt(hours_ago: int, successful: bool) -> None:
         at = (datetime.now(UTC) - timedelta(hours=hours_ago)).isoformat()
-        response = world.client.post(f"{API}/cases/{case_id}/contact-attempts",
-                                     json={"at": at, "successful": successful}, headers=world.h("coordinator"))
+        response = world.client.post(
+            f"{API}/cases/{case_id}/contact-attempts",
+            json={"at": at, "successful": successful},
+            headers=world.h("coordinator"),
+        )
         assert response.status_code == 201, response.text
 
     attempt(90, False)

@@ -16,8 +16,13 @@ def ipr_payload(**overrides: Any) -> dict[str, Any]:
         "period_end": (TODAY + timedelta(days=180)).isoformat(),
         "goals": ["Ребёнок ходит с опорой на одну руку"],
         "services": [
-            {"service_code": "motor_development", "specialist_role": "physical_therapist",
-             "form": "in_person", "count": 20, "minutes": 45},
+            {
+                "service_code": "motor_development",
+                "specialist_role": "physical_therapist",
+                "form": "in_person",
+                "count": 20,
+                "minutes": 45,
+            },
             {"service_code": "family_support", "form": "remote", "count": 4, "minutes": 60},
         ],
         "parent_agreement": {"agreed": True, "date": TODAY.isoformat(), "document_ref": "ИПРП № 5"},
@@ -34,7 +39,9 @@ def to_need_determination(world: World) -> int:
 
 def to_ipr_implementation(world: World) -> int:
     case_id = to_need_determination(world)
-    world.advance(case_id, "determine_need", {"outcome": "ipr", "conclusion": "Нужна ИПРП"}, who="coordinator")
+    world.advance(
+        case_id, "determine_need", {"outcome": "ipr", "conclusion": "Нужна ИПРП"}, who="coordinator"
+    )
     world.advance(case_id, "approve_ipr", ipr_payload())
     return case_id
 
@@ -44,14 +51,25 @@ def test_child_walks_every_open_state_to_completed(world: World) -> None:
     case_id = referral["case_id"]
     steps: list[tuple[str, dict[str, Any], str, str | None, str]] = [
         ("accept", {"curator_id": world.user_ids["curator"]}, "coordinator", None, "need_determination"),
-        ("determine_need", {"outcome": "ipr", "conclusion": "Трудности в развитии движений"}, "coordinator",
-         None, "ipr_development"),
+        (
+            "determine_need",
+            {"outcome": "ipr", "conclusion": "Трудности в развитии движений"},
+            "coordinator",
+            None,
+            "ipr_development",
+        ),
         ("approve_ipr", ipr_payload(), "curator", None, "ipr_implementation"),
         ("suspend", {}, "curator", "Госпитализация", "suspended"),
         ("resume", {}, "curator", None, "ipr_implementation"),
         ("start_assessment", {"kind": "intermediate"}, "curator", None, "ipr_assessment"),
         ("revise_ipr", {}, "curator", None, "ipr_development"),
-        ("approve_ipr", ipr_payload(goals=["Ребёнок ходит самостоятельно"]), "curator", None, "ipr_implementation"),
+        (
+            "approve_ipr",
+            ipr_payload(goals=["Ребёнок ходит самостоятельно"]),
+            "curator",
+            None,
+            "ipr_implementation",
+        ),
         ("start_assessment", {"kind": "final"}, "curator", None, "ipr_assessment"),
         ("begin_transition", {"destination": "МБДОУ № 12"}, "curator", None, "transition"),
         ("complete", {"summary": "Ребёнок посещает детский сад"}, "curator", None, "completed"),
@@ -73,7 +91,7 @@ def test_child_walks_every_open_state_to_completed(world: World) -> None:
 
 
 def test_revised_programme_supersedes_the_previous_one(world: World, engine: Any) -> None:
-    from sqlmodel import Session, select
+    from sqlmodel import Session, col, select
 
     from models.programmes import Ipr
 
@@ -81,22 +99,27 @@ def test_revised_programme_supersedes_the_previous_one(world: World, engine: Any
     world.advance(case_id, "start_assessment", {"kind": "intermediate"})
     world.advance(case_id, "approve_ipr", ipr_payload(goals=["Новая цель"]))
     with Session(engine) as session:
-        rows = session.exec(select(Ipr).where(Ipr.case_id == case_id).order_by(Ipr.id)).all()
+        rows = session.exec(select(Ipr).where(Ipr.case_id == case_id).order_by(col(Ipr.id))).all()
     assert [r.status for r in rows] == ["superseded", "active"]
     assert rows[1].goals == ["Новая цель"]
 
 
 def test_consultation_path_ends_completed(world: World) -> None:
     case_id = to_need_determination(world)
-    world.advance(case_id, "determine_need", {"outcome": "consultation", "conclusion": "Консультации"},
-                  who="coordinator")
+    world.advance(
+        case_id,
+        "determine_need",
+        {"outcome": "consultation", "conclusion": "Консультации"},
+        who="coordinator",
+    )
     assert world.advance(case_id, "complete")["state"] == "completed"
 
 
 def test_no_need_is_final(world: World) -> None:
     case_id = to_need_determination(world)
-    case = world.advance(case_id, "determine_need", {"outcome": "no_need", "conclusion": "Норма"},
-                         who="coordinator")
+    case = world.advance(
+        case_id, "determine_need", {"outcome": "no_need", "conclusion": "Норма"}, who="coordinator"
+    )
     assert case["state"] == "no_need" and case["allowed_events"] == []
     assert world.event(case_id, "suspend", reason="x").status_code == 409
 
@@ -122,8 +145,11 @@ def test_lost_contact_after_the_standards_number_of_failed_attempts(world: World
     for hours in (50, 26, 2):
         response = world.client.post(
             f"{API}/cases/{case_id}/contact-attempts",
-            json={"at": (datetime.now(UTC) - timedelta(hours=hours)).isoformat(),
-                  "channel": "phone", "successful": False},
+            json={
+                "at": (datetime.now(UTC) - timedelta(hours=hours)).isoformat(),
+                "channel": "phone",
+                "successful": False,
+            },
             headers=world.h("coordinator"),
         )
         assert response.status_code == 201, response.text
@@ -141,7 +167,12 @@ def test_resume_returns_to_the_state_left(world: World) -> None:
 
 def test_allowed_events_depend_on_role(world: World) -> None:
     case_id = world.refer()["case_id"]
-    assert world.case(case_id, "coordinator")["allowed_events"] == ["accept", "decline", "mark_lost_contact", "reject"]
+    assert world.case(case_id, "coordinator")["allowed_events"] == [
+        "accept",
+        "decline",
+        "mark_lost_contact",
+        "reject",
+    ]
     assert world.case(case_id, "specialist")["allowed_events"] == []
     assert world.case(case_id, "curator")["allowed_events"] == ["decline", "mark_lost_contact"]
     assert world.case(case_id, "rrmc")["allowed_events"] == []
@@ -152,8 +183,15 @@ def test_journey_is_published_as_json_and_mermaid(world: World) -> None:
     names = {s["name"] for s in definition["states"]}
     assert {"referred", "suspended", "completed", "rejected"} <= names
     assert {s["name"] for s in definition["states"] if s["final"]} == {
-        "completed", "no_need", "declined", "lost_contact", "rejected"}
-    assert any(t["event"] == "determine_need" and t["dest"] == "consultation" for t in definition["transitions"])
+        "completed",
+        "no_need",
+        "declined",
+        "lost_contact",
+        "rejected",
+    }
+    assert any(
+        t["event"] == "determine_need" and t["dest"] == "consultation" for t in definition["transitions"]
+    )
     mermaid = world.client.get(f"{API}/journey.mermaid").text
     assert mermaid.startswith("stateDiagram-v2")
     assert "need_determination --> ipr_development: determine_need" in mermaid

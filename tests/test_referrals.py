@@ -29,7 +29,9 @@ def test_retried_submission_with_the_same_key_makes_one_referral(world: World, e
 
 def test_same_key_with_another_body_is_a_conflict(world: World, engine: Engine) -> None:
     headers = {**world.h("referrer"), "Idempotency-Key": "mis-4712"}
-    assert world.client.post(f"{API}/referrals", json=world.referral_body(), headers=headers).status_code == 201
+    assert (
+        world.client.post(f"{API}/referrals", json=world.referral_body(), headers=headers).status_code == 201
+    )
     other = world.client.post(f"{API}/referrals", json=world.referral_body(comment="другое"), headers=headers)
     assert other.status_code == 409 and other.json()["field"] == "Idempotency-Key"
     assert count(engine, Referral) == 1
@@ -37,20 +39,32 @@ def test_same_key_with_another_body_is_a_conflict(world: World, engine: Engine) 
 
 def test_keys_are_per_organisation(world: World, engine: Engine) -> None:
     key = {"Idempotency-Key": "same"}
-    assert world.client.post(f"{API}/referrals", json=world.referral_body(),
-                             headers={**world.h("referrer"), **key}).status_code == 201
-    assert world.client.post(f"{API}/referrals", json=world.referral_body(),
-                             headers={**world.h("social"), **key}).status_code == 201
+    assert (
+        world.client.post(
+            f"{API}/referrals", json=world.referral_body(), headers={**world.h("referrer"), **key}
+        ).status_code
+        == 201
+    )
+    assert (
+        world.client.post(
+            f"{API}/referrals", json=world.referral_body(), headers={**world.h("social"), **key}
+        ).status_code
+        == 201
+    )
     assert count(engine, Referral) == 2
 
 
 def test_child_in_an_open_case_is_linked_not_duplicated(world: World, engine: Engine) -> None:
     first = world.refer()
     body = world.referral_body()
-    body["child"] = {**world.referral_body()["child"], "snils": None,
-                     "last_name": first["child_name"].split()[0].upper().replace("Ё", "Е"),
-                     "first_name": first["child_name"].split()[1], "middle_name": "петровна",
-                     "birth_date": world.referral_body()["child"]["birth_date"]}
+    body["child"] = {
+        **world.referral_body()["child"],
+        "snils": None,
+        "last_name": first["child_name"].split()[0].upper().replace("Ё", "Е"),
+        "first_name": first["child_name"].split()[1],
+        "middle_name": "петровна",
+        "birth_date": world.referral_body()["child"]["birth_date"],
+    }
     response = world.client.post(f"{API}/referrals", json=body, headers=world.h("social"))
     assert response.status_code == 201, response.text
     linked = response.json()
@@ -63,8 +77,12 @@ def test_child_in_an_open_case_is_linked_not_duplicated(world: World, engine: En
 def test_match_by_snils_even_with_another_spelling(world: World, engine: Engine) -> None:
     first = world.refer()
     child = world.referral_body()["child"]
-    snils = world.client.get(f"{API}/children/{first['child_id']}", headers=world.h("coordinator")).json()["snils"]
-    body = world.referral_body(child={**child, "first_name": "Елена", "snils": f"{snils[:3]}-{snils[3:6]}-{snils[6:9]} {snils[9:]}"})
+    snils = world.client.get(f"{API}/children/{first['child_id']}", headers=world.h("coordinator")).json()[
+        "snils"
+    ]
+    body = world.referral_body(
+        child={**child, "first_name": "Елена", "snils": f"{snils[:3]}-{snils[3:6]}-{snils[6:9]} {snils[9:]}"}
+    )
     linked = world.client.post(f"{API}/referrals", json=body, headers=world.h("referrer")).json()
     assert linked["case_id"] == first["case_id"]
 
@@ -73,7 +91,9 @@ def test_child_whose_case_closed_gets_a_new_case(world: World, engine: Engine) -
     first = world.refer()
     world.advance(first["case_id"], "reject", {"reason_code": "duplicate"}, who="coordinator")
     body = world.referral_body()
-    snils = world.client.get(f"{API}/children/{first['child_id']}", headers=world.h("coordinator")).json()["snils"]
+    snils = world.client.get(f"{API}/children/{first['child_id']}", headers=world.h("coordinator")).json()[
+        "snils"
+    ]
     body["child"]["snils"] = snils
     again = world.client.post(f"{API}/referrals", json=body, headers=world.h("referrer")).json()
     assert again["linked_to_existing"] is False and again["case_id"] != first["case_id"]
@@ -86,7 +106,12 @@ def test_parent_self_referral_is_registered_by_the_provider(world: World) -> Non
     assert response.status_code == 201, response.text
     assert response.json()["self_referral"] is True and response.json()["referring_org_id"] is None
     assert world.client.post(f"{API}/referrals", json=body, headers=world.h("referrer")).status_code == 403
-    assert world.client.post(f"{API}/referrals", json=world.referral_body(), headers=world.h("curator")).status_code == 403
+    assert (
+        world.client.post(
+            f"{API}/referrals", json=world.referral_body(), headers=world.h("curator")
+        ).status_code
+        == 403
+    )
 
 
 def test_referrer_lists_its_referrals_with_their_status(world: World) -> None:
@@ -100,7 +125,9 @@ def test_referrer_lists_its_referrals_with_their_status(world: World) -> None:
 def test_children_search_folds_case_and_yo(world: World) -> None:
     world.refer()
     for query in ("ЕЖИКОВА", "ёжикова алёна", "ежикова петровна", "Жиков"):
-        found = world.client.get(f"{API}/children", params={"q": query}, headers=world.h("coordinator")).json()
+        found = world.client.get(
+            f"{API}/children", params={"q": query}, headers=world.h("coordinator")
+        ).json()
         assert len(found) == 1, query
         assert found[0]["representatives"][0]["relation"] == "mother"
     assert world.client.get(f"{API}/children", params={"q": "%"}, headers=world.h("coordinator")).json() == []
@@ -108,8 +135,12 @@ def test_children_search_folds_case_and_yo(world: World) -> None:
 
 def test_children_search_by_snils(world: World) -> None:
     referral = world.refer()
-    snils = world.client.get(f"{API}/children/{referral['child_id']}", headers=world.h("coordinator")).json()["snils"]
-    found = world.client.get(f"{API}/children", params={"snils": snils}, headers=world.h("coordinator")).json()
+    snils = world.client.get(f"{API}/children/{referral['child_id']}", headers=world.h("coordinator")).json()[
+        "snils"
+    ]
+    found = world.client.get(
+        f"{API}/children", params={"snils": snils}, headers=world.h("coordinator")
+    ).json()
     assert [c["id"] for c in found] == [referral["child_id"]]
     bad = world.client.get(f"{API}/children", params={"snils": "11223344596"}, headers=world.h("coordinator"))
     assert bad.status_code == 422 and bad.json()["field"] == "snils"

@@ -55,8 +55,13 @@ class World:
                 "municipality": "Центральный район",
             },
             "representatives": [
-                {"full_name": "Ёжикова Ирина Ивановна", "relation": "mother",
-                 "phone": "+7 900 123-45-67", "email": "mother@example.org", "preferred_channel": "sms"}
+                {
+                    "full_name": "Ёжикова Ирина Ивановна",
+                    "relation": "mother",
+                    "phone": "+7 900 123-45-67",
+                    "email": "mother@example.org",
+                    "preferred_channel": "sms",
+                }
             ],
             "criteria": ["parental_concern"],
             "consent_personal_data": {"date": date.today().isoformat(), "document_ref": "Согласие № 1"},
@@ -69,7 +74,9 @@ class World:
         return body
 
     def refer(self, who: str = "referrer", **overrides: Any) -> dict[str, Any]:
-        response = self.client.post(f"{API}/referrals", json=self.referral_body(**overrides), headers=self.h(who))
+        response = self.client.post(
+            f"{API}/referrals", json=self.referral_body(**overrides), headers=self.h(who)
+        )
         assert response.status_code == 201, response.text
         return dict(response.json())
 
@@ -79,8 +86,14 @@ class World:
         return dict(response.json())
 
     def event(
-        self, case_id: int, event: str, payload: dict[str, Any] | None = None, *,
-        who: str = "curator", reason: str | None = None, version: int | None = None,
+        self,
+        case_id: int,
+        event: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        who: str = "curator",
+        reason: str | None = None,
+        version: int | None = None,
     ) -> Response:
         if version is None:
             version = self.case(case_id, who)["version"]
@@ -89,13 +102,18 @@ class World:
             body["reason"] = reason
         return self.client.post(f"{API}/cases/{case_id}/events/{event}", json=body, headers=self.h(who))
 
-    def advance(self, case_id: int, event: str, payload: dict[str, Any] | None = None, *,
-                who: str = "curator", reason: str | None = None) -> dict[str, Any]:
+    def advance(
+        self,
+        case_id: int,
+        event: str,
+        payload: dict[str, Any] | None = None,
+        *,
+        who: str = "curator",
+        reason: str | None = None,
+    ) -> dict[str, Any]:
         response = self.event(case_id, event, payload, who=who, reason=reason)
         assert response.status_code == 200, response.text
         return dict(response.json())
-
-
 
 
 def build_world(engine: Engine, client: TestClient) -> World:

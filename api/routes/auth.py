@@ -43,6 +43,10 @@ def me(principal: CurrentUser) -> UserPublic:
     u = principal.user
     assert u.id is not None
     return UserPublic(
-        id=u.id, login=u.login, full_name=u.full_name, role=u.role,
-        role_label=ROLE_LABELS[u.role], organisation_id=u.organisation_id,
+        id=u.id,
+        login=u.login,
+        full_name=u.full_name,
+        role=u.role,
+        role_label=ROLE_LABELS[u.role],
+        organisation_id=u.organisation_id,
     )

@@ -10,13 +10,12 @@ from api.scoping import get_case, require_provider_staff
 from api.services import cases as service
 from core.errors import DomainError, Unprocessable
 from models.cases import (
+    Case,
     CaseDetail,
-    CaseSummary,
     CaseUpdate,
     ContactAttempt,
     ContactAttemptIn,
     EventRequest,
-    Case,
 )
 from models.common import utcnow
 from models.users import Role, User
@@ -41,8 +40,7 @@ def _version(if_match: str | None, body_version: int | None) -> int:
         return int(raw)
     if body_version is None:
         raise PreconditionRequired(
-            "Укажите версию случая (поле version или заголовок If-Match), "
-            "чтобы не затереть изменения коллег",
+            "Укажите версию случая (поле version или заголовок If-Match), чтобы не затереть изменения коллег",
             field="version",
         )
     return body_version
@@ -71,14 +69,22 @@ def list_cases(
                 field="state",
             )
     items, total = service.list_cases(
-        session, principal, states=state or [], provider_id=provider_id,
-        curator_id=curator_id, child_id=child_id, limit=limit, offset=offset,
+        session,
+        principal,
+        states=state or [],
+        provider_id=provider_id,
+        curator_id=curator_id,
+        child_id=child_id,
+        limit=limit,
+        offset=offset,
     )
     audit.many("read", "case", [(c.id, c.child_id) for c in items])
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
-@router.get("/cases/{case_id}", response_model=CaseDetail, summary="Случай: состояние, доступные действия, история")
+@router.get(
+    "/cases/{case_id}", response_model=CaseDetail, summary="Случай: состояние, доступные действия, история"
+)
 def get_case_detail(
     case_id: int, response: Response, principal: CurrentUser, session: SessionDep, audit: AuditDep
 ) -> CaseDetail:
@@ -111,8 +117,13 @@ def fire_event(
     case = get_case(session, principal, case_id)
     expected = _version(if_match, body.version)
     fire(
-        session, case, event, actor=principal.user, payload=body.payload,
-        reason=body.reason, expected_version=expected,
+        session,
+        case,
+        event,
+        actor=principal.user,
+        payload=body.payload,
+        reason=body.reason,
+        expected_version=expected,
     )
     audit("transition", "case", case.id, case.child_id)
     _etag(response, case)
@@ -134,10 +145,18 @@ def update_case(
         raise Unprocessable("Случай закрыт; изменить его нельзя", field="case_id")
     if body.curator_id is not None:
         curator = session.get(User, body.curator_id)
-        if curator is None or curator.organisation_id != case.provider_id or curator.role not in (
-            Role.curator, Role.supervisor,
+        if (
+            curator is None
+            or curator.organisation_id != case.provider_id
+            or curator.role
+            not in (
+                Role.curator,
+                Role.supervisor,
+            )
         ):
-            raise Unprocessable("Куратором может быть назначен только куратор этой организации", field="curator_id")
+            raise Unprocessable(
+                "Куратором может быть назначен только куратор этой организации", field="curator_id"
+            )
     result = session.execute(
         update(Case)
         .where(Case.id == case.id, Case.version == body.version)  # type: ignore[arg-type]
@@ -146,7 +165,8 @@ def update_case(
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise StaleVersion(
             "Карточка случая изменена другим пользователем. Обновите её и повторите действие.",
-            field="version", current_version=case.version,
+            field="version",
+            current_version=case.version,
         )
     session.refresh(case)
     audit("update", "case", case.id, case.child_id)
@@ -154,7 +174,11 @@ def update_case(
     return service.detail(session, principal, case)
 
 
-@router.post("/cases/{case_id}/contact-attempts", status_code=201, summary="Зарегистрировать попытку связаться с семьёй")
+@router.post(
+    "/cases/{case_id}/contact-attempts",
+    status_code=201,
+    summary="Зарегистрировать попытку связаться с семьёй",
+)
 def add_contact_attempt(
     case_id: int, body: ContactAttemptIn, principal: CurrentUser, session: SessionDep, audit: AuditDep
 ) -> ContactAttempt:
@@ -183,5 +207,3 @@ def list_contact_attempts(
             select(ContactAttempt).where(ContactAttempt.case_id == case.id).order_by(col(ContactAttempt.at))
         )
     )
-
-

@@ -18,11 +18,17 @@ router = APIRouter(tags=["Дети"])
 
 def _public(child: Child, representatives: list[LegalRepresentative]) -> ChildPublic:
     data = {name: getattr(child, name) for name in ChildPublic.model_fields if name != "representatives"}
-    data["representatives"] = [RepresentativePublic.model_validate(r, from_attributes=True) for r in representatives]
+    data["representatives"] = [
+        RepresentativePublic.model_validate(r, from_attributes=True) for r in representatives
+    ]
     return ChildPublic.model_validate(data)
 
 
-@router.get("/children", response_model=list[ChildPublic], summary="Поиск ребёнка по ФИО (без учёта регистра, ё = е) или СНИЛС")
+@router.get(
+    "/children",
+    response_model=list[ChildPublic],
+    summary="Поиск ребёнка по ФИО (без учёта регистра, ё = е) или СНИЛС",
+)
 def search_children(
     principal: CurrentUser,
     session: SessionDep,
@@ -58,7 +64,9 @@ def search_children(
 
 
 @router.get("/children/{child_id}", response_model=ChildPublic, summary="Сведения о ребёнке")
-def get_child_detail(child_id: int, principal: CurrentUser, session: SessionDep, audit: AuditDep) -> ChildPublic:
+def get_child_detail(
+    child_id: int, principal: CurrentUser, session: SessionDep, audit: AuditDep
+) -> ChildPublic:
     child = get_child(session, principal, child_id)
     reps = list(session.exec(select(LegalRepresentative).where(LegalRepresentative.child_id == child.id)))
     audit("read", "child", child.id, child.id)
@@ -68,12 +76,23 @@ def get_child_detail(child_id: int, principal: CurrentUser, session: SessionDep,
 def _consent_public(row: Consent) -> ConsentPublic:
     assert row.id is not None
     return ConsentPublic(
-        id=row.id, child_id=row.child_id, kind=row.kind, kind_label=CONSENT_LABELS[row.kind],
-        status=row.status, date=row.date, document_ref=row.document_ref, recorded_at=row.recorded_at,
+        id=row.id,
+        child_id=row.child_id,
+        kind=row.kind,
+        kind_label=CONSENT_LABELS[row.kind],
+        status=row.status,
+        date=row.date,
+        document_ref=row.document_ref,
+        recorded_at=row.recorded_at,
     )
 
 
-@router.post("/children/{child_id}/consents", response_model=ConsentPublic, status_code=201, summary="Зарегистрировать согласие или его отзыв")
+@router.post(
+    "/children/{child_id}/consents",
+    response_model=ConsentPublic,
+    status_code=201,
+    summary="Зарегистрировать согласие или его отзыв",
+)
 def add_consent(
     child_id: int, body: ConsentIn, principal: CurrentUser, session: SessionDep, audit: AuditDep
 ) -> ConsentPublic:
@@ -87,9 +106,15 @@ def add_consent(
     return _consent_public(row)
 
 
-@router.get("/children/{child_id}/consents", response_model=list[ConsentPublic], summary="Согласия (вся история)")
-def list_consents(child_id: int, principal: CurrentUser, session: SessionDep, audit: AuditDep) -> list[ConsentPublic]:
+@router.get(
+    "/children/{child_id}/consents", response_model=list[ConsentPublic], summary="Согласия (вся история)"
+)
+def list_consents(
+    child_id: int, principal: CurrentUser, session: SessionDep, audit: AuditDep
+) -> list[ConsentPublic]:
     child = get_child(session, principal, child_id)
     audit("read", "consent", None, child.id)
-    rows = session.exec(select(Consent).where(Consent.child_id == child.id).order_by(col(Consent.date), col(Consent.id)))
+    rows = session.exec(
+        select(Consent).where(Consent.child_id == child.id).order_by(col(Consent.date), col(Consent.id))
+    )
     return [_consent_public(r) for r in rows]

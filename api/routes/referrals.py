@@ -37,8 +37,6 @@ def create_referral(
     return result.referral
 
 
-
-
 @router.get("/referrals", summary="Направления (свои — для направившей организации)")
 def list_referrals(
     principal: CurrentUser,

@@ -28,7 +28,12 @@ def _public(row: ServiceSession) -> SessionPublic:
     return SessionPublic.model_validate(row, from_attributes=True)
 
 
-@router.post("/cases/{case_id}/sessions", response_model=SessionPublic, status_code=201, summary="Запланировать занятие (услугу)")
+@router.post(
+    "/cases/{case_id}/sessions",
+    response_model=SessionPublic,
+    status_code=201,
+    summary="Запланировать занятие (услугу)",
+)
 def plan_session(
     case_id: int, body: SessionIn, principal: CurrentUser, session: SessionDep, audit: AuditDep
 ) -> SessionPublic:
@@ -45,10 +50,14 @@ def plan_session(
         planned = session.exec(
             select(PlannedService.id)
             .join(Ipr)
-            .where(PlannedService.id == body.planned_service_id, Ipr.case_id == case.id, Ipr.status == "active")
+            .where(
+                PlannedService.id == body.planned_service_id, Ipr.case_id == case.id, Ipr.status == "active"
+            )
         ).first()
         if planned is None:
-            raise Unprocessable("Услуга не входит в действующую ИПРП этого случая", field="planned_service_id")
+            raise Unprocessable(
+                "Услуга не входит в действующую ИПРП этого случая", field="planned_service_id"
+            )
     if body.specialist_id is not None:
         specialist = session.get(User, body.specialist_id)
         if specialist is None or specialist.organisation_id != case.provider_id:
@@ -68,12 +77,18 @@ def list_sessions(
     case = get_case(session, principal, case_id)
     audit("read", "session", case.id, case.child_id)
     rows = session.exec(
-        select(ServiceSession).where(ServiceSession.case_id == case.id).order_by(col(ServiceSession.scheduled_at))
+        select(ServiceSession)
+        .where(ServiceSession.case_id == case.id)
+        .order_by(col(ServiceSession.scheduled_at))
     )
     return [_public(r) for r in rows]
 
 
-@router.patch("/cases/{case_id}/sessions/{session_id}", response_model=SessionPublic, summary="Отметить занятие: проведено, пропущено, отменено")
+@router.patch(
+    "/cases/{case_id}/sessions/{session_id}",
+    response_model=SessionPublic,
+    summary="Отметить занятие: проведено, пропущено, отменено",
+)
 def update_session(
     case_id: int,
     session_id: int,

@@ -27,7 +27,8 @@ def case_counts(principal: CurrentUser, session: SessionDep) -> dict[str, object
     counts = dict(session.exec(query).all())
     return {
         "by_state": [
-            {"state": state, "label": label, "count": counts.get(state, 0)} for state, label in STATE_LABELS.items()
+            {"state": state, "label": label, "count": counts.get(state, 0)}
+            for state, label in STATE_LABELS.items()
         ],
         "total": sum(counts.values()),
     }

@@ -52,13 +52,12 @@ def _check_who_refers(principal: Principal, body: ReferralCreate) -> int | None:
     """The referring organisation, or None for a self-referral registered by the provider."""
     if body.self_referral:
         if not principal.is_provider_staff or principal.role not in (
-            Role.intake_coordinator, Role.supervisor,
+            Role.intake_coordinator,
+            Role.supervisor,
         ):
             raise Forbidden("Обращение родителя регистрирует координатор организации ранней помощи")
         if body.provider_id != principal.org.id:
-            raise Unprocessable(
-                "Обращение родителя регистрируется в своей организации", field="provider_id"
-            )
+            raise Unprocessable("Обращение родителя регистрируется в своей организации", field="provider_id")
         return None
     if principal.role != Role.referrer:
         raise Forbidden("Направлять детей могут специалисты направляющих организаций")
@@ -243,7 +242,10 @@ def register(
         raise
     if open_case_row is None:
         case = open_case(
-            session, child_id=child.id, provider_id=provider.id, referral_id=referral.id,
+            session,
+            child_id=child.id,
+            provider_id=provider.id,
+            referral_id=referral.id,
             actor=principal.user,
         )
         referral.case_id = case.id
