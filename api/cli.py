@@ -86,6 +86,17 @@ def serve(
     )
 
 
+@app.command()
+@_one_line_errors
+def worker() -> None:
+    """Доставлять сообщения из outbox (Prefect flows) отдельно от API."""
+    from flows.worker import run_worker
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    run_worker(make_engine(settings.database_url), settings)
+
+
 @user_app.command("add")
 @_one_line_errors
 def user_add(

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import Engine
 
@@ -16,9 +19,27 @@ from standards import load_standard
 API_PREFIX = "/api/v1"
 
 
+@asynccontextmanager
+async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Embedded mode: the outbox relay runs beside the API, in its own thread and event loop."""
+    settings: Settings = app.state.settings
+    if not settings.relay_in_serve:
+        yield
+        return
+    from flows.worker import BackgroundRelay
+
+    relay = BackgroundRelay(app.state.engine, settings)
+    relay.start()
+    try:
+        yield
+    finally:
+        relay.stop()
+
+
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(
+        lifespan=_lifespan,
         title="earlyhelp — ранняя помощь детям и их семьям",
         description=(
             "Маршрут ребёнка от направления до перехода в ДОО. Вход: POST /api/v1/auth/login, "

@@ -456,6 +456,7 @@ class Run:
         per_event: dict[str, list[float]] = {}
         for event, seconds in self.samples:
             per_event.setdefault(event, []).append(seconds)
+        tenth = max(len(self.samples) // 10, 1)
         return {
             "backend": self.backend,
             "mode": self.mode,
@@ -466,6 +467,9 @@ class Run:
             "events_per_s": round(len(self.samples) / self.wall_seconds, 1) if self.wall_seconds else 0.0,
             "wall_s": round(self.wall_seconds, 2),
             "per_event": {event: {"events": len(v), **percentiles(v)} for event, v in per_event.items()},
+            # Does latency drift as the run writes history and audit rows? First vs last tenth.
+            "p50_first_tenth_ms": percentiles([s for _, s in self.samples[:tenth]])["p50_ms"],
+            "p50_last_tenth_ms": percentiles([s for _, s in self.samples[-tenth:]])["p50_ms"],
             **self.extra,
         }
 
@@ -857,6 +861,8 @@ def main() -> int:
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": machine(),
         "revision": code_revision(),
+        # Other work on the machine skews latencies: the 1/5/15-minute load averages before the run.
+        "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
         "params": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "journey": [step.event for step in journey(date.today())[: args.steps]],
         "backends": {},
@@ -882,6 +888,7 @@ def main() -> int:
             print(f"kept {work_dir}")
         else:
             shutil.rmtree(work_dir, ignore_errors=True)
+    results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
     results["targets"] = targets(results)
     print_table(results)
     args.output.parent.mkdir(parents=True, exist_ok=True)

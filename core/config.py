@@ -28,6 +28,28 @@ class Settings(BaseSettings):
     port: int = 8000
     # SQL echo for debugging.
     echo_sql: bool = False
+    # Where links in messages point (the feedback document).
+    public_url: str = "http://127.0.0.1:8000"
+
+    # Delivery channels. An empty host/URL means the channel is not configured: its deliveries
+    # are recorded as skipped with that reason, never silently dropped.
+    smtp_host: str = ""
+    smtp_port: int = 25
+    smtp_user: str = ""
+    smtp_password: str = ""
+    smtp_starttls: bool = False
+    mail_from: str = "earlyhelp@localhost"
+    sms_gateway_url: str = ""
+    sms_gateway_token: str = ""
+    channel_timeout_seconds: float = 10.0
+
+    # The outbox relay: runs inside `earlyhelp serve` unless disabled, or as `earlyhelp worker`.
+    relay_in_serve: bool = True
+    relay_batch_size: int = 200
+    relay_idle_seconds: float = 0.5
+    relay_lease_seconds: int = 120
+    relay_max_attempts: int = 12
+    relay_backoff_seconds: float = 5.0
 
     def jwt_secret(self) -> str:
         if self.secret_key:

@@ -1,1 +1,13 @@
-"""Prefect flows and tasks: notifications, feedback, deadlines, reminders (issue 3 onwards)."""
+"""Prefect flows and tasks: effects of transitions delivered from the outbox (and, later, sweeps).
+
+Prefect reads its settings from the environment when first imported; give embedded mode a home
+under the project's var/ directory and keep it from phoning home (this network has no internet).
+"""
+
+import os
+
+from core.config import get_settings
+
+os.environ.setdefault("PREFECT_HOME", str((get_settings().var_dir / "prefect").resolve()))
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")

@@ -8,6 +8,7 @@ from models.cases import Case, CaseHistory, ContactAttempt
 from models.children import Child, LegalRepresentative
 from models.consents import Consent
 from models.organisations import Organisation, Region
+from models.outbox import Delivery, Outbox
 from models.programmes import Ipr, NeedConclusion, PlannedService, ServiceSession
 from models.referrals import Referral
 from models.users import ApiToken, User
@@ -20,10 +21,12 @@ __all__ = [
     "Child",
     "Consent",
     "ContactAttempt",
+    "Delivery",
     "Ipr",
     "LegalRepresentative",
     "NeedConclusion",
     "Organisation",
+    "Outbox",
     "PlannedService",
     "Referral",
     "Region",

@@ -11,6 +11,7 @@ from sqlalchemy import Column, Index, String
 from sqlmodel import Field, SQLModel
 
 from models.common import JSONType, UTCDateTime, utcnow
+from models.outbox import EffectPublic
 
 
 class Case(SQLModel, table=True):
@@ -107,6 +108,8 @@ class CaseDetail(CaseSummary):
     referral_id: int | None
     allowed_events: list[str]
     history: list[HistoryPublic]
+    # What the transitions set in motion: messages and feedback, and where each stands.
+    effects: list[EffectPublic]
 
 
 class CaseUpdate(SQLModel):

@@ -79,6 +79,8 @@ class StartAssessmentPayload(_Payload):
 
 class TransitionPayload(_Payload):
     destination: str = Field(default="", max_length=300)
+    # The receiving pre-school (an education organisation of the region), told of the child.
+    destination_org_id: int | None = None
 
 
 class CompletePayload(_Payload):

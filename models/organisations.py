@@ -63,6 +63,9 @@ class Organisation(SQLModel, table=True):
     email: str | None = Field(default=None, max_length=254)
     phone: str | None = Field(default=None, max_length=32)
     address: str | None = Field(default=None, max_length=500)
+    # The organisation's own system: signed JSON webhooks (HMAC-SHA256 with webhook_secret).
+    webhook_url: str | None = Field(default=None, max_length=500)
+    webhook_secret: str | None = Field(default=None, max_length=128)
     # Municipalities served (providers only); an empty list means the whole region.
     service_area: list[str] = Field(default_factory=list, sa_type=JSONType)
     is_active: bool = True

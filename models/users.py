@@ -41,6 +41,8 @@ class User(SQLModel, table=True):
     login: str = Field(max_length=100, unique=True)
     full_name: str = Field(max_length=300)
     role: Role = Field(sa_column=Column(String(32), nullable=False))
+    # Staff notifications (a family that cannot be reached...) go here, else to the organisation.
+    email: str | None = Field(default=None, max_length=254)
     # None for system accounts that authenticate by API token only.
     password_hash: str | None = Field(default=None, max_length=255)
     is_active: bool = True

@@ -37,6 +37,20 @@ class NeedDeterminationRules(_Strict):
     session_minutes: int = Field(ge=10, le=600)
 
 
+class MessageTemplate(_Strict):
+    sms: str | None = None
+    email_subject: str | None = None
+    email_body: str | None = None
+
+
+class Messages(_Strict):
+    """Templates by audience: the family, an organisation (provider, pre-school, curator), the referrer."""
+
+    family: dict[str, MessageTemplate]
+    organisation: dict[str, MessageTemplate]
+    referrer: dict[str, MessageTemplate]
+
+
 class Standard(_Strict):
     name: str
     age: AgeRules
@@ -45,6 +59,7 @@ class Standard(_Strict):
     criteria: list[Coded] = Field(min_length=1)
     specialist_roles: list[Coded] = Field(min_length=1)
     services: list[ServiceDef] = Field(min_length=1)
+    messages: Messages
 
     @model_validator(mode="after")
     def _services_name_known_roles(self) -> Standard:
@@ -53,6 +68,23 @@ class Standard(_Strict):
             unknown = set(service.specialist_roles) - roles
             if unknown:
                 raise ValueError(f"service {service.code}: unknown specialist roles {sorted(unknown)}")
+        return self
+
+    @model_validator(mode="after")
+    def _templates_compile(self) -> Standard:
+        from jinja2 import Environment, TemplateSyntaxError
+
+        env = Environment()
+        for audience, templates in self.messages:
+            for name, template in templates.items():
+                for part in ("sms", "email_subject", "email_body"):
+                    source = getattr(template, part)
+                    if source is None:
+                        continue
+                    try:
+                        env.parse(source)
+                    except TemplateSyntaxError as error:
+                        raise ValueError(f"messages.{audience}.{name}.{part}: {error}") from error
         return self
 
     def criterion_codes(self) -> set[str]:
@@ -98,6 +130,7 @@ def load_standard(region_code: str | None = None) -> Standard:
     """The default standard, with the region's file laid over it when there is one."""
     directory = _directory
     data = _read(directory / "default.yaml")
+    data["messages"] = _read(directory / "messages.yaml")
     if region_code:
         region_file = directory / "regions" / f"{region_code}.yaml"
         if region_file.exists():

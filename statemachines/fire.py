@@ -1,7 +1,7 @@
 """The one door for state change: `fire` (and `open_case` for a journey's first step).
 
 Guard → state → history → case row, all in the caller's transaction; the API commits once.
-Later issues add deadlines and outbox rows here, in the same transaction.
+Each transition also writes its outbox rows (statemachines/effects.py) in the same transaction.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ from models.organisations import Organisation, Region
 from models.users import User
 from standards import Standard, load_standard
 from statemachines.context import JourneyContext
+from statemachines.effects import enqueue
 from statemachines.journey import (
     EVENTS,
     FINAL_STATES,
@@ -149,6 +150,7 @@ def open_case(
             at=now,
         )
     )
+    enqueue(session, "refer", case_id=case.id, referral_id=referral_id, context={"actor_id": actor.id})
     return case
 
 
@@ -237,6 +239,19 @@ def fire(
         reason=ctx.reason,
     )
     session.add(history)
+    enqueue(
+        session,
+        event,
+        case_id=case.id,
+        referral_id=case.referral_id,
+        context={
+            "from": source,
+            "to_state": dest,
+            "payload": history.payload,
+            "reason": ctx.reason,
+            "actor_id": actor.id,
+        },
+    )
     session.flush()
     session.refresh(case)
     return history

@@ -67,6 +67,7 @@ def settings(engine: Engine, tmp_path: Path) -> Settings:
         database_url=engine.url.render_as_string(hide_password=False),
         var_dir=tmp_path,
         secret_key="test-secret-key-of-sufficient-length-for-hs256",
+        relay_in_serve=False,
     )
 
 

@@ -65,9 +65,8 @@ def test_child_three_or_older_at_referral(world: World, engine: Engine) -> None:
 
 def test_region_standard_may_allow_older_children(world: World, engine: Engine, tmp_path: Path) -> None:
     (tmp_path / "regions").mkdir()
-    (tmp_path / "default.yaml").write_text(
-        (standards.STANDARDS_DIR / "default.yaml").read_text("utf-8"), "utf-8"
-    )
+    for name in ("default.yaml", "messages.yaml"):
+        (tmp_path / name).write_text((standards.STANDARDS_DIR / name).read_text("utf-8"), "utf-8")
     (tmp_path / "regions" / "demo.yaml").write_text("age:\n  max_months_at_referral: 48\n", "utf-8")
     standards.configure(tmp_path)
     try:

@@ -9,6 +9,9 @@ from api.deps import AuditDep, CurrentUser, SessionDep
 from api.scoping import referral_scope
 from api.services import referrals as service
 from core.errors import NotFound
+from flows.documents import feedback_pdf
+from models.common import today_in
+from models.organisations import Organisation, Region
 from models.referrals import Referral, ReferralCreate, ReferralPublic
 
 router = APIRouter(tags=["Направления"])
@@ -67,3 +70,27 @@ def get_referral(
     public = service.publish(session, [referral])[0]
     audit("read", "referral", public.id, public.child_id)
     return public
+
+
+@router.get(
+    "/referrals/{referral_id}/feedback",
+    response_class=Response,
+    summary="Документ обратной связи по направлению (PDF)",
+    responses={200: {"content": {"application/pdf": {}}}},
+)
+def get_feedback(referral_id: int, principal: CurrentUser, session: SessionDep, audit: AuditDep) -> Response:
+    referral = session.exec(
+        select(Referral).where(Referral.id == referral_id, referral_scope(principal))
+    ).first()
+    if referral is None:
+        raise NotFound("Направление не найдено", field="referral_id")
+    region = session.exec(
+        select(Region).join(Organisation).where(Organisation.id == referral.provider_id)
+    ).one()
+    pdf = feedback_pdf(session, referral_id, today_in(region.timezone))
+    audit("read", "feedback", referral.id, referral.child_id)
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="feedback-{referral.id}.pdf"'},
+    )

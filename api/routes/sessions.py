@@ -19,6 +19,7 @@ from models.programmes import (
 from models.users import User
 from standards import load_standard
 from statemachines import FINAL_STATES
+from statemachines.effects import enqueue
 from statemachines.fire import region_of
 
 router = APIRouter(tags=["Занятия"])
@@ -66,6 +67,13 @@ def plan_session(
     row = ServiceSession(case_id=case.id, status=SessionStatus.planned, **body.model_dump())
     session.add(row)
     session.flush()
+    enqueue(
+        session,
+        "session_planned",
+        case_id=case.id,
+        referral_id=case.referral_id,
+        context={"session_id": row.id},
+    )
     audit("create", "session", row.id, case.child_id)
     return _public(row)
 

@@ -11,6 +11,7 @@ from api.deps import Principal
 from api.scoping import case_scope
 from models.cases import Case, CaseDetail, CaseHistory, CaseSummary, HistoryPublic
 from models.children import Child, full_name
+from models.outbox import Delivery, DeliveryPublic, EffectPublic, Outbox
 from statemachines import STATE_LABELS, allowed_events
 
 
@@ -76,4 +77,26 @@ def detail(session: Session, principal: Principal, case: Case) -> CaseDetail:
         referral_id=case.referral_id,
         allowed_events=allowed_events(case, principal.user),
         history=[HistoryPublic.model_validate(h, from_attributes=True) for h in history],
+        effects=effects(session, case),
     )
+
+
+def effects(session: Session, case: Case) -> list[EffectPublic]:
+    rows = session.exec(select(Outbox).where(Outbox.case_id == case.id).order_by(col(Outbox.id))).all()
+    deliveries: dict[int, list[DeliveryPublic]] = {}
+    for d in session.exec(select(Delivery).where(Delivery.case_id == case.id).order_by(col(Delivery.id))):
+        deliveries.setdefault(d.outbox_id, []).append(DeliveryPublic.model_validate(d, from_attributes=True))
+    return [
+        EffectPublic(
+            id=r.id or 0,
+            kind=r.kind,
+            template=r.template,
+            status=r.status,
+            attempts=r.attempts,
+            last_error=r.last_error,
+            created_at=r.created_at,
+            done_at=r.done_at,
+            deliveries=deliveries.get(r.id or 0, []),
+        )
+        for r in rows
+    ]

@@ -1,0 +1,124 @@
+"""Delivery channels: e-mail over SMTP, SMS through an HTTP gateway, signed webhooks.
+
+Each send carries the outbox-derived key so that a receiver can drop a duplicate (Message-ID for
+e-mail, Idempotency-Key for the gateway and webhooks). A channel that fails raises ChannelError;
+the relay retries later, the API never waits for it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import json
+import smtplib
+import time
+from dataclasses import dataclass, field
+from email.message import EmailMessage
+from email.utils import formatdate
+from typing import Any
+
+import httpx
+
+from core.config import Settings
+
+
+class ChannelError(Exception):
+    """The channel failed (down, 5xx, timeout): try again later."""
+
+
+class ChannelNotConfigured(Exception):
+    pass
+
+
+@dataclass
+class Attachment:
+    filename: str
+    content: bytes
+    mime: str = "application/pdf"
+
+
+@dataclass
+class Outgoing:
+    channel: str  # email / sms / webhook
+    address: str
+    key: str  # idempotency key, from the outbox id
+    subject: str | None = None
+    text: str | None = None
+    attachments: list[Attachment] = field(default_factory=list)
+    body: dict[str, Any] | None = None  # webhook JSON
+    secret: str | None = None  # webhook HMAC key
+
+
+def _smtp_send(settings: Settings, message: EmailMessage) -> None:
+    with smtplib.SMTP(
+        settings.smtp_host, settings.smtp_port, timeout=settings.channel_timeout_seconds
+    ) as smtp:
+        if settings.smtp_starttls:
+            smtp.starttls()
+        if settings.smtp_user:
+            smtp.login(settings.smtp_user, settings.smtp_password)
+        smtp.send_message(message)
+
+
+async def send_email(settings: Settings, out: Outgoing) -> None:
+    if not settings.smtp_host:
+        raise ChannelNotConfigured("e-mail не настроен (EARLYHELP_SMTP_HOST)")
+    message = EmailMessage()
+    message["From"] = settings.mail_from
+    message["To"] = out.address
+    message["Subject"] = out.subject or ""
+    message["Date"] = formatdate(localtime=False)
+    message["Message-ID"] = f"<{out.key}@earlyhelp>"
+    message.set_content(out.text or "")
+    for attachment in out.attachments:
+        maintype, subtype = attachment.mime.split("/", 1)
+        message.add_attachment(
+            attachment.content, maintype=maintype, subtype=subtype, filename=attachment.filename
+        )
+    try:
+        await asyncio.to_thread(_smtp_send, settings, message)
+    except (OSError, smtplib.SMTPException) as error:
+        raise ChannelError(f"SMTP: {error}") from error
+
+
+async def send_sms(settings: Settings, client: httpx.AsyncClient, out: Outgoing) -> None:
+    if not settings.sms_gateway_url:
+        raise ChannelNotConfigured("SMS-шлюз не настроен (EARLYHELP_SMS_GATEWAY_URL)")
+    headers = {"Idempotency-Key": out.key}
+    if settings.sms_gateway_token:
+        headers["Authorization"] = f"Bearer {settings.sms_gateway_token}"
+    try:
+        response = await client.post(
+            settings.sms_gateway_url,
+            json={"to": out.address, "text": out.text, "id": out.key},
+            headers=headers,
+        )
+    except httpx.HTTPError as error:
+        raise ChannelError(f"SMS-шлюз: {type(error).__name__}: {error}") from error
+    if response.status_code >= 300:
+        raise ChannelError(f"SMS-шлюз ответил {response.status_code}")
+
+
+def sign(secret: str, timestamp: str, raw: bytes) -> str:
+    """HMAC-SHA256 over "<timestamp>.<body>", hex; the receiver recomputes it with the shared secret."""
+    return hmac.new(secret.encode(), timestamp.encode() + b"." + raw, hashlib.sha256).hexdigest()
+
+
+async def send_webhook(client: httpx.AsyncClient, out: Outgoing) -> None:
+    raw = json.dumps(out.body, ensure_ascii=False, sort_keys=True).encode()
+    timestamp = str(int(time.time()))
+    headers = {
+        "Content-Type": "application/json; charset=utf-8",
+        "Idempotency-Key": out.key,
+        "X-Earlyhelp-Delivery": out.key,
+        "X-Earlyhelp-Timestamp": timestamp,
+    }
+    if out.secret:
+        headers["X-Earlyhelp-Signature"] = "sha256=" + sign(out.secret, timestamp, raw)
+    try:
+        response = await client.post(out.address, content=raw, headers=headers)
+    except httpx.HTTPError as error:
+        raise ChannelError(f"webhook: {type(error).__name__}: {error}") from error
+    if response.status_code >= 300:
+        raise ChannelError(f"webhook ответил {response.status_code}")

@@ -1,0 +1,112 @@
+"""The outbox relay: claims due outbox rows and runs the effect flows on them.
+
+Claims are safe with any number of relays: PostgreSQL skips rows another relay has locked
+(FOR UPDATE SKIP LOCKED); on SQLite the clause is dropped, but every transaction already holds the
+write lock (BEGIN IMMEDIATE), so claims are serialised. A claim is a lease: rows of a relay that
+died become due again when the lease ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections import defaultdict
+from datetime import timedelta
+
+from prefect import tags
+from sqlalchemy import Engine, or_, update
+from sqlmodel import Session, col, select
+
+from core.config import Settings
+from flows import delivery
+from flows.delivery import FLOWS, Outcome
+from models.common import utcnow
+from models.outbox import EffectKind, Outbox, OutboxStatus
+
+log = logging.getLogger("earlyhelp.relay")
+
+
+class Relay:
+    def __init__(self, engine: Engine, settings: Settings, name: str | None = None) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        delivery.configure(engine, settings)
+
+    def claim(self, limit: int | None = None) -> list[Outbox]:
+        now = utcnow()
+        with Session(self.engine, expire_on_commit=False) as session:
+            rows = list(
+                session.exec(
+                    select(Outbox)
+                    .where(
+                        Outbox.status == OutboxStatus.pending,
+                        col(Outbox.available_at) <= now,
+                        or_(col(Outbox.lease_until).is_(None), col(Outbox.lease_until) < now),
+                    )
+                    .order_by(col(Outbox.id))
+                    .limit(limit or self.settings.relay_batch_size)
+                    .with_for_update(skip_locked=True)
+                )
+            )
+            if rows:
+                session.execute(
+                    update(Outbox)
+                    .where(col(Outbox.id).in_([r.id for r in rows]))
+                    .values(
+                        lease_until=now + timedelta(seconds=self.settings.relay_lease_seconds),
+                        claimed_by=self.name,
+                    )
+                )
+            session.commit()
+        return rows
+
+    def finish(self, results: dict[int, tuple[Outcome, str | None]]) -> None:
+        now = utcnow()
+        with Session(self.engine) as session:
+            rows = session.exec(
+                select(Outbox).where(col(Outbox.id).in_(list(results)), Outbox.claimed_by == self.name)
+            ).all()
+            for row in rows:
+                outcome, error = results[row.id or 0]
+                row.attempts += 1
+                row.lease_until = None
+                row.last_error = error[:2000] if error else None
+                if outcome == Outcome.done:
+                    row.status, row.done_at = OutboxStatus.done, now
+                elif outcome == Outcome.failed or row.attempts >= self.settings.relay_max_attempts:
+                    row.status = OutboxStatus.failed
+                else:
+                    backoff = min(self.settings.relay_backoff_seconds * 2 ** (row.attempts - 1), 3600.0)
+                    row.available_at = now + timedelta(seconds=backoff)
+                session.add(row)
+            session.commit()
+
+    async def run_once(self) -> int:
+        """Claim one batch and deliver it; return how many rows were claimed."""
+        rows = self.claim()
+        by_kind: dict[EffectKind, list[Outbox]] = defaultdict(list)
+        for row in rows:
+            by_kind[EffectKind(row.kind)].append(row)
+        for kind, batch in by_kind.items():
+            case_ids = sorted({r.case_id for r in batch if r.case_id})
+            shown = ", ".join(map(str, case_ids[:20])) + (" …" if len(case_ids) > 20 else "")
+            with tags(*(f"case:{c}" for c in case_ids)):
+                run = FLOWS[kind].with_options(flow_run_name=f"{kind} · cases {shown}")
+                results = await run([r.id for r in batch])
+            self.finish(results)
+        return len(rows)
+
+    async def run_forever(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                claimed = await self.run_once()
+            except Exception:  # a database hiccup must not kill the relay
+                log.exception("relay batch failed")
+                claimed = 0
+            if not claimed:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self.settings.relay_idle_seconds)

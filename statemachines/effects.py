@@ -1,0 +1,73 @@
+"""Which effects follow which event: data beside the journey, read by `fire`.
+
+Each effect becomes one outbox row in the transition's transaction; a Prefect flow of the same
+name (flows/) delivers it. Templates are in the standard (standards/messages.yaml).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlmodel import Session
+
+from models.outbox import EffectKind, Outbox
+
+FAMILY = EffectKind.notify_family
+ORGANISATION = EffectKind.notify_organisation
+REFERRER = EffectKind.feedback_to_referrer
+
+
+@dataclass(frozen=True)
+class Effect:
+    kind: EffectKind
+    template: str
+    # notify_organisation only: "provider" (its intake), "destination" (the receiving
+    # pre-school) or "curator".
+    to: str | None = None
+
+
+EFFECTS: dict[str, list[Effect]] = {
+    "refer": [Effect(ORGANISATION, "new_referral", to="provider")],
+    "accept": [
+        Effect(FAMILY, "need_determination_invitation"),
+        Effect(REFERRER, "referral_accepted"),
+        Effect(ORGANISATION, "case_assigned", to="curator"),
+    ],
+    "reject": [Effect(FAMILY, "referral_rejected"), Effect(REFERRER, "referral_rejected")],
+    "determine_need": [Effect(FAMILY, "need_determined"), Effect(REFERRER, "need_determined")],
+    "approve_ipr": [Effect(FAMILY, "ipr_agreed"), Effect(REFERRER, "ipr_agreed")],
+    "begin_transition": [
+        Effect(FAMILY, "transition_started"),
+        Effect(ORGANISATION, "transition_receiving", to="destination"),
+    ],
+    "complete": [Effect(FAMILY, "journey_completed"), Effect(REFERRER, "journey_completed")],
+    "decline": [Effect(REFERRER, "declined")],
+    "mark_lost_contact": [Effect(REFERRER, "lost_contact")],
+    # Not journey events, but effects all the same.
+    "session_planned": [Effect(FAMILY, "appointment_confirmation")],
+    "family_unreachable": [Effect(ORGANISATION, "family_unreachable", to="curator")],
+}
+
+
+def enqueue(
+    session: Session,
+    trigger: str,
+    *,
+    case_id: int | None,
+    referral_id: int | None = None,
+    context: dict[str, Any] | None = None,
+) -> list[Outbox]:
+    """Write the outbox rows `trigger` calls for, in the caller's transaction."""
+    rows = [
+        Outbox(
+            case_id=case_id,
+            referral_id=referral_id,
+            kind=effect.kind,
+            template=effect.template,
+            context={**(context or {}), "trigger": trigger, "to": effect.to},
+        )
+        for effect in EFFECTS.get(trigger, [])
+    ]
+    session.add_all(rows)
+    return rows
