@@ -42,6 +42,8 @@ class Settings(BaseSettings):
     sms_gateway_url: str = ""
     sms_gateway_token: str = ""
     channel_timeout_seconds: float = 10.0
+    # In-flow retries of one delivery task (seconds between tries); the relay's back-off follows.
+    delivery_retry_delays: list[float] = [0.5, 2.0]
 
     # The outbox relay: runs inside `earlyhelp serve` unless disabled, or as `earlyhelp worker`.
     relay_in_serve: bool = True

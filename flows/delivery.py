@@ -265,11 +265,13 @@ def _tell_curator(engine: Engine, row: Outbox, targets: list[Target]) -> None:
 
 
 async def _deliver_all(outbox_ids: list[int]) -> dict[int, tuple[Outcome, str | None]]:
+    delays = runtime().settings.delivery_retry_delays
+    deliver = deliver_effect.with_options(retries=len(delays), retry_delay_seconds=delays or 0)
     down: dict[str, int] = {}
     results: dict[int, tuple[Outcome, str | None]] = {}
     for outbox_id in outbox_ids:
         try:
-            results[outbox_id] = await deliver_effect(outbox_id, down)
+            results[outbox_id] = await deliver(outbox_id, down)
         except Exception as error:  # retries spent: the relay backs off and tries later
             results[outbox_id] = (Outcome.retry, f"{type(error).__name__}: {error}")
     return results

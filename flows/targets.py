@@ -170,11 +170,12 @@ def resolve(session: Session, row: Outbox, public_url: str) -> Resolved:
                 targets += _org_targets(org, org.name, referral_id=ref.id)
     else:
         to = row.context.get("to")
-        if to == "curator":
-            if curator is not None and curator.email:
-                targets = [Target(curator.full_name, "email", curator.email)]
-            else:
-                targets = _org_targets(provider, provider.name)
+        if to in ("curator", "curator_or_provider") and curator is not None and curator.email:
+            targets = [Target(curator.full_name, "email", curator.email)]
+        elif to == "curator":
+            targets = []  # no curator yet: the provider's intake already has the referral
+        elif to == "curator_or_provider":
+            targets = _org_targets(provider, provider.name)
         elif to == "destination":
             org_id = payload.get("destination_org_id")
             org = session.get(Organisation, org_id) if org_id else None

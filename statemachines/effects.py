@@ -23,7 +23,7 @@ class Effect:
     kind: EffectKind
     template: str
     # notify_organisation only: "provider" (its intake), "destination" (the receiving
-    # pre-school) or "curator".
+    # pre-school), "curator" (nobody if none is assigned) or "curator_or_provider".
     to: str | None = None
 
 
@@ -46,7 +46,7 @@ EFFECTS: dict[str, list[Effect]] = {
     "mark_lost_contact": [Effect(REFERRER, "lost_contact")],
     # Not journey events, but effects all the same.
     "session_planned": [Effect(FAMILY, "appointment_confirmation")],
-    "family_unreachable": [Effect(ORGANISATION, "family_unreachable", to="curator")],
+    "family_unreachable": [Effect(ORGANISATION, "family_unreachable", to="curator_or_provider")],
 }
 
 

@@ -1,0 +1,405 @@
+"""Transitions reach people: real Prefect flow runs, a real SMTP server, a real HTTP server.
+
+One Prefect test server, one SMTP server and one HTTP server serve the whole module.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import Engine, update
+from sqlmodel import Session, col, select
+
+import standards
+from core.config import Settings
+from flows.relay import Relay
+from models.organisations import Organisation
+from models.outbox import Delivery, DeliveryStatus, Outbox, OutboxStatus
+from models.users import User
+from tests.servers import HttpSink, SmtpServer
+from tests.test_journey import ipr_payload
+from tests.world import API, World
+
+SECRET = "webhook-secret-of-the-provider"
+CONCLUSION = "Выявлены нарушения моторного развития, ДЦП под вопросом"
+
+
+@pytest.fixture(scope="module")
+def prefect_server() -> Iterator[None]:
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
+
+
+@pytest.fixture(scope="module")
+def runner(prefect_server: None) -> Iterator[asyncio.Runner]:
+    with asyncio.Runner() as loop:
+        yield loop
+
+
+@pytest.fixture(scope="module")
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def sink() -> Iterator[HttpSink]:
+    server = HttpSink()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings(settings: Settings, smtp: SmtpServer, sink: HttpSink) -> Settings:
+    smtp.inbox.clear()
+    sink.requests.clear()
+    sink.modes.clear()
+    return settings.model_copy(
+        update={
+            "smtp_host": "127.0.0.1",
+            "smtp_port": smtp.port,
+            "sms_gateway_url": sink.url("/sms"),
+            "channel_timeout_seconds": 1.0,
+            "delivery_retry_delays": [0.05],
+            "relay_backoff_seconds": 0.0,
+            "relay_lease_seconds": 1,
+        }
+    )
+
+
+@pytest.fixture
+def relay(engine: Engine, settings: Settings) -> Relay:
+    return Relay(engine, settings, name="test-relay")
+
+
+@pytest.fixture
+def contacts(world: World, engine: Engine, sink: HttpSink) -> dict[str, str]:
+    """E-mail addresses and a webhook for the organisations and people of the test world."""
+    with Session(engine) as session:
+        session.execute(
+            update(Organisation)
+            .where(col(Organisation.id) == world.provider_id)
+            .values(
+                email="intake@provider.example", webhook_url=sink.url("/hook/provider"), webhook_secret=SECRET
+            )
+        )
+        session.execute(
+            update(Organisation)
+            .where(col(Organisation.id) == world.org_ids["health"])
+            .values(email="clinic@health.example")
+        )
+        session.execute(
+            update(User)
+            .where(col(User.id) == world.user_ids["curator"])
+            .values(email="curator@provider.example")
+        )
+        kindergarten = session.exec(
+            select(Organisation).where(Organisation.kind == "education", Organisation.region_id == 1)
+        ).one()
+        kindergarten.email = "head@kindergarten.example"
+        session.add(kindergarten)
+        session.commit()
+        return {"kindergarten_id": str(kindergarten.id)}
+
+
+def drain(runner: asyncio.Runner, relay: Relay, rounds: int = 10) -> None:
+    for _ in range(rounds):
+        if runner.run(relay.run_once()) == 0:
+            return
+
+
+def deliveries(engine: Engine, case_id: int) -> list[Delivery]:
+    with Session(engine) as session:
+        return list(
+            session.exec(select(Delivery).where(Delivery.case_id == case_id).order_by(col(Delivery.id)))
+        )
+
+
+def sms_texts(sink: HttpSink) -> list[str]:
+    return [r.json["text"] for r in sink.received("/sms")]
+
+
+def test_full_journey_sends_each_expected_message_once(
+    world: World,
+    engine: Engine,
+    relay: Relay,
+    runner: asyncio.Runner,
+    smtp: SmtpServer,
+    sink: HttpSink,
+    contacts: dict[str, str],
+) -> None:
+    referral = world.refer()
+    case_id = referral["case_id"]
+    world.advance(case_id, "accept", {"curator_id": world.user_ids["curator"]}, who="coordinator")
+    world.advance(case_id, "determine_need", {"outcome": "ipr", "conclusion": CONCLUSION}, who="coordinator")
+    world.advance(case_id, "approve_ipr", ipr_payload())
+    world.advance(
+        case_id,
+        "begin_transition",
+        {"destination": "МБДОУ № 12", "destination_org_id": int(contacts["kindergarten_id"])},
+    )
+    world.advance(case_id, "complete")
+    assert smtp.inbox == [] and sink.requests == []  # nothing is sent inside a request
+
+    drain(runner, relay)
+    drain(runner, relay)  # a second pass finds nothing more to send
+
+    subjects = sorted((m["To"], str(m["Subject"])) for m in smtp.inbox)
+    rid = referral["id"]
+    assert subjects == sorted(
+        [
+            ("intake@provider.example", f"Новое направление № {rid}"),
+            ("curator@provider.example", f"Вам назначен случай № {case_id}"),
+            ("clinic@health.example", f"Направление № {rid} принято"),
+            ("clinic@health.example", f"Заключение по направлению № {rid}"),
+            ("clinic@health.example", f"Утверждена ИПРП по направлению № {rid}"),
+            ("clinic@health.example", f"Завершено сопровождение по направлению № {rid}"),
+            ("head@kindergarten.example", "Переход ребёнка из службы ранней помощи"),
+        ]
+    )
+    texts = sms_texts(sink)
+    assert len(texts) == 5 and all(r.json["to"] == "+7 900 123-45-67" for r in sink.received("/sms"))
+    assert [t.split(":")[0] for t in texts] == ["ГБУ «Центр ранней помощи „Первые шаги“»"] * 5
+    assert not any("ДЦП" in t or "моторн" in t or "Ёжикова" in t for t in texts)  # no diagnosis, no surname
+    assert len(sink.received("/hook/provider")) == 1
+
+    # Feedback carries the unified-form PDF.
+    feedback = [m for m in smtp.to("clinic@health.example")]
+    for message in feedback:
+        pdfs = [part for part in message.iter_attachments() if part.get_content_type() == "application/pdf"]
+        assert len(pdfs) == 1 and pdfs[0].get_content().startswith(b"%PDF")
+
+    rows = deliveries(engine, case_id)
+    assert all(d.status == DeliveryStatus.sent for d in rows) and len(rows) == 7 + 5 + 1
+    case = world.case(case_id)
+    assert all(e["status"] == "done" for e in case["effects"])
+    assert sum(len(e["deliveries"]) for e in case["effects"]) == 13
+
+    # Every flow run is in Prefect, tagged with the case.
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterTags
+
+    async def runs() -> list[str]:
+        async with get_client() as client:
+            found = await client.read_flow_runs(
+                flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[f"case:{case_id}"]))
+            )
+            return sorted({str(r.name).split(" ·")[0] for r in found if r.state and r.state.is_completed()})
+
+    assert runner.run(runs()) == ["feedback_to_referrer", "notify_family", "notify_organisation"]
+
+
+def test_webhook_is_signed(
+    world: World, relay: Relay, runner: asyncio.Runner, sink: HttpSink, contacts: dict[str, str]
+) -> None:
+    referral = world.refer()
+    drain(runner, relay)
+    (hook,) = sink.received("/hook/provider")
+    timestamp = hook.headers["X-Earlyhelp-Timestamp"]
+    expected = hmac.new(SECRET.encode(), timestamp.encode() + b"." + hook.raw, hashlib.sha256).hexdigest()
+    assert hook.headers["X-Earlyhelp-Signature"] == f"sha256={expected}"
+    assert hook.json["type"] == "new_referral" and hook.json["case_id"] == referral["case_id"]
+    assert "child" not in hook.raw.decode()
+
+
+def test_smtp_down_waits_and_delivers_after_recovery(
+    world: World,
+    engine: Engine,
+    relay: Relay,
+    runner: asyncio.Runner,
+    smtp: SmtpServer,
+    contacts: dict[str, str],
+) -> None:
+    smtp.stop()
+    try:
+        referral = world.refer()
+        drain(runner, relay, rounds=3)
+        # The coordinator keeps working while e-mail is down.
+        world.advance(referral["case_id"], "accept", who="coordinator")
+        drain(runner, relay, rounds=3)
+        with Session(engine) as session:
+            waiting = session.exec(select(Outbox).where(Outbox.template == "new_referral")).one()
+        assert (
+            waiting.status == OutboxStatus.pending
+            and waiting.attempts >= 1
+            and "SMTP" in (waiting.last_error or "")
+        )
+    finally:
+        smtp.start()
+    drain(runner, relay)
+    assert len(smtp.to("intake@provider.example")) == 1
+    assert len(smtp.to("clinic@health.example")) == 1
+
+
+@pytest.mark.parametrize("mode", ["500", "slow"])
+def test_sms_gateway_failing_or_timing_out_is_retried(
+    world: World, engine: Engine, relay: Relay, runner: asyncio.Runner, sink: HttpSink, mode: str
+) -> None:
+    case_id = world.refer()["case_id"]
+    world.advance(case_id, "accept", who="coordinator")
+    sink.modes["/sms"] = mode
+    drain(runner, relay, rounds=2)
+    failed = [d for d in deliveries(engine, case_id) if d.channel == "sms"]
+    assert failed and failed[0].status == DeliveryStatus.failed and failed[0].error
+    sink.modes["/sms"] = "ok"
+    drain(runner, relay)
+    sent = [d for d in deliveries(engine, case_id) if d.channel == "sms"]
+    assert len(sent) == 1 and sent[0].status == DeliveryStatus.sent and sent[0].attempts >= 2
+    # A gateway that timed out may still have taken the message: every try carries the same
+    # Idempotency-Key, so the gateway sends the family one SMS.
+    assert {r.headers["Idempotency-Key"] for r in sink.received("/sms")} == {
+        sent[0].outbox_id and f"outbox-{sent[0].outbox_id}-sms"
+    }
+    if mode == "500":
+        assert len(sink.received("/sms")) == 1
+
+
+def test_webhook_refusing_is_retried(
+    world: World,
+    engine: Engine,
+    relay: Relay,
+    runner: asyncio.Runner,
+    sink: HttpSink,
+    contacts: dict[str, str],
+) -> None:
+    sink.modes["/hook/provider"] = "500"
+    world.refer()
+    drain(runner, relay, rounds=2)
+    assert sink.received("/hook/provider") == []
+    sink.modes["/hook/provider"] = "ok"
+    drain(runner, relay)
+    assert len(sink.received("/hook/provider")) == 1
+
+
+def test_relay_killed_after_claiming_delivers_once_after_restart(
+    world: World,
+    engine: Engine,
+    settings: Settings,
+    runner: asyncio.Runner,
+    smtp: SmtpServer,
+    contacts: dict[str, str],
+) -> None:
+    world.refer()
+    dead = Relay(engine, settings, name="relay-that-dies")
+    claimed = dead.claim()
+    assert claimed  # ...and then the process is killed before delivering anything
+    successor = Relay(engine, settings, name="relay-after-restart")
+    assert successor.claim() == []  # the lease still holds
+    with Session(engine) as session:  # the lease runs out
+        session.execute(update(Outbox).values(lease_until=datetime.now(UTC) - timedelta(seconds=1)))
+        session.commit()
+    drain(runner, successor)
+    drain(runner, successor)
+    assert len(smtp.to("intake@provider.example")) == 1
+
+
+def test_template_with_a_missing_variable_fails_visibly(
+    world: World, engine: Engine, relay: Relay, runner: asyncio.Runner, sink: HttpSink, tmp_path: Path
+) -> None:
+    (tmp_path / "regions").mkdir()
+    for name in ("default.yaml", "messages.yaml"):
+        (tmp_path / name).write_text((standards.STANDARDS_DIR / name).read_text("utf-8"), "utf-8")
+    (tmp_path / "regions" / "demo.yaml").write_text(
+        "messages:\n  family:\n    need_determination_invitation:\n"
+        "      sms: 'Ждём вас {{ appointment_time }}'\n",
+        "utf-8",
+    )
+    standards.configure(tmp_path)
+    try:
+        case_id = world.refer()["case_id"]
+        world.advance(case_id, "accept", who="coordinator")
+        drain(runner, relay)
+    finally:
+        standards.configure(standards.STANDARDS_DIR)
+    assert sink.received("/sms") == []
+    effect = next(
+        e for e in world.case(case_id)["effects"] if e["template"] == "need_determination_invitation"
+    )
+    assert effect["status"] == "failed" and "appointment_time" in effect["last_error"]
+    assert effect["deliveries"][0]["status"] == "failed"
+
+
+def test_family_without_a_contact_is_undeliverable_and_the_curator_is_told(
+    world: World,
+    engine: Engine,
+    relay: Relay,
+    runner: asyncio.Runner,
+    smtp: SmtpServer,
+    contacts: dict[str, str],
+) -> None:
+    body = world.referral_body(
+        representatives=[
+            {
+                "full_name": "Иванова Анна",
+                "relation": "mother",
+                "email": "anna@example.org",
+                "preferred_channel": "sms",
+            }
+        ]
+    )
+    referral = world.client.post(f"{API}/referrals", json=body, headers=world.h("referrer")).json()
+    world.advance(referral["case_id"], "accept", {"curator_id": world.user_ids["curator"]}, who="coordinator")
+    drain(runner, relay)
+    drain(runner, relay)
+    family = [
+        d for d in deliveries(engine, referral["case_id"]) if d.template == "need_determination_invitation"
+    ]
+    assert [(d.status, d.error) for d in family] == [(DeliveryStatus.undeliverable, "нет телефона")]
+    told = [m for m in smtp.to("curator@provider.example") if "Не удалось связаться" in str(m["Subject"])]
+    assert len(told) == 1 and "нет телефона" in told[0].get_content()
+
+
+def test_withdrawn_consent_to_messages_stops_them(
+    world: World, engine: Engine, relay: Relay, runner: asyncio.Runner, sink: HttpSink
+) -> None:
+    referral = world.refer()
+    withdrawn = world.client.post(
+        f"{API}/children/{referral['child_id']}/consents",
+        json={"kind": "messages", "status": "withdrawn", "date": datetime.now(UTC).date().isoformat()},
+        headers=world.h("coordinator"),
+    )
+    assert withdrawn.status_code == 201
+    world.advance(referral["case_id"], "accept", who="coordinator")
+    drain(runner, relay)
+    assert sink.received("/sms") == []
+    family = [
+        d for d in deliveries(engine, referral["case_id"]) if d.template == "need_determination_invitation"
+    ]
+    assert [(d.status, d.error) for d in family] == [
+        (DeliveryStatus.skipped, "согласие на получение сообщений отозвано")
+    ]
+
+
+def test_feedback_pdf_for_the_referrer(world: World, contacts: dict[str, str]) -> None:
+    from io import BytesIO
+
+    from pypdf import PdfReader
+
+    referral = world.refer()
+    world.advance(referral["case_id"], "accept", {"curator_id": world.user_ids["curator"]}, who="coordinator")
+    world.advance(
+        referral["case_id"],
+        "determine_need",
+        {"outcome": "consultation", "conclusion": "Нужны консультации"},
+        who="coordinator",
+    )
+    response = world.client.get(f"{API}/referrals/{referral['id']}/feedback", headers=world.h("referrer"))
+    assert response.status_code == 200 and response.headers["content-type"] == "application/pdf"
+    text = "".join(page.extract_text() for page in PdfReader(BytesIO(response.content)).pages)
+    assert f"Обратная связь по направлению № {referral['id']}" in text
+    assert (
+        "Консультации без ИПРП" in text and "Петрова Анна Викторовна" in text and "Нужны консультации" in text
+    )
+    other = world.client.get(f"{API}/referrals/{referral['id']}/feedback", headers=world.h("social"))
+    assert other.status_code == 404
