@@ -5,8 +5,11 @@ BIN    := $(VENV)/bin
 
 .PHONY: run test install install-dev bench clean
 
-# Runtime dependencies, exactly as locked, plus the project itself (editable).
+# Runtime dependencies, exactly as locked, plus the project itself (editable). The feedback PDF
+# needs a Cyrillic TTF font: Debian's fonts-dejavu-core, installed when missing (as root).
 $(VENV)/.installed: requirements.lock pyproject.toml
+	test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf || \
+		(apt-get update -qq && apt-get install -y -qq fonts-dejavu-core)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .

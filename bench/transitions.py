@@ -45,6 +45,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -63,10 +64,11 @@ from typing import Any
 
 import httpx
 from fastapi.testclient import TestClient
-from sqlalchemy import create_engine, func, insert, text
+from sqlalchemy import create_engine, func, insert, or_, text, update
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import OperationalError
-from sqlmodel import Session, SQLModel, select
+from sqlalchemy.pool import NullPool
+from sqlmodel import Session, SQLModel, col, select
 
 from api.demo import seed_region
 from api.main import create_app
@@ -75,14 +77,15 @@ from api.services.referrals import register, request_hash
 from core.config import Settings
 from core.db import make_engine, session_scope
 from core.migrate import upgrade
-from models.cases import Case, CaseHistory, ContactAttempt, ContactChannel
+from models.cases import Case, ContactAttempt, ContactChannel
 from models.children import Channel, Child, ChildIn, LegalRepresentative, Relation, RepresentativeIn, Sex
 from models.common import today_in, utcnow
 from models.consents import Consent, ConsentKind, ConsentStatus
 from models.organisations import OrgKind
+from models.outbox import Outbox, OutboxStatus
 from models.referrals import ConsentGiven, Referral, ReferralCreate
 from models.users import ApiToken, User
-from statemachines import fire
+from statemachines import fire, open_case
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "transitions.json"
@@ -231,10 +234,11 @@ def referral_body(seed: int, provider_id: int, today: date) -> ReferralCreate:
 
 
 def next_id(session: Session, table: type[SQLModel]) -> int:
-    return int(session.execute(select(func.coalesce(func.max(table.id), 0))).scalar_one()) + 1  # type: ignore[attr-defined]
+    column = SQLModel.metadata.tables[table.__tablename__].c.id  # type: ignore[index]
+    return int(session.execute(select(func.coalesce(func.max(column), 0))).scalar_one()) + 1
 
 
-def bulk_rows(
+def bulk_referrals(
     session: Session,
     count: int,
     first_seed: int,
@@ -243,17 +247,21 @@ def bulk_rows(
     referrer: User,
     today: date,
 ) -> dict[int, int]:
-    """`count` referrals exactly as register() stores them, inserted in bulk; case id -> provider."""
-    tables: list[type[SQLModel]] = [Child, LegalRepresentative, Consent, Referral, Case, CaseHistory]
+    """`count` referrals as register() stores them; case id -> provider id.
+
+    Child, representative, consent and referral rows are bulk-inserted; each case is opened by the
+    app's own `open_case` (case, first history row, outbox rows: whatever that door writes today).
+    """
+    tables: list[type[SQLModel]] = [Child, LegalRepresentative, Consent, Referral]
     start = {table: next_id(session, table) for table in tables}
     rows: dict[type[SQLModel], list[dict[str, Any]]] = {table: [] for table in tables}
     referral_date = today_in(REGION[2])
-    cases: dict[int, int] = {}
+    opened: list[tuple[int, int, int]] = []  # child id, referral id, provider id
     for n in range(count):
         seed = first_seed + n
         provider_id = providers[seed % len(providers)]
         body = referral_body(seed, provider_id, today)
-        child_id, referral_id, case_id = start[Child] + n, start[Referral] + n, start[Case] + n
+        child_id, referral_id = start[Child] + n, start[Referral] + n
         now = utcnow()
         child = Child(id=child_id, region_id=region_id, **body.child.model_dump())
         child.refresh_name_key()
@@ -287,67 +295,61 @@ def bulk_rows(
                 created_by_org_id=referrer.organisation_id,
                 criteria=body.criteria,
                 referral_date=referral_date,
-                case_id=case_id,
+                case_id=None,  # set below, once the case exists (as register() does)
                 linked_to_existing=False,
                 idempotency_key=f"bench-{seed}",
                 request_hash=request_hash(body),
                 created_at=now,
             ).model_dump(warnings=False)
         )
-        rows[Case].append(
-            Case(
-                id=case_id,
-                child_id=child_id,
-                provider_id=provider_id,
-                referral_id=referral_id,
-                state="referred",
-                opened_at=now,
-                updated_at=now,
-            ).model_dump(warnings=False)
-        )
-        rows[CaseHistory].append(
-            CaseHistory(
-                id=start[CaseHistory] + n,
-                case_id=case_id,
-                from_state=None,
-                to_state="referred",
-                event="refer",
-                actor_id=referrer.id,
-                at=now,
-            ).model_dump(warnings=False)
-        )
-        cases[case_id] = provider_id
-    # Cases before referrals: referral.case_id is a foreign key, case.referral_id is not.
-    order: list[type[SQLModel]] = [Child, LegalRepresentative, Consent, Case, Referral, CaseHistory]
-    for table in order:
+        opened.append((child_id, referral_id, provider_id))
+    for table in tables:
         for chunk in range(0, len(rows[table]), 2000):
             session.execute(insert(table), rows[table][chunk : chunk + 2000])
+    if session.get_bind().dialect.name == "postgresql":
+        reset_sequences(session)  # before the app inserts into these tables itself
+    cases: dict[int, int] = {}
+    links: list[dict[str, int]] = []
+    for child_id, referral_id, provider_id in opened:
+        case = open_case(
+            session, child_id=child_id, provider_id=provider_id, referral_id=referral_id, actor=referrer
+        )
+        assert case.id is not None
+        cases[case.id] = provider_id
+        links.append({"id": referral_id, "case_id": case.id})
+    session.flush()
+    session.execute(update(Referral), links)
     return cases
 
 
 def check_shape(session: Session, reference_case: int, bulk_case: int) -> None:
-    """The bulk rows have the same columns filled as the rows register() wrote."""
+    """Every table holds the same rows, with the same columns filled, for a bulk-seeded case as
+    for the case register() made: if the app starts writing something new, seeding says so."""
 
-    def rows_of(case_id: int) -> dict[str, SQLModel]:
+    def rows_of(case_id: int) -> dict[str, list[frozenset[str]]]:
         case = session.get(Case, case_id)
         assert case is not None and case.referral_id is not None
-        return {
-            "case": case,
-            "child": session.get(Child, case.child_id),  # type: ignore[dict-item]
-            "referral": session.get(Referral, case.referral_id),  # type: ignore[dict-item]
-            "case_history": session.exec(select(CaseHistory).where(CaseHistory.case_id == case_id)).one(),
-            "consent": session.exec(select(Consent).where(Consent.child_id == case.child_id)).one(),
-            "legal_representative": session.exec(
-                select(LegalRepresentative).where(LegalRepresentative.child_id == case.child_id)
-            ).one(),
-        }
+        keys = {"case_id": case_id, "child_id": case.child_id, "referral_id": case.referral_id}
+        own = {"case": case_id, "child": case.child_id, "referral": case.referral_id}
+        found: dict[str, list[frozenset[str]]] = {}
+        for table in SQLModel.metadata.sorted_tables:
+            conditions = [table.c[k] == v for k, v in keys.items() if k in table.c]
+            if table.name in own:
+                conditions.append(table.c.id == own[table.name])
+            if conditions:
+                result = session.execute(table.select().where(or_(*conditions))).mappings()
+                found[table.name] = sorted(
+                    frozenset(k for k, v in row.items() if v is None) for row in result
+                )
+        return found
 
     reference, bulk = rows_of(reference_case), rows_of(bulk_case)
-    for name, row in reference.items():
-        empty_ref = {k for k, v in row.model_dump(warnings=False).items() if v is None}
-        empty_bulk = {k for k, v in bulk[name].model_dump(warnings=False).items() if v is None}
-        if empty_ref != empty_bulk:
-            raise RuntimeError(f"bulk {name} rows differ from register(): {empty_ref ^ empty_bulk}")
+    for name, rows in reference.items():
+        if rows != bulk[name]:
+            raise RuntimeError(
+                f"seeding is out of date: table {name} holds {rows} (empty columns) for a case "
+                f"register() made, {bulk[name]} for a bulk-seeded one"
+            )
 
 
 def seed(url: str, total_cases: int, spread: int) -> Seeded:
@@ -383,7 +385,7 @@ def seed(url: str, total_cases: int, spread: int) -> Seeded:
             assert reference.case_id is not None
             cases = {reference.case_id: provider_ids[0]}
             session.flush()
-            cases |= bulk_rows(
+            cases |= bulk_referrals(
                 session,
                 total_cases - 1,
                 1,
@@ -393,11 +395,16 @@ def seed(url: str, total_cases: int, spread: int) -> Seeded:
                 today,
             )
             check_shape(session, reference.case_id, max(cases))
-            if engine.dialect.name == "postgresql":
-                reset_sequences(session)
         with session_scope(engine) as session:
             for index, case_id in enumerate(sorted(cases)[-spread:] if spread else []):
                 walk(session, case_id, staff[cases.pop(case_id)], spread_path(index, today))
+        with session_scope(engine) as session:
+            # The effects of all this history were delivered long ago: the relay starts idle.
+            session.execute(
+                update(Outbox)
+                .where(col(Outbox.status) == OutboxStatus.pending)
+                .values(status=OutboxStatus.done, attempts=1, done_at=utcnow(), claimed_by="bench-seed")
+            )
     finally:
         engine.dispose()
     return Seeded(url, cases, staff, time.perf_counter() - started, spread, total_cases)
@@ -489,51 +496,134 @@ def percentiles(seconds: list[float]) -> dict[str, float]:
 def fire_journeys(
     client: httpx.Client, seeded: Seeded, case_ids: list[int], steps: list[Step], run: Run | None
 ) -> None:
-    """Walk each case through `steps`, one POST per event, timing each POST (run=None: warm-up)."""
+    """Walk each case through `steps`, one POST per event, timing each POST (run=None: warm-up).
+
+    A refused event ends that case's walk; a broken connection ends the phase (both are errors)."""
     headers = {
         provider_id: {who: {"Authorization": f"Bearer {token}"} for who, token in staff.tokens.items()}
         for provider_id, staff in seeded.staff.items()
     }
+    errors = run.errors if run is not None else []
     started = time.perf_counter()
-    for case_id in case_ids:
-        staff = seeded.staff[seeded.cases[case_id]]
-        version = 1
-        for step in steps:
-            body: dict[str, Any] = {"version": version, "payload": payload_of(step, staff)}
-            if step.reason:
-                body["reason"] = step.reason
-            url = f"{API}/cases/{case_id}/events/{step.event}"
-            t0 = time.perf_counter()
-            response = client.post(url, json=body, headers=headers[staff.provider_id][step.who])
-            elapsed = time.perf_counter() - t0
-            if response.status_code != 200:
-                if run is not None:
-                    run.errors.append(
+    try:
+        for case_id in case_ids:
+            staff = seeded.staff[seeded.cases[case_id]]
+            version = 1
+            for step in steps:
+                body: dict[str, Any] = {"version": version, "payload": payload_of(step, staff)}
+                if step.reason:
+                    body["reason"] = step.reason
+                url = f"{API}/cases/{case_id}/events/{step.event}"
+                t0 = time.perf_counter()
+                response = client.post(url, json=body, headers=headers[staff.provider_id][step.who])
+                elapsed = time.perf_counter() - t0
+                if response.status_code != 200:
+                    errors.append(
                         f"case {case_id} {step.event}: {response.status_code} {response.text[:300]}"
                     )
-                break
-            new_version = int(response.json()["version"])
-            if new_version != version + 1:
-                raise RuntimeError(f"case {case_id}: version {version} -> {new_version} after {step.event}")
-            version = new_version
-            if run is not None:
-                run.samples.append((step.event, elapsed))
+                    break
+                new_version = int(response.json()["version"])
+                if new_version != version + 1:
+                    raise RuntimeError(
+                        f"case {case_id}: version {version} -> {new_version} after {step.event}"
+                    )
+                version = new_version
+                if run is not None:
+                    run.samples.append((step.event, elapsed))
+    except httpx.TransportError as error:
+        errors.append(f"connection lost: {error!r}")
     if run is not None:
         run.wall_seconds = time.perf_counter() - started
+    elif errors:
+        raise RuntimeError(f"warm-up failed: {errors[0]}")
+
+
+# The outbox relay delivers the effects of every event in the background (Prefect flows), in the
+# same process as the API. The bench lets it start up (the warm-up's effects delivered) before
+# measuring, counts what it delivered during the measurement, and clears what was left afterwards
+# so that the next phase starts with an idle relay.
+
+
+def outbox_counts(url: str) -> dict[str, int]:
+    engine = create_engine(url, poolclass=NullPool)  # plain reads: no BEGIN IMMEDIATE on SQLite
+    try:
+        with engine.connect() as conn:
+            rows = conn.execute(select(col(Outbox.status), func.count()).group_by(col(Outbox.status)))
+            return {str(status): int(count) for status, count in rows}
+    finally:
+        engine.dispose()
+
+
+def wait_for_relay(url: str, timeout: float) -> float | None:
+    """Seconds until no outbox row is pending, or None after `timeout`."""
+    started = time.perf_counter()
+    while outbox_counts(url).get(OutboxStatus.pending, 0):
+        if time.perf_counter() - started > timeout:
+            return None
+        time.sleep(0.25)
+    return time.perf_counter() - started
+
+
+def clear_backlog(url: str) -> int:
+    """Give up the effects still pending at the end of a phase (they are not the next phase's)."""
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as session:
+            result = session.execute(
+                update(Outbox)
+                .where(col(Outbox.status) == OutboxStatus.pending)
+                .values(status=OutboxStatus.failed, lease_until=None, last_error="bench: left at phase end")
+            )
+            return int(result.rowcount)  # type: ignore[attr-defined]
+    finally:
+        engine.dispose()
+
+
+def measure_phase(
+    client: httpx.Client,
+    seeded: Seeded,
+    cases: list[int],
+    warmup: list[int],
+    steps: list[Step],
+    run: Run,
+    relay: bool,
+) -> None:
+    """Warm up, let the relay catch up, measure; note what the relay did meanwhile."""
+    fire_journeys(client, seeded, warmup, steps, None)
+    if relay:
+        waited = wait_for_relay(seeded.url, timeout=180)
+        run.extra["relay_warmup_drain_s"] = round(waited, 1) if waited is not None else "timeout"
+    before = outbox_counts(seeded.url)
+    fire_journeys(client, seeded, cases, steps, run)
+    after = outbox_counts(seeded.url)
+    enqueued = sum(after.values()) - sum(before.values())
+    delivered = after.get(OutboxStatus.done, 0) - before.get(OutboxStatus.done, 0)
+    run.extra |= {
+        "effects_enqueued": enqueued,
+        "effects_done_during_run": delivered,
+        "effects_done_per_s": round(delivered / run.wall_seconds, 1) if run.wall_seconds else 0.0,
+        "effects_pending_at_end": after.get(OutboxStatus.pending, 0),
+    }
 
 
 def measure_in_process(
-    backend: str, seeded: Seeded, var_dir: Path, cases: list[int], warmup: list[int], steps: list[Step]
+    backend: str,
+    seeded: Seeded,
+    var_dir: Path,
+    cases: list[int],
+    warmup: list[int],
+    steps: list[Step],
+    relay: bool,
 ) -> Run:
-    settings = Settings(database_url=seeded.url, var_dir=var_dir, secret_key=SECRET)
+    settings = Settings(database_url=seeded.url, var_dir=var_dir, secret_key=SECRET, relay_in_serve=relay)
     engine = make_engine(seeded.url)
     run = Run(backend, "in-process")
     try:
-        with TestClient(create_app(settings, engine)) as client:
-            fire_journeys(client, seeded, warmup, steps, None)
-            fire_journeys(client, seeded, cases, steps, run)
+        with TestClient(create_app(settings, engine)) as client:  # runs the lifespan: the relay too
+            measure_phase(client, seeded, cases, warmup, steps, run, relay)
     finally:
         engine.dispose()
+        run.extra["effects_cleared_after"] = clear_backlog(seeded.url)
     return run
 
 
@@ -552,11 +642,35 @@ def mib(status_value: str) -> float:
     return round(int(status_value.split()[0]) / 1024, 1)  # "123456 kB"
 
 
-def child_pids(pid: int) -> list[int]:
-    pids: list[int] = []
+def descendants(pid: int) -> list[int]:
+    found: list[int] = []
     for task in Path(f"/proc/{pid}/task").iterdir():
-        pids += [int(p) for p in (task / "children").read_text().split()]
-    return pids
+        for child in (task / "children").read_text().split():
+            found += [int(child), *descendants(int(child))]
+    return found
+
+
+def cmdline(pid: int) -> str:
+    return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
+
+
+def memory(pid: int) -> dict[str, Any]:
+    """VmRSS of the server process and of every process it started (e.g. Prefect's server)."""
+    status = proc_status(pid)
+    children: dict[int, dict[str, Any]] = {}
+    for child in descendants(pid):
+        try:
+            children[child] = {"cmdline": cmdline(child)[:200], "rss_mb": mib(proc_status(child)["VmRSS"])}
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+    rss = mib(status["VmRSS"])
+    return {
+        "rss_mb": rss,
+        "rss_peak_mb": mib(status["VmHWM"]),
+        "threads": int(status["Threads"]),
+        "children": children,
+        "tree_rss_mb": round(rss + sum(float(c["rss_mb"]) for c in children.values()), 1),
+    }
 
 
 @dataclass
@@ -564,52 +678,64 @@ class Server:
     process: subprocess.Popen[bytes]
     base_url: str
     startup_seconds: float
+    log: Path
+    seen_children: set[int] = field(default_factory=set)
 
 
 @contextmanager
-def earlyhelp_serve(url: str, work_dir: Path, log_name: str) -> Iterator[Server]:
+def earlyhelp_serve(url: str, var_dir: Path, log: Path, relay: bool) -> Iterator[Server]:
     """`earlyhelp serve` on a free loopback port; yields once /healthz answers 200."""
     port = free_port()
     env = {
         **os.environ,
         "EARLYHELP_DATABASE_URL": url,
-        "EARLYHELP_VAR_DIR": str(work_dir / "var"),
+        "EARLYHELP_VAR_DIR": str(var_dir),  # the app keeps Prefect's home here too
         "EARLYHELP_SECRET_KEY": SECRET,
+        "EARLYHELP_RELAY_IN_SERVE": "true" if relay else "false",
     }
+    env.pop("PREFECT_HOME", None)  # the bench's own, for its in-process app
     base_url = f"http://127.0.0.1:{port}"
-    with (work_dir / log_name).open("wb") as log:
+    with log.open("wb") as out:
         started = time.perf_counter()
         process = subprocess.Popen(
             [str(EARLYHELP), "serve", "--host", "127.0.0.1", "--port", str(port)],
             env=env,
-            cwd=work_dir,
-            stdout=log,
+            cwd=var_dir.parent,
+            stdout=out,
             stderr=subprocess.STDOUT,
         )
+        server = Server(process, base_url, 0.0, log)
         try:
             with httpx.Client(base_url=base_url, timeout=2.0) as probe:
                 while True:
                     if process.poll() is not None:
-                        raise RuntimeError(
-                            f"earlyhelp serve exited with {process.returncode}; see {log.name}"
-                        )
+                        raise RuntimeError(f"earlyhelp serve exited with {process.returncode}; see {log}")
                     try:
                         if probe.get("/healthz").status_code == 200:
                             break
                     except httpx.TransportError:
                         pass
                     if time.perf_counter() - started > 60:
-                        raise RuntimeError("earlyhelp serve did not answer within 60 s")
+                        raise RuntimeError(f"earlyhelp serve did not answer within 60 s; see {log}")
                     time.sleep(0.005)
-            yield Server(process, base_url, time.perf_counter() - started)
+            server.startup_seconds = time.perf_counter() - started
+            yield server
         finally:
             if process.poll() is None:
-                process.send_signal(signal.SIGINT)  # uvicorn's graceful shutdown
+                server.seen_children |= set(descendants(process.pid))
+                process.send_signal(signal.SIGINT)  # uvicorn's graceful shutdown (stops the relay)
                 try:
-                    process.wait(timeout=15)
+                    process.wait(timeout=60)
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
+            for child in server.seen_children:  # a Prefect server left behind, if any
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(child, signal.SIGTERM)
+
+
+def log_tail(path: Path, lines: int = 15) -> str:
+    return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
 
 
 def measure_uvicorn(
@@ -620,32 +746,35 @@ def measure_uvicorn(
     warmup: list[int],
     steps: list[Step],
     startup_runs: int,
+    relay: bool,
 ) -> Run:
     run = Run(backend, "uvicorn")
+    var_dir = work_dir / f"var-{backend}"
     startups: list[float] = []
-    for attempt in range(startup_runs - 1):  # cold-ish starts only for the startup time
-        with earlyhelp_serve(seeded.url, work_dir, f"serve-{backend}-{attempt}.log") as server:
+    for attempt in range(startup_runs - 1):  # extra starts, only for the time to the first answer
+        with earlyhelp_serve(
+            seeded.url, var_dir, work_dir / f"serve-{backend}-{attempt}.log", relay
+        ) as server:
             startups.append(server.startup_seconds)
-    with earlyhelp_serve(seeded.url, work_dir, f"serve-{backend}.log") as server:
-        startups.append(server.startup_seconds)
-        pid = server.process.pid
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode().strip()
-        at_start = proc_status(pid)
-        with httpx.Client(base_url=server.base_url, timeout=30.0) as client:
-            fire_journeys(client, seeded, warmup, steps, None)
-            fire_journeys(client, seeded, cases, steps, run)
-        after = proc_status(pid)
-        children = child_pids(pid)
-    run.extra = {
-        "startup_s": [round(s, 3) for s in startups],
-        "startup_median_s": round(statistics.median(startups), 3),
-        "server_pid_cmdline": cmdline,
-        "server_child_pids": children,  # [] with workers=1: the spawned pid is the uvicorn server
-        "server_threads": int(after["Threads"]),
-        "rss_mb_at_start": mib(at_start["VmRSS"]),
-        "rss_mb_after": mib(after["VmRSS"]),
-        "rss_peak_mb": mib(after["VmHWM"]),
-    }
+    try:
+        with earlyhelp_serve(seeded.url, var_dir, work_dir / f"serve-{backend}.log", relay) as server:
+            startups.append(server.startup_seconds)
+            pid = server.process.pid
+            run.extra["server_cmdline"] = cmdline(pid)
+            run.extra["memory_at_start"] = memory(pid)
+            with httpx.Client(base_url=server.base_url, timeout=30.0) as client:
+                measure_phase(client, seeded, cases, warmup, steps, run, relay)
+            if server.process.poll() is None:
+                run.extra["memory_after"] = memory(pid)
+                server.seen_children |= set(descendants(pid))
+            else:
+                run.errors.append(
+                    f"earlyhelp serve died ({server.process.returncode}): {log_tail(server.log)}"
+                )
+    finally:
+        run.extra["effects_cleared_after"] = clear_backlog(seeded.url)
+    run.extra["startup_s"] = [round(s, 3) for s in startups]
+    run.extra["startup_median_s"] = round(statistics.median(startups), 3)
     return run
 
 
@@ -695,9 +824,13 @@ def bench_backend(backend: str, url: str, work_dir: Path, args: argparse.Namespa
     in_process_cases, uvicorn_cases = ids[:n], ids[n : 2 * n]
     warm_in, warm_uv = ids[2 * n : 2 * n + w], ids[2 * n + w : 2 * n + 2 * w]
     print(f"[{backend}] in-process: {n} cases x {len(steps)} events ...", flush=True)
-    in_process = measure_in_process(backend, seeded, work_dir / "var", in_process_cases, warm_in, steps)
+    in_process = measure_in_process(
+        backend, seeded, work_dir / "var-in-process", in_process_cases, warm_in, steps, args.relay
+    )
     print(f"[{backend}] uvicorn: {n} cases x {len(steps)} events ...", flush=True)
-    served = measure_uvicorn(backend, seeded, work_dir, uvicorn_cases, warm_uv, steps, args.startup_runs)
+    served = measure_uvicorn(
+        backend, seeded, work_dir, uvicorn_cases, warm_uv, steps, args.startup_runs, args.relay
+    )
     return {
         "seed_s": round(seeded.seconds, 1),
         "cases": seeded.total_cases,
@@ -777,10 +910,23 @@ def print_table(results: dict[str, Any]) -> None:
         served = result["runs"][1]
         print(
             f"{backend}: earlyhelp serve -> first 200 on /healthz: {served['startup_s']} s "
-            f"(median {served['startup_median_s']} s); RSS {served['rss_mb_at_start']} MiB at start, "
-            f"{served['rss_mb_after']} MiB after the run (peak {served['rss_peak_mb']} MiB); "
-            f"child processes: {served['server_child_pids'] or 'none'}"
+            f"(median {served['startup_median_s']} s)"
         )
+        start, after = served.get("memory_at_start"), served.get("memory_after")
+        if start and after:
+            children = "; ".join(f"{c['rss_mb']} MiB {c['cmdline'][:60]}" for c in after["children"].values())
+            print(
+                f"{backend}: serve RSS {start['rss_mb']} MiB at start, {after['rss_mb']} MiB after the run "
+                f"(peak {after['rss_peak_mb']} MiB); with its child processes {after['tree_rss_mb']} MiB"
+                f" [{children or 'no children'}]"
+            )
+        for r in result["runs"]:
+            if "effects_enqueued" in r:
+                print(
+                    f"{backend}/{r['mode']}: relay delivered {r['effects_done_during_run']} of "
+                    f"{r['effects_enqueued']} effects during the run ({r['effects_done_per_s']}/s), "
+                    f"{r['effects_pending_at_end']} pending at the end"
+                )
     print()
     print("p95 per event (ms):")
     for backend, result in results["backends"].items():
@@ -800,10 +946,13 @@ def targets(results: dict[str, Any]) -> dict[str, str]:
         met = "met" if worst < SQLITE_P95_TARGET_MS else "NOT met"
         verdicts["sqlite p95 < 20 ms"] = f"{met} (worst of the modes: {worst} ms)"
     for backend, result in results["backends"].items():
-        if "runs" in result:
-            rss = result["runs"][1]["rss_mb_after"]
-            met = "met" if rss < RSS_TARGET_MB else "NOT met"
-            verdicts[f"{backend} serve RSS < 250 MB"] = f"{met} ({rss} MiB)"
+        after = result.get("runs", [{}, {}])[1].get("memory_after")
+        if after:
+            tree, alone = after["tree_rss_mb"], after["rss_mb"]
+            met = "met" if tree < RSS_TARGET_MB else "NOT met"
+            verdicts[f"{backend} serve RSS < 250 MB"] = (
+                f"{met} ({tree} MiB with child processes; the uvicorn process alone {alone} MiB)"
+            )
     return verdicts
 
 
@@ -843,6 +992,12 @@ def parse_args() -> argparse.Namespace:
         default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
         help="admin connection used to CREATE DATABASE (default: local postgres)",
     )
+    parser.add_argument(
+        "--relay",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="run the outbox relay beside the API, as `earlyhelp serve` does by default (default: on)",
+    )
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
     parser.add_argument(
         "--keep", action="store_true", help="keep the temporary directory (SQLite file, server logs)"
@@ -868,6 +1023,11 @@ def main() -> int:
         "backends": {},
     }
     work_dir = Path(tempfile.mkdtemp(prefix="earlyhelp-bench-"))
+    # Prefect reads its settings on first import (the relay's, in the in-process app): a home of
+    # its own, and only warnings on the console.
+    os.environ["PREFECT_HOME"] = str(work_dir / "prefect-in-process")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+    failed = True
     try:
         for backend in [b.strip() for b in args.backends.split(",") if b.strip()]:
             if backend == "sqlite":
@@ -883,9 +1043,10 @@ def main() -> int:
                     results["backends"]["postgres"] = bench_backend("postgres", url, work_dir, args)
             else:
                 raise SystemExit(f"unknown backend {backend!r}; use sqlite,postgres")
+        failed = any(r["errors"] for b in results["backends"].values() for r in b.get("runs", []))
     finally:
-        if args.keep:
-            print(f"kept {work_dir}")
+        if args.keep or failed:
+            print(f"kept {work_dir} (database, server logs)")
         else:
             shutil.rmtree(work_dir, ignore_errors=True)
     results["load_average_at_end"] = [round(x, 2) for x in os.getloadavg()]
@@ -894,8 +1055,11 @@ def main() -> int:
     args.output.parent.mkdir(parents=True, exist_ok=True)
     args.output.write_text(json.dumps(results, ensure_ascii=False, indent=2) + "\n")
     print(f"\nwritten {args.output}")
-    errors = sum(r["errors"] for b in results["backends"].values() for r in b.get("runs", []))
-    return 1 if errors else 0
+    for b in results["backends"].values():
+        for r in b.get("runs", []):
+            for error in r["first_errors"]:
+                print(f"ERROR {r['backend']}/{r['mode']}: {error}")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

@@ -11,3 +11,5 @@ from core.config import get_settings
 os.environ.setdefault("PREFECT_HOME", str((get_settings().var_dir / "prefect").resolve()))
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
+# One line per task run drowns the API's own log; failures are still logged (and recorded).
+os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")

@@ -403,3 +403,64 @@ def test_feedback_pdf_for_the_referrer(world: World, contacts: dict[str, str]) -
     )
     other = world.client.get(f"{API}/referrals/{referral['id']}/feedback", headers=world.h("social"))
     assert other.status_code == 404
+
+
+def test_earlyhelp_worker_delivers_on_its_own(
+    engine: Engine,
+    settings: Settings,
+    world: World,
+    smtp: SmtpServer,
+    contacts: dict[str, str],
+    prefect_server: None,
+) -> None:
+    """The relay as a separate process, against the same Prefect server and database."""
+    import os
+    import subprocess
+    import sys
+    import time
+
+    from prefect.settings import PREFECT_API_URL
+
+    world.refer()
+    env = {
+        **os.environ,
+        "EARLYHELP_DATABASE_URL": settings.database_url,
+        "EARLYHELP_VAR_DIR": str(settings.var_dir),
+        "EARLYHELP_SMTP_HOST": "127.0.0.1",
+        "EARLYHELP_SMTP_PORT": str(smtp.port),
+        "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+    }
+    worker = subprocess.Popen(
+        [str(Path(sys.executable).parent / "earlyhelp"), "worker"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while not smtp.to("intake@provider.example"):
+            assert worker.poll() is None, worker.stderr.read().decode() if worker.stderr else ""
+            assert time.monotonic() < deadline, "the worker delivered nothing in 60 s"
+            time.sleep(0.2)
+    finally:
+        worker.terminate()
+        worker.wait(timeout=20)
+    assert len(smtp.to("intake@provider.example")) == 1
+
+
+def test_planned_session_is_confirmed_to_the_family_in_its_time_zone(
+    world: World, relay: Relay, runner: asyncio.Runner, sink: HttpSink
+) -> None:
+    case_id = world.refer()["case_id"]
+    world.advance(case_id, "accept", who="coordinator")
+    at = (datetime.now(UTC) + timedelta(days=2)).replace(hour=7, minute=30, second=0, microsecond=0)
+    planned = world.client.post(
+        f"{API}/cases/{case_id}/sessions",
+        json={"service_code": "need_determination", "scheduled_at": at.isoformat()},
+        headers=world.h("coordinator"),
+    )
+    assert planned.status_code == 201, planned.text
+    drain(runner, relay)
+    confirmations = [t for t in sms_texts(sink) if "занятие назначено" in t]
+    # 07:30 UTC is 10:30 in Moscow, the demo region's zone.
+    assert confirmations == [confirmations[0]] and f"{at:%d.%m.%Y} 10:30" in confirmations[0]
