@@ -7,9 +7,10 @@ from models.audit import AuditLog
 from models.cases import Case, CaseHistory, ContactAttempt
 from models.children import Child, LegalRepresentative
 from models.consents import Consent
+from models.deadlines import Deadline
 from models.organisations import Organisation, Region
 from models.outbox import Delivery, Outbox
-from models.programmes import Ipr, NeedConclusion, PlannedService, ServiceSession
+from models.programmes import Ipr, NeedConclusion, PlannedService, ServiceSession, SessionReminder
 from models.referrals import Referral
 from models.users import ApiToken, User
 
@@ -21,6 +22,7 @@ __all__ = [
     "Child",
     "Consent",
     "ContactAttempt",
+    "Deadline",
     "Delivery",
     "Ipr",
     "LegalRepresentative",
@@ -31,5 +33,6 @@ __all__ = [
     "Referral",
     "Region",
     "ServiceSession",
+    "SessionReminder",
     "User",
 ]

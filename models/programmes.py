@@ -6,7 +6,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import AwareDatetime, ConfigDict
-from sqlalchemy import Column, String
+from sqlalchemy import Column, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.common import JSONType, UTCDateTime, utcnow
@@ -94,8 +94,23 @@ class ServiceSession(SQLModel, table=True):
     specialist_id: int | None = Field(default=None, foreign_key="user.id")
     status: SessionStatus = Field(sa_column=Column(String(16), nullable=False))
     notes: str | None = Field(default=None, max_length=2000)
+    # What the family answered through the link in a reminder: confirmed / reschedule_requested.
+    family_response: str | None = Field(default=None, max_length=32)
+    family_response_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class SessionReminder(SQLModel, table=True):
+    """A reminder handed to the outbox; the unique key makes each one happen once."""
+
+    __tablename__ = "session_reminder"
+    __table_args__ = (UniqueConstraint("session_id", "hours_before", name="uq_session_reminder_once"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    session_id: int = Field(foreign_key="service_session.id", index=True)
+    hours_before: int
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
 class PlannedServiceIn(SQLModel):
@@ -137,3 +152,4 @@ class SessionPublic(SQLModel):
     specialist_id: int | None
     status: SessionStatus
     notes: str | None
+    family_response: str | None = None

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+from datetime import date, time
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 STANDARDS_DIR = Path(__file__).resolve().parent
 
@@ -51,6 +52,53 @@ class Messages(_Strict):
     referrer: dict[str, MessageTemplate]
 
 
+class TimerDef(_Strict):
+    name: str = Field(min_length=1, max_length=64)
+    label: str = Field(min_length=1)
+    states: list[str] = Field(min_length=1)
+    duration: int = Field(ge=0)
+    unit: Literal["working_days", "calendar_days", "months"]
+    anchor: Literal["state_entry", "referral_date", "birth_date"] = "state_entry"
+    # Subtracted after the duration: "90 days before the third birthday" is 36 months minus 90 days.
+    minus_days: int = Field(default=0, ge=0)
+    # Warn this long before the deadline (working days for working_days timers, else calendar days).
+    warn_before: int = Field(default=0, ge=0)
+    on_expiry: Literal["escalate", "remind_family", "fire_event"]
+    event: str | None = None
+
+    @model_validator(mode="after")
+    def _known_states_and_event(self) -> TimerDef:
+        from statemachines.journey import EVENTS, STATE_LABELS
+
+        unknown = [s for s in self.states if s not in STATE_LABELS]
+        if unknown:
+            raise ValueError(f"неизвестное состояние {unknown[0]!r}; допустимые: {', '.join(STATE_LABELS)}")
+        if self.on_expiry == "fire_event" and self.event not in EVENTS:
+            raise ValueError(f"неизвестное событие {self.event!r}; допустимые: {', '.join(EVENTS)}")
+        return self
+
+
+class CalendarDef(_Strict):
+    working_weekends: list[date] = []
+    extra_days_off: list[date] = []
+
+
+class QuietHours(_Strict):
+    start: time
+    end: time
+
+    def contains(self, moment: time) -> bool:
+        if self.start <= self.end:
+            return self.start <= moment < self.end
+        return moment >= self.start or moment < self.end
+
+
+class ReminderRules(_Strict):
+    before_hours: list[int] = Field(min_length=0)
+    link_valid_hours_after: int = Field(ge=1)
+    misses_for_contact_rule: int = Field(ge=1)
+
+
 class Standard(_Strict):
     name: str
     age: AgeRules
@@ -60,6 +108,10 @@ class Standard(_Strict):
     specialist_roles: list[Coded] = Field(min_length=1)
     services: list[ServiceDef] = Field(min_length=1)
     messages: Messages
+    calendar: CalendarDef
+    quiet_hours: QuietHours
+    reminders: ReminderRules
+    timers: list[TimerDef]
 
     @model_validator(mode="after")
     def _services_name_known_roles(self) -> Standard:
@@ -87,6 +139,16 @@ class Standard(_Strict):
                         raise ValueError(f"messages.{audience}.{name}.{part}: {error}") from error
         return self
 
+    @model_validator(mode="after")
+    def _timer_names_unique(self) -> Standard:
+        names = [t.name for t in self.timers]
+        if len(set(names)) != len(names):
+            raise ValueError("имена таймеров повторяются")
+        return self
+
+    def timer(self, name: str) -> TimerDef | None:
+        return next((t for t in self.timers if t.name == name), None)
+
     def criterion_codes(self) -> set[str]:
         return {c.code for c in self.criteria}
 
@@ -107,11 +169,51 @@ def _merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+class StandardError(ValueError):
+    """A standard file is wrong; the message names the file and the line."""
+
+
 def _read(path: Path) -> dict[str, Any]:
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except yaml.YAMLError as error:
+        raise StandardError(f"{path}: некорректный YAML: {error}".replace("\n", " ")) from error
     if not isinstance(data, dict):
-        raise ValueError(f"{path}: the top level must be a mapping")
+        raise StandardError(f"{path}: верхний уровень должен быть словарём")
     return data
+
+
+def _line_of(path: Path, loc: tuple[Any, ...]) -> int | None:
+    """The 1-based line of the value at `loc` in a YAML file, if the file has it."""
+    node: Any = yaml.compose(path.read_text(encoding="utf-8"))
+    line = None
+    for key in loc:
+        if isinstance(node, yaml.MappingNode):
+            found = next((v for k, v in node.value if k.value == str(key)), None)
+        elif isinstance(node, yaml.SequenceNode) and isinstance(key, int) and key < len(node.value):
+            found = node.value[key]
+        else:
+            found = None
+        if found is None:
+            break
+        node, line = found, found.start_mark.line + 1
+    return line
+
+
+def _explain(error: ValidationError, files: list[tuple[Path, tuple[str, ...]]]) -> StandardError:
+    """Turn the first validation error into "<file>, строка N: <where>: <what>"."""
+    first = error.errors()[0]
+    loc = tuple(first["loc"])
+    message = str(first["msg"]).removeprefix("Value error, ")
+    where = ".".join(str(part) for part in loc)
+    for path, prefix in files:  # the region file first: it is what someone just edited
+        inner = loc[len(prefix) :] if loc[: len(prefix)] == prefix else None
+        if inner is None or not path.exists():
+            continue
+        line = _line_of(path, inner)
+        if line is not None:
+            return StandardError(f"{path}, строка {line}: {where}: {message}")
+    return StandardError(f"{files[-1][0]}: {where}: {message}")
 
 
 _directory = STANDARDS_DIR
@@ -131,8 +233,19 @@ def load_standard(region_code: str | None = None) -> Standard:
     directory = _directory
     data = _read(directory / "default.yaml")
     data["messages"] = _read(directory / "messages.yaml")
+    files = [(directory / "messages.yaml", ("messages",)), (directory / "default.yaml", ())]
     if region_code:
         region_file = directory / "regions" / f"{region_code}.yaml"
         if region_file.exists():
             data = _merge(data, _read(region_file))
-    return Standard.model_validate(data)
+            files.insert(0, (region_file, ()))
+    try:
+        return Standard.model_validate(data)
+    except ValidationError as error:
+        raise _explain(error, files) from error
+
+
+def load_all() -> dict[str | None, Standard]:
+    """Every standard the service may need: the default and each region file (checked at start)."""
+    regions = sorted(p.stem for p in (_directory / "regions").glob("*.yaml"))
+    return {code: load_standard(code) for code in [None, *regions]}

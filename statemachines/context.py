@@ -22,7 +22,7 @@ class JourneyContext:
     case: Case
     event: str
     payload: Any  # the event's validated payload model
-    actor: User
+    actor: User | None  # None: the system (a timer of the standard)
     reason: str | None
     standard: Standard
     timezone: ZoneInfo

@@ -21,6 +21,7 @@ from models.common import utcnow
 from models.organisations import Organisation, Region
 from models.users import User
 from standards import Standard, load_standard
+from statemachines import deadlines
 from statemachines.context import JourneyContext
 from statemachines.effects import enqueue
 from statemachines.journey import (
@@ -150,6 +151,10 @@ def open_case(
             at=now,
         )
     )
+    region = region_of(session, case)
+    deadlines.on_transition(
+        session, case, None, INITIAL_STATE, load_standard(region.code), ZoneInfo(region.timezone), now
+    )
     enqueue(session, "refer", case_id=case.id, referral_id=referral_id, context={"actor_id": actor.id})
     return case
 
@@ -159,7 +164,7 @@ def fire(
     case: Case,
     event: str,
     *,
-    actor: User,
+    actor: User | None,
     payload: dict[str, Any] | None = None,
     reason: str | None = None,
     expected_version: int | None = None,
@@ -170,7 +175,10 @@ def fire(
     definition = EVENTS.get(event)
     if definition is None:
         raise NotFound(f"Неизвестное событие «{event}»", field="event", events=sorted(EVENTS))
-    if actor.organisation_id != case.provider_id or actor.role not in definition.roles:
+    # actor None is the system itself: a timer of the standard firing its event.
+    if actor is not None and (
+        actor.organisation_id != case.provider_id or actor.role not in definition.roles
+    ):
         raise Forbidden(f"Роль пользователя не позволяет действие «{definition.label}»")
     if expected_version is not None and expected_version != case.version:
         raise StaleVersion(
@@ -184,7 +192,7 @@ def fire(
             f"Действие «{definition.label}» недопустимо в состоянии «{STATE_LABELS[case.state]}»",
             field="event",
             state=case.state,
-            allowed_events=allowed_events(case, actor),
+            allowed_events=allowed_events(case, actor) if actor else available,
         )
     try:
         parsed = definition.payload.model_validate(payload or {})
@@ -233,12 +241,13 @@ def fire(
         from_state=source,
         to_state=dest,
         event=event,
-        actor_id=actor.id,
+        actor_id=actor.id if actor else None,
         at=now,
         payload=parsed.model_dump(mode="json"),
         reason=ctx.reason,
     )
     session.add(history)
+    deadlines.on_transition(session, case, source, dest, ctx.standard, ctx.timezone, now)
     enqueue(
         session,
         event,
@@ -249,7 +258,7 @@ def fire(
             "to_state": dest,
             "payload": history.payload,
             "reason": ctx.reason,
-            "actor_id": actor.id,
+            "actor_id": actor.id if actor else None,
         },
     )
     session.flush()

@@ -19,7 +19,7 @@ def assign_curator(ctx: JourneyContext) -> None:
 
 
 def write_conclusion(ctx: JourneyContext) -> None:
-    assert ctx.case.id is not None and ctx.actor.id is not None
+    assert ctx.case.id is not None and ctx.actor is not None and ctx.actor.id is not None
     ctx.session.add(
         NeedConclusion(
             case_id=ctx.case.id,
@@ -33,7 +33,7 @@ def write_conclusion(ctx: JourneyContext) -> None:
 
 
 def write_ipr(ctx: JourneyContext) -> None:
-    assert ctx.case.id is not None and ctx.actor.id is not None
+    assert ctx.case.id is not None and ctx.actor is not None and ctx.actor.id is not None
     p = ctx.payload
     ctx.session.execute(
         update(Ipr)

@@ -1,0 +1,94 @@
+"""Deadlines follow the journey: opened when a case enters a timer's states, closed when it
+leaves them, paused while it is suspended. Called by `fire`, in its transaction."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from zoneinfo import ZoneInfo
+
+from sqlmodel import Session, select
+
+from core.workdays import WorkCalendar, due_dates, end_of_day, start_of_work
+from models.cases import Case
+from models.children import Child
+from models.deadlines import Deadline, DeadlineStatus
+from models.referrals import Referral
+from standards import Standard, TimerDef
+
+ENDINGS_THAT_CANCEL = {"declined", "lost_contact", "rejected"}
+
+
+def _anchor(session: Session, case: Case, timer: TimerDef, today: date) -> date:
+    if timer.anchor == "birth_date":
+        child = session.get(Child, case.child_id)
+        assert child is not None
+        return child.birth_date
+    if timer.anchor == "referral_date" and case.referral_id:
+        referral = session.get(Referral, case.referral_id)
+        if referral is not None:
+            return referral.referral_date
+    return today
+
+
+def on_transition(
+    session: Session,
+    case: Case,
+    source: str | None,
+    dest: str,
+    standard: Standard,
+    zone: ZoneInfo,
+    now: datetime,
+) -> None:
+    assert case.id is not None
+    open_rows = list(
+        session.exec(
+            select(Deadline).where(Deadline.case_id == case.id, Deadline.status == DeadlineStatus.open)
+        )
+    )
+    if dest == "suspended":
+        for row in open_rows:
+            row.paused_at = now
+            session.add(row)
+        return
+    if source == "suspended":
+        # Resume: the clock restarts where it stopped.
+        for row in open_rows:
+            if row.paused_at is not None:
+                pause = now - row.paused_at
+                row.due_at += pause
+                row.warn_at = row.warn_at + pause if row.warn_at else None
+                row.paused_at = None
+                session.add(row)
+    running = {row.timer for row in open_rows}
+    for row in open_rows:
+        timer = standard.timer(row.timer)
+        if timer is not None and dest in timer.states:
+            continue
+        if dest in ENDINGS_THAT_CANCEL:
+            row.status = DeadlineStatus.cancelled
+        else:
+            row.status = DeadlineStatus.met if now <= row.due_at else DeadlineStatus.missed
+        row.closed_at = now
+        row.paused_at = None
+        running.discard(row.timer)
+        session.add(row)
+    today = now.astimezone(zone).date()
+    calendar = WorkCalendar(standard.calendar)
+    for timer in standard.timers:
+        if dest not in timer.states or timer.name in running:
+            continue
+        due, warn = due_dates(timer, _anchor(session, case, timer, today), calendar)
+        session.add(
+            Deadline(
+                case_id=case.id,
+                provider_id=case.provider_id,
+                timer=timer.name,
+                label=timer.label,
+                action=timer.on_expiry,
+                event=timer.event,
+                status=DeadlineStatus.open,
+                due_at=end_of_day(due, zone),
+                warn_at=start_of_work(warn, zone) if warn else None,
+                opened_at=now,
+            )
+        )
