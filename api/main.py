@@ -21,18 +21,20 @@ API_PREFIX = "/api/v1"
 
 @asynccontextmanager
 async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Embedded mode: the outbox relay runs beside the API, in its own thread and event loop."""
+    """Embedded mode: the outbox relay and the sweeps run beside the API, in their own threads."""
     settings: Settings = app.state.settings
     if not settings.relay_in_serve:
         yield
         return
-    from flows.worker import BackgroundRelay
+    from flows.worker import BackgroundRelay, start_sweeps
 
     relay = BackgroundRelay(app.state.engine, settings)
     relay.start()
+    sweeps = start_sweeps(app.state.engine, settings)
     try:
         yield
     finally:
+        sweeps.shutdown(wait=False)
         relay.stop()
 
 

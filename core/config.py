@@ -45,8 +45,10 @@ class Settings(BaseSettings):
     # In-flow retries of one delivery task (seconds between tries); the relay's back-off follows.
     delivery_retry_delays: list[float] = [0.5, 2.0]
 
-    # The outbox relay: runs inside `earlyhelp serve` unless disabled, or as `earlyhelp worker`.
+    # The outbox relay and the sweeps: inside `earlyhelp serve` unless disabled, and in every
+    # `earlyhelp worker`.
     relay_in_serve: bool = True
+    sweep_interval_seconds: int = 60
     relay_batch_size: int = 200
     relay_idle_seconds: float = 0.5
     relay_lease_seconds: int = 120

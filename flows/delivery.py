@@ -8,9 +8,11 @@ task returns; a row already sent for an (outbox id, channel, address) is never s
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import httpx
 from jinja2 import Environment, StrictUndefined, Template, TemplateError
@@ -45,6 +47,7 @@ class Outcome(StrEnum):
     done = "done"  # every recipient reached or recorded as unreachable
     retry = "retry"  # a channel failed: the relay tries again later
     failed = "failed"  # cannot succeed by retrying (a broken template): shown, not retried
+    later = "later"  # not now (the family's night): the row's available_at was moved, no attempt spent
 
 
 @dataclass
@@ -182,6 +185,19 @@ async def _send(
     raise BrokenTemplate(f"неизвестный канал {target.channel}")
 
 
+def _quiet_until(session: Session, row: Outbox, resolved: Resolved) -> datetime | None:
+    """If it is night where the family lives, the end of the night (UTC); else None."""
+    quiet = load_standard(resolved.region_code).quiet_hours
+    zone = ZoneInfo(_region_timezone(session, row))
+    local = utcnow().astimezone(zone)
+    if not quiet.contains(local.time()):
+        return None
+    morning = datetime.combine(local.date(), quiet.end, tzinfo=zone)
+    if morning <= local:
+        morning += timedelta(days=1)
+    return morning.astimezone(UTC)
+
+
 def _region_timezone(session: Session, row: Outbox) -> str:
     case = session.get(Case, row.case_id)
     assert case is not None
@@ -208,7 +224,12 @@ async def deliver_effect(outbox_id: int, down: dict[str, int]) -> tuple[Outcome,
     with Session(rt.engine) as session:
         row = session.get(Outbox, outbox_id)
         assert row is not None
-        resolved = resolve(session, row, rt.settings.public_url)
+        resolved = resolve(session, row, rt.settings)
+        if resolved.audience == "family" and (morning := _quiet_until(session, row, resolved)) is not None:
+            row.available_at = morning
+            session.add(row)
+            session.commit()
+            return Outcome.later, "ночь в регионе семьи: сообщение отложено до утра"
         pending = [
             t
             for t in resolved.targets

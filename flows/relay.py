@@ -72,9 +72,12 @@ class Relay:
             ).all()
             for row in rows:
                 outcome, error = results[row.id or 0]
-                row.attempts += 1
                 row.lease_until = None
                 row.last_error = error[:2000] if error else None
+                if outcome == Outcome.later:  # the flow moved available_at itself
+                    session.add(row)
+                    continue
+                row.attempts += 1
                 if outcome == Outcome.done:
                     row.status, row.done_at = OutboxStatus.done, now
                 elif outcome == Outcome.failed or row.attempts >= self.settings.relay_max_attempts:

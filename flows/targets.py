@@ -7,20 +7,24 @@ messages meanwhile gets none, and a corrected phone number is used.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
 
+from core.config import Settings
+from core.tokens import session_link_token
 from models.cases import Case
 from models.children import Channel, Child, LegalRepresentative, full_name
 from models.consents import Consent, ConsentKind, ConsentStatus
+from models.deadlines import Deadline
 from models.organisations import Organisation, Region
 from models.outbox import EffectKind, Outbox
 from models.programmes import ServiceSession
 from models.referrals import Referral
-from models.users import User
+from models.users import Role, User
+from standards import load_standard
 from statemachines.journey import STATE_LABELS
 
 AUDIENCE = {
@@ -108,7 +112,7 @@ def _family_targets(session: Session, child: Child) -> list[Target]:
     return targets
 
 
-def resolve(session: Session, row: Outbox, public_url: str) -> Resolved:
+def resolve(session: Session, row: Outbox, settings: Settings) -> Resolved:
     case = session.get(Case, row.case_id) if row.case_id else None
     assert case is not None, "every effect today belongs to a case"
     child = session.get(Child, case.child_id)
@@ -125,11 +129,23 @@ def resolve(session: Session, row: Outbox, public_url: str) -> Resolved:
     payload: dict[str, Any] = row.context.get("payload") or {}
     zone = ZoneInfo(region.timezone)
 
-    session_at = ""
+    public_url = settings.public_url
+    session_at = response_url = ""
     if row.context.get("session_id"):
         planned = session.get(ServiceSession, row.context["session_id"])
         if planned is not None:
             session_at = f"{planned.scheduled_at.astimezone(zone):%d.%m.%Y %H:%M}"
+            valid_for = timedelta(hours=load_standard(region.code).reminders.link_valid_hours_after)
+            token = session_link_token(
+                planned.id or 0, planned.scheduled_at + valid_for, settings.jwt_secret()
+            )
+            response_url = f"{public_url}/f/{token}"
+    deadline_label = deadline_due = ""
+    if row.context.get("deadline_id"):
+        deadline = session.get(Deadline, row.context["deadline_id"])
+        if deadline is not None:
+            deadline_label = deadline.label
+            deadline_due = f"{deadline.due_at.astimezone(zone):%d.%m.%Y}"
     context: dict[str, Any] = {
         "case_id": case.id,
         "child_first_name": child.first_name,
@@ -144,6 +160,9 @@ def resolve(session: Session, row: Outbox, public_url: str) -> Resolved:
         "outcome_label": OUTCOME_LABELS.get(str(payload.get("outcome")), ""),
         "destination": payload.get("destination") or "",
         "session_at": session_at,
+        "response_url": response_url,
+        "deadline_label": deadline_label,
+        "deadline_due": deadline_due,
         "region_name": region.name,
         "referral_id": referral.id if referral else "",
         "referral_date": f"{referral.referral_date:%d.%m.%Y}" if referral else "",
@@ -176,6 +195,18 @@ def resolve(session: Session, row: Outbox, public_url: str) -> Resolved:
             targets = []  # no curator yet: the provider's intake already has the referral
         elif to == "curator_or_provider":
             targets = _org_targets(provider, provider.name)
+        elif to == "supervisors":
+            heads = session.exec(
+                select(User).where(
+                    User.organisation_id == provider.id,
+                    User.role == Role.supervisor,
+                    col(User.is_active).is_(True),
+                    col(User.email).is_not(None),
+                )
+            ).all()
+            targets = [Target(h.full_name, "email", h.email or "") for h in heads] or _org_targets(
+                provider, provider.name
+            )
         elif to == "destination":
             org_id = payload.get("destination_org_id")
             org = session.get(Organisation, org_id) if org_id else None

@@ -1,4 +1,5 @@
-"""Running the relay: in a thread beside the API (embedded mode) or as `earlyhelp worker`."""
+"""Running the background work — the outbox relay and the sweeps — in a thread beside the API
+(embedded mode) or as `earlyhelp worker`."""
 
 from __future__ import annotations
 
@@ -10,7 +11,11 @@ import threading
 from sqlalchemy import Engine
 
 from core.config import Settings
+from apscheduler.schedulers.background import BackgroundScheduler
+
 from flows.relay import Relay
+from flows.sweeps import sweep_deadlines, sweep_reminders
+from models.common import utcnow
 
 log = logging.getLogger("earlyhelp.worker")
 
@@ -37,12 +42,30 @@ class BackgroundRelay:
         self._thread.join(timeout)
 
 
+def start_sweeps(engine: Engine, settings: Settings) -> BackgroundScheduler:
+    """APScheduler (3.x, in memory: each process schedules its own; the sweeps' claims make every
+    action happen once however many processes sweep). The first run is now, so a process that
+    was down catches up at start."""
+    scheduler = BackgroundScheduler(timezone="UTC")
+    for job, name in ((sweep_deadlines, "deadlines"), (sweep_reminders, "reminders")):
+        scheduler.add_job(
+            job, "interval", args=[engine], seconds=settings.sweep_interval_seconds, id=name,
+            next_run_time=utcnow(), coalesce=True, max_instances=1, misfire_grace_time=None,
+        )
+    scheduler.start()
+    return scheduler
+
+
 def run_worker(engine: Engine, settings: Settings) -> None:
-    """`earlyhelp worker`: the relay in the foreground until interrupted."""
+    """`earlyhelp worker`: sweeps and the relay in the foreground until interrupted."""
     stop = asyncio.Event()
+    scheduler = start_sweeps(engine, settings)
 
     async def main() -> None:
         await Relay(engine, settings).run_forever(stop)
 
-    with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(main())
+    try:
+        with contextlib.suppress(KeyboardInterrupt):
+            asyncio.run(main())
+    finally:
+        scheduler.shutdown(wait=False)

@@ -219,6 +219,10 @@ def _explain(error: ValidationError, files: list[tuple[Path, tuple[str, ...]]]) 
 _directory = STANDARDS_DIR
 
 
+def current_directory() -> Path:
+    return _directory
+
+
 def configure(directory: Path) -> None:
     """Read standards from `directory` from now on (settings.standards_dir; tests use their own)."""
     global _directory

@@ -11,7 +11,8 @@ from typing import Any
 
 from sqlmodel import Session
 
-from models.outbox import EffectKind, Outbox
+from models.common import utcnow
+from models.outbox import EffectKind, Outbox, OutboxStatus
 
 FAMILY = EffectKind.notify_family
 ORGANISATION = EffectKind.notify_organisation
@@ -23,7 +24,8 @@ class Effect:
     kind: EffectKind
     template: str
     # notify_organisation only: "provider" (its intake), "destination" (the receiving
-    # pre-school), "curator" (nobody if none is assigned) or "curator_or_provider".
+    # pre-school), "curator" (nobody if none is assigned), "curator_or_provider", or
+    # "supervisors" (the provider's head, else the provider).
     to: str | None = None
 
 
@@ -47,7 +49,36 @@ EFFECTS: dict[str, list[Effect]] = {
     # Not journey events, but effects all the same.
     "session_planned": [Effect(FAMILY, "appointment_confirmation")],
     "family_unreachable": [Effect(ORGANISATION, "family_unreachable", to="curator_or_provider")],
+    "session_missed": [Effect(ORGANISATION, "session_missed", to="curator_or_provider")],
+    "contact_rule_reached": [Effect(ORGANISATION, "contact_rule_reached", to="curator_or_provider")],
+    "reschedule_requested": [Effect(ORGANISATION, "reschedule_requested", to="curator_or_provider")],
+    "session_reminder": [Effect(FAMILY, "session_reminder")],
+    # Deadlines (sweeps): the curator is warned, the provider's head told when one is missed.
+    "deadline_warning": [Effect(ORGANISATION, "deadline_warning", to="curator_or_provider")],
+    "deadline_escalate": [Effect(ORGANISATION, "deadline_overdue", to="supervisors")],
+    "deadline_remind_family": [Effect(FAMILY, "deadline_reminder")],
 }
+
+
+def effect_rows(
+    trigger: str, *, case_id: int | None, referral_id: int | None = None, context: dict[str, Any] | None = None
+) -> list[dict[str, Any]]:
+    """The outbox rows `trigger` calls for, as plain values (sweeps insert thousands at once)."""
+    now = utcnow()
+    return [
+        {
+            "case_id": case_id,
+            "referral_id": referral_id,
+            "kind": effect.kind,
+            "template": effect.template,
+            "context": {**(context or {}), "trigger": trigger, "to": effect.to},
+            "status": OutboxStatus.pending,
+            "attempts": 0,
+            "available_at": now,
+            "created_at": now,
+        }
+        for effect in EFFECTS.get(trigger, [])
+    ]
 
 
 def enqueue(
@@ -57,17 +88,8 @@ def enqueue(
     case_id: int | None,
     referral_id: int | None = None,
     context: dict[str, Any] | None = None,
-) -> list[Outbox]:
+) -> None:
     """Write the outbox rows `trigger` calls for, in the caller's transaction."""
-    rows = [
-        Outbox(
-            case_id=case_id,
-            referral_id=referral_id,
-            kind=effect.kind,
-            template=effect.template,
-            context={**(context or {}), "trigger": trigger, "to": effect.to},
-        )
-        for effect in EFFECTS.get(trigger, [])
-    ]
-    session.add_all(rows)
-    return rows
+    session.add_all(
+        Outbox(**row) for row in effect_rows(trigger, case_id=case_id, referral_id=referral_id, context=context)
+    )

@@ -12,7 +12,7 @@ import pytest
 from sqlalchemy import Engine, func
 from sqlmodel import Session, SQLModel, select
 
-import standards
+from tests.standards_override import region_standard
 from tests.test_journey import to_need_determination
 from tests.world import API, World
 
@@ -64,21 +64,14 @@ def test_child_three_or_older_at_referral(world: World, engine: Engine) -> None:
 
 
 def test_region_standard_may_allow_older_children(world: World, engine: Engine, tmp_path: Path) -> None:
-    (tmp_path / "regions").mkdir()
-    for name in ("default.yaml", "messages.yaml"):
-        (tmp_path / name).write_text((standards.STANDARDS_DIR / name).read_text("utf-8"), "utf-8")
-    (tmp_path / "regions" / "demo.yaml").write_text("age:\n  max_months_at_referral: 48\n", "utf-8")
-    standards.configure(tmp_path)
-    try:
+    with region_standard(tmp_path, "age:\n  max_months_at_referral: 48\n"):
         born = (date.today() - timedelta(days=3 * 365 + 30)).isoformat()
         response = world.client.post(
             f"{API}/referrals",
             json=world.referral_body(child={"birth_date": born}),
             headers=world.h("referrer"),
         )
-        assert response.status_code == 201, response.text
-    finally:
-        standards.configure(standards.STANDARDS_DIR)
+    assert response.status_code == 201, response.text
 
 
 def test_unknown_criterion(world: World, engine: Engine) -> None:

@@ -13,21 +13,34 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from fastapi import FastAPI
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
-import standards
 from core.config import Settings
 from flows.relay import Relay
 from models.organisations import Organisation
 from models.outbox import Delivery, DeliveryStatus, Outbox, OutboxStatus
 from models.users import User
 from tests.servers import HttpSink, SmtpServer
+from tests.standards_override import region_standard
 from tests.test_journey import ipr_payload
 from tests.world import API, World
 
 SECRET = "webhook-secret-of-the-provider"
 CONCLUSION = "Выявлены нарушения моторного развития, ДЦП под вопросом"
+
+
+# Families get no messages at night (quiet hours, in the region's zone); these tests check what is
+# sent, whatever the hour the suite runs at, so the test region has no night.
+NO_QUIET_HOURS = "quiet_hours:\n  start: '00:00'\n  end: '00:00'\n"
+
+
+@pytest.fixture(autouse=True)
+def _no_night(app: FastAPI, tmp_path: Path) -> Iterator[None]:
+    # After the app: create_app points the standards at settings.standards_dir.
+    with region_standard(tmp_path, NO_QUIET_HOURS):
+        yield
 
 
 @pytest.fixture(scope="module")
@@ -307,21 +320,14 @@ def test_relay_killed_after_claiming_delivers_once_after_restart(
 def test_template_with_a_missing_variable_fails_visibly(
     world: World, engine: Engine, relay: Relay, runner: asyncio.Runner, sink: HttpSink, tmp_path: Path
 ) -> None:
-    (tmp_path / "regions").mkdir()
-    for name in ("default.yaml", "messages.yaml"):
-        (tmp_path / name).write_text((standards.STANDARDS_DIR / name).read_text("utf-8"), "utf-8")
-    (tmp_path / "regions" / "demo.yaml").write_text(
+    broken = (
         "messages:\n  family:\n    need_determination_invitation:\n"
-        "      sms: 'Ждём вас {{ appointment_time }}'\n",
-        "utf-8",
+        "      sms: 'Ждём вас {{ appointment_time }}'\n"
     )
-    standards.configure(tmp_path)
-    try:
+    with region_standard(tmp_path, NO_QUIET_HOURS + broken):
         case_id = world.refer()["case_id"]
         world.advance(case_id, "accept", who="coordinator")
         drain(runner, relay)
-    finally:
-        standards.configure(standards.STANDARDS_DIR)
     assert sink.received("/sms") == []
     effect = next(
         e for e in world.case(case_id)["effects"] if e["template"] == "need_determination_invitation"
