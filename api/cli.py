@@ -13,7 +13,7 @@ from sqlmodel import col, select
 from core.config import get_settings
 from core.db import make_engine, session_scope
 from core.migrate import upgrade
-from models.organisations import ORG_KIND_LABELS, Organisation
+from models.organisations import ORG_KIND_LABELS, Organisation, OrgKind, Region
 from models.users import ApiToken, Role, User
 
 app = typer.Typer(help="earlyhelp — оркестратор ранней помощи детям и их семьям", no_args_is_help=True)
@@ -38,6 +38,73 @@ def _one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             raise typer.Exit(1) from None
 
     return wrapper
+
+
+def _check_standards() -> None:
+    """Refuse to start on a broken standard file, naming the file and the line."""
+    import standards
+
+    standards.configure(get_settings().standards_dir)
+    standards.load_all()
+
+
+region_app = typer.Typer(help="Регионы", no_args_is_help=True)
+app.add_typer(region_app, name="region")
+
+
+@region_app.command("add")
+@_one_line_errors
+def region_add(
+    code: Annotated[str, typer.Option(help="Код региона (имя файла standards/regions/<код>.yaml)")],
+    name: Annotated[str, typer.Option(help="Название")],
+    timezone: Annotated[str, typer.Option(help="Часовой пояс IANA, например Asia/Kamchatka")],
+) -> None:
+    """Добавить регион."""
+    from zoneinfo import available_timezones
+
+    if timezone not in available_timezones():
+        raise ValueError(
+            f"неизвестный часовой пояс {timezone!r} (нужен пояс IANA, например Europe/Kaliningrad)"
+        )
+    with session_scope(make_engine(get_settings().database_url)) as session:
+        if session.exec(select(Region).where(Region.code == code)).first():
+            raise ValueError(f"регион {code} уже есть")
+        region = Region(code=code, name=name, timezone=timezone)
+        session.add(region)
+        session.flush()
+        typer.echo(region.id)
+
+
+@org_app.command("add")
+@_one_line_errors
+def org_add(
+    region: Annotated[str, typer.Option(help="Код региона")],
+    name: Annotated[str, typer.Option(help="Название")],
+    kind: Annotated[OrgKind, typer.Option(help="Вид организации")],
+    email: Annotated[str | None, typer.Option(help="E-mail для сообщений")] = None,
+    phone: Annotated[str | None, typer.Option(help="Телефон")] = None,
+    webhook_url: Annotated[str | None, typer.Option(help="Адрес webhook её системы")] = None,
+) -> None:
+    """Добавить организацию; печатает её номер и, если задан webhook, его секрет."""
+    import secrets
+
+    with session_scope(make_engine(get_settings().database_url)) as session:
+        found = session.exec(select(Region).where(Region.code == region)).first()
+        if found is None or found.id is None:
+            raise ValueError(f"регион {region} не найден")
+        secret = secrets.token_urlsafe(32) if webhook_url else None
+        org = Organisation(
+            region_id=found.id,
+            name=name,
+            kind=kind,
+            email=email,
+            phone=phone,
+            webhook_url=webhook_url,
+            webhook_secret=secret,
+        )
+        session.add(org)
+        session.flush()
+        typer.echo(org.id if secret is None else f"{org.id}\t{secret}")
 
 
 @db_app.command("upgrade")
@@ -73,6 +140,7 @@ def serve(
     import uvicorn
 
     settings = get_settings()
+    _check_standards()
     upgrade(settings.database_url)
     settings.jwt_secret()  # create the key once, before several workers race to do it
     uvicorn.run(
@@ -93,6 +161,7 @@ def worker() -> None:
     from flows.worker import run_worker
 
     settings = get_settings()
+    _check_standards()
     upgrade(settings.database_url)
     run_worker(make_engine(settings.database_url), settings)
 

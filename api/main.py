@@ -11,10 +11,20 @@ from sqlalchemy import Engine
 import standards
 from api import errors
 from api.limits import BodySizeLimit
-from api.routes import auth, cases, children, journey, organisations, referrals, sessions, stats
+from api.routes import (
+    auth,
+    cases,
+    children,
+    family,
+    journey,
+    organisations,
+    overdue,
+    referrals,
+    sessions,
+    stats,
+)
 from core.config import Settings, get_settings
 from core.db import make_engine
-from standards import load_standard
 
 API_PREFIX = "/api/v1"
 
@@ -55,14 +65,15 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.engine = engine or make_engine(settings.database_url, echo=settings.echo_sql)
     app.state.jwt_secret = settings.jwt_secret()
     standards.configure(settings.standards_dir)
-    load_standard()  # a broken standard file stops the start, not the first request
+    standards.load_all()  # a broken standard file stops the start, not the first request
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, journey, organisations, referrals, children, cases, sessions, stats):
+    for module in (auth, journey, organisations, referrals, children, cases, sessions, overdue, stats):
         api.include_router(module.router)
     app.include_router(api)
+    app.include_router(family.router)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

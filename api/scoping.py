@@ -14,6 +14,7 @@ from api.deps import Principal
 from core.errors import Forbidden, NotFound
 from models.cases import Case
 from models.children import Child
+from models.deadlines import Deadline
 from models.organisations import Organisation
 from models.referrals import Referral
 from models.users import Role
@@ -29,6 +30,14 @@ def case_scope(principal: Principal) -> Any:
     if principal.is_regional_supervisor:
         return col(Case.provider_id).in_(_region_org_ids(principal))
     raise Forbidden("Просмотр случаев недоступен для вашей роли")
+
+
+def deadline_scope(principal: Principal) -> Any:
+    if principal.is_provider_staff:
+        return Deadline.provider_id == principal.org.id
+    if principal.is_regional_supervisor:
+        return col(Deadline.provider_id).in_(_region_org_ids(principal))
+    raise Forbidden("Просмотр сроков недоступен для вашей роли")
 
 
 def child_scope(principal: Principal) -> Any:

@@ -11,6 +11,7 @@ from sqlalchemy import Column, Index, String
 from sqlmodel import Field, SQLModel
 
 from models.common import JSONType, UTCDateTime, utcnow
+from models.deadlines import DeadlinePublic
 from models.outbox import EffectPublic
 
 
@@ -110,6 +111,8 @@ class CaseDetail(CaseSummary):
     history: list[HistoryPublic]
     # What the transitions set in motion: messages and feedback, and where each stands.
     effects: list[EffectPublic]
+    # The standard's deadlines for this case, open and closed.
+    deadlines: list[DeadlinePublic]
 
 
 class CaseUpdate(SQLModel):

@@ -5,6 +5,7 @@ from sqlmodel import col, select
 
 from api.deps import AuditDep, CurrentUser, SessionDep
 from api.scoping import get_case, require_provider_staff
+from api.services import attendance
 from core.errors import NotFound, Unprocessable
 from models.common import utcnow
 from models.programmes import (
@@ -120,5 +121,7 @@ def update_session(
     row.notes = body.notes
     row.updated_at = utcnow()
     session.add(row)
+    if body.status in (SessionStatus.held, SessionStatus.missed):
+        attendance.record(session, case, row, principal.user)
     audit("update", "session", row.id, case.child_id)
     return _public(row)

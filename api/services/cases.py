@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 from typing import Any
 
 from sqlmodel import Session, col, func, select
@@ -11,6 +12,8 @@ from api.deps import Principal
 from api.scoping import case_scope
 from models.cases import Case, CaseDetail, CaseHistory, CaseSummary, HistoryPublic
 from models.children import Child, full_name
+from models.common import utcnow
+from models.deadlines import Deadline, DeadlinePublic
 from models.outbox import Delivery, DeliveryPublic, EffectPublic, Outbox
 from statemachines import STATE_LABELS, allowed_events
 
@@ -78,7 +81,35 @@ def detail(session: Session, principal: Principal, case: Case) -> CaseDetail:
         allowed_events=allowed_events(case, principal.user),
         history=[HistoryPublic.model_validate(h, from_attributes=True) for h in history],
         effects=effects(session, case),
+        deadlines=deadlines(session, case),
     )
+
+
+def days_late(due_at: datetime, now: datetime) -> int:
+    """Whole days past due (0 on the day it fell due, negative before)."""
+    return (now - due_at).days
+
+
+def deadlines(session: Session, case: Case) -> list[DeadlinePublic]:
+    now = utcnow()
+    rows = session.exec(select(Deadline).where(Deadline.case_id == case.id).order_by(col(Deadline.id))).all()
+    return [
+        DeadlinePublic(
+            id=d.id or 0,
+            case_id=d.case_id,
+            timer=d.timer,
+            label=d.label,
+            status=d.status,
+            due_at=d.due_at,
+            warn_at=d.warn_at,
+            paused=d.paused_at is not None,
+            closed_at=d.closed_at,
+            days_overdue=max(days_late(d.due_at, now), 0)
+            if d.status == "open" and d.paused_at is None
+            else 0,
+        )
+        for d in rows
+    ]
 
 
 def effects(session: Session, case: Case) -> list[EffectPublic]:
