@@ -49,8 +49,15 @@ def start_sweeps(engine: Engine, settings: Settings) -> BackgroundScheduler:
     scheduler = BackgroundScheduler(timezone="UTC")
     for job, name in ((sweep_deadlines, "deadlines"), (sweep_reminders, "reminders")):
         scheduler.add_job(
-            job, "interval", args=[engine], seconds=settings.sweep_interval_seconds, id=name,
-            next_run_time=utcnow(), coalesce=True, max_instances=1, misfire_grace_time=None,
+            job,
+            "interval",
+            args=[engine],
+            seconds=settings.sweep_interval_seconds,
+            id=name,
+            next_run_time=utcnow(),
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
         )
     scheduler.start()
     return scheduler

@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 STANDARDS_DIR = Path(__file__).resolve().parent
 
@@ -66,13 +66,20 @@ class TimerDef(_Strict):
     on_expiry: Literal["escalate", "remind_family", "fire_event"]
     event: str | None = None
 
-    @model_validator(mode="after")
-    def _known_states_and_event(self) -> TimerDef:
-        from statemachines.journey import EVENTS, STATE_LABELS
+    @field_validator("states")
+    @classmethod
+    def _known_states(cls, states: list[str]) -> list[str]:
+        from statemachines.journey import STATE_LABELS
 
-        unknown = [s for s in self.states if s not in STATE_LABELS]
+        unknown = [s for s in states if s not in STATE_LABELS]
         if unknown:
             raise ValueError(f"неизвестное состояние {unknown[0]!r}; допустимые: {', '.join(STATE_LABELS)}")
+        return states
+
+    @model_validator(mode="after")
+    def _known_event(self) -> TimerDef:
+        from statemachines.journey import EVENTS
+
         if self.on_expiry == "fire_event" and self.event not in EVENTS:
             raise ValueError(f"неизвестное событие {self.event!r}; допустимые: {', '.join(EVENTS)}")
         return self

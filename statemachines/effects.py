@@ -61,7 +61,11 @@ EFFECTS: dict[str, list[Effect]] = {
 
 
 def effect_rows(
-    trigger: str, *, case_id: int | None, referral_id: int | None = None, context: dict[str, Any] | None = None
+    trigger: str,
+    *,
+    case_id: int | None,
+    referral_id: int | None = None,
+    context: dict[str, Any] | None = None,
 ) -> list[dict[str, Any]]:
     """The outbox rows `trigger` calls for, as plain values (sweeps insert thousands at once)."""
     now = utcnow()
@@ -91,5 +95,6 @@ def enqueue(
 ) -> None:
     """Write the outbox rows `trigger` calls for, in the caller's transaction."""
     session.add_all(
-        Outbox(**row) for row in effect_rows(trigger, case_id=case_id, referral_id=referral_id, context=context)
+        Outbox(**row)
+        for row in effect_rows(trigger, case_id=case_id, referral_id=referral_id, context=context)
     )
