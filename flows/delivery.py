@@ -35,7 +35,6 @@ from flows.documents import feedback_pdf
 from flows.targets import Resolved, Target, resolve, webhook_body
 from models.cases import Case
 from models.common import today_in, utcnow
-from models.organisations import Organisation, Region
 from models.outbox import Delivery, DeliveryStatus, EffectKind, Outbox
 from standards import load_standard
 from statemachines.effects import enqueue
@@ -163,7 +162,7 @@ async def _send(
         attachments = []
         if target.referral_id is not None:
             with Session(rt.engine) as session:
-                today = today_in(_region_timezone(session, row))
+                today = today_in(resolved.timezone)
                 pdf = feedback_pdf(session, target.referral_id, today)
             attachments.append(Attachment(f"obratnaya-svyaz-{target.referral_id}.pdf", pdf))
         await send_email(
@@ -185,10 +184,10 @@ async def _send(
     raise BrokenTemplate(f"неизвестный канал {target.channel}")
 
 
-def _quiet_until(session: Session, row: Outbox, resolved: Resolved) -> datetime | None:
+def quiet_until(resolved: Resolved) -> datetime | None:
     """If it is night where the family lives, the end of the night (UTC); else None."""
     quiet = load_standard(resolved.region_code).quiet_hours
-    zone = ZoneInfo(_region_timezone(session, row))
+    zone = ZoneInfo(resolved.timezone)
     local = utcnow().astimezone(zone)
     if not quiet.contains(local.time()):
         return None
@@ -196,14 +195,6 @@ def _quiet_until(session: Session, row: Outbox, resolved: Resolved) -> datetime 
     if morning <= local:
         morning += timedelta(days=1)
     return morning.astimezone(UTC)
-
-
-def _region_timezone(session: Session, row: Outbox) -> str:
-    case = session.get(Case, row.case_id)
-    assert case is not None
-    provider = session.get(Organisation, case.provider_id)
-    region = session.get(Region, provider.region_id if provider else None)
-    return region.timezone if region else "Europe/Moscow"
 
 
 @task(
@@ -225,7 +216,7 @@ async def deliver_effect(outbox_id: int, down: dict[str, int]) -> tuple[Outcome,
         row = session.get(Outbox, outbox_id)
         assert row is not None
         resolved = resolve(session, row, rt.settings)
-        if resolved.audience == "family" and (morning := _quiet_until(session, row, resolved)) is not None:
+        if resolved.audience == "family" and (morning := quiet_until(resolved)) is not None:
             row.available_at = morning
             session.add(row)
             session.commit()

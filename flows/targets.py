@@ -54,6 +54,7 @@ class Target:
 @dataclass
 class Resolved:
     region_code: str
+    timezone: str
     audience: str
     context: dict[str, Any]
     targets: list[Target]
@@ -213,7 +214,7 @@ def resolve(session: Session, row: Outbox, settings: Settings) -> Resolved:
             targets = _org_targets(org, org.name) if org is not None else []
         else:
             targets = _org_targets(provider, provider.name)
-    return Resolved(region.code, AUDIENCE[kind], context, targets)
+    return Resolved(region.code, region.timezone, AUDIENCE[kind], context, targets)
 
 
 def webhook_body(row: Outbox, context: dict[str, Any], state: str, at: datetime) -> dict[str, Any]:

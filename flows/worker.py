@@ -8,11 +8,10 @@ import contextlib
 import logging
 import threading
 
+from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
 
 from core.config import Settings
-from apscheduler.schedulers.background import BackgroundScheduler
-
 from flows.relay import Relay
 from flows.sweeps import sweep_deadlines, sweep_reminders
 from models.common import utcnow

@@ -46,6 +46,14 @@ class NotAllowed(Conflict, JourneyError):
 class StaleVersion(Conflict, JourneyError):
     code = "stale_version"
 
+    def __init__(self, current_version: int | None = None) -> None:
+        extra = {"current_version": current_version} if current_version is not None else {}
+        super().__init__(
+            "Карточка случая изменена другим пользователем. Обновите её и повторите действие.",
+            field="version",
+            **extra,
+        )
+
 
 class GuardFailed(Unprocessable, JourneyError):
     code = "guard_failed"
@@ -181,11 +189,7 @@ def fire(
     ):
         raise Forbidden(f"Роль пользователя не позволяет действие «{definition.label}»")
     if expected_version is not None and expected_version != case.version:
-        raise StaleVersion(
-            "Карточка случая изменена другим пользователем. Обновите её и повторите действие.",
-            field="version",
-            current_version=case.version,
-        )
+        raise StaleVersion(case.version)
     available = events_from(case.state)
     if event not in available:
         raise NotAllowed(
@@ -231,10 +235,7 @@ def fire(
         .values(**values)
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise StaleVersion(
-            "Карточка случая изменена другим пользователем. Обновите её и повторите действие.",
-            field="version",
-        )
+        raise StaleVersion()
     assert case.id is not None
     history = CaseHistory(
         case_id=case.id,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from datetime import date
 
-from sqlmodel import col, func, select
+from sqlmodel import Session, col, func, select
 
 from models.cases import CaseHistory, ContactAttempt
 from models.children import Child
@@ -47,19 +47,23 @@ def child_under_age_limit(ctx: JourneyContext) -> str | None:
     return None
 
 
-def curator_of_provider(ctx: JourneyContext) -> str | None:
-    curator_id = getattr(ctx.payload, "curator_id", None)
+def curator_problem(session: Session, provider_id: int, curator_id: int | None) -> str | None:
+    """Why this user cannot be the case's curator, or None if they can (or none is named)."""
     if curator_id is None:
         return None
-    user = ctx.session.get(User, curator_id)
+    user = session.get(User, curator_id)
     if (
         user is None
-        or user.organisation_id != ctx.case.provider_id
+        or user.organisation_id != provider_id
         or user.role not in (Role.curator, Role.supervisor)
         or not user.is_active
     ):
         return "Куратором может быть назначен только куратор этой организации"
     return None
+
+
+def curator_of_provider(ctx: JourneyContext) -> str | None:
+    return curator_problem(ctx.session, ctx.case.provider_id, getattr(ctx.payload, "curator_id", None))
 
 
 def conclusion_written(ctx: JourneyContext) -> str | None:

@@ -48,3 +48,21 @@ def test_deadline_falls_due_at_the_end_of_the_local_day() -> None:
     kaliningrad = end_of_day(date(2026, 3, 11), ZoneInfo("Europe/Kaliningrad"))
     assert kamchatka.astimezone(UTC) == datetime(2026, 3, 11, 11, 59, 59, tzinfo=UTC)
     assert kaliningrad.astimezone(UTC) == datetime(2026, 3, 11, 21, 59, 59, tzinfo=UTC)
+
+
+def test_family_messages_wait_for_the_morning_in_the_familys_zone() -> None:
+    import time_machine
+
+    from flows.delivery import quiet_until
+    from flows.targets import Resolved
+
+    def family(zone: str) -> Resolved:
+        return Resolved("demo", zone, "family", {}, [])
+
+    # 20:30 UTC is 23:30 in Moscow (night) and 08:30 next day in Kamchatka (night until 09:00).
+    with time_machine.travel(datetime(2026, 3, 2, 20, 30, tzinfo=UTC), tick=False):
+        assert quiet_until(family("Europe/Moscow")) == datetime(2026, 3, 3, 6, 0, tzinfo=UTC)
+        assert quiet_until(family("Asia/Kamchatka")) == datetime(2026, 3, 2, 21, 0, tzinfo=UTC)
+    # 12:00 UTC is 15:00 in Moscow: no waiting.
+    with time_machine.travel(datetime(2026, 3, 2, 12, 0, tzinfo=UTC), tick=False):
+        assert quiet_until(family("Europe/Moscow")) is None

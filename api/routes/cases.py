@@ -18,8 +18,9 @@ from models.cases import (
     EventRequest,
 )
 from models.common import utcnow
-from models.users import Role, User
+from models.users import Role
 from statemachines import FINAL_STATES, STATES, StaleVersion, fire
+from statemachines.guards import curator_problem
 
 router = APIRouter(tags=["Случаи"])
 
@@ -143,31 +144,15 @@ def update_case(
     case = get_case(session, principal, case_id)
     if case.state in FINAL_STATES:
         raise Unprocessable("Случай закрыт; изменить его нельзя", field="case_id")
-    if body.curator_id is not None:
-        curator = session.get(User, body.curator_id)
-        if (
-            curator is None
-            or curator.organisation_id != case.provider_id
-            or curator.role
-            not in (
-                Role.curator,
-                Role.supervisor,
-            )
-        ):
-            raise Unprocessable(
-                "Куратором может быть назначен только куратор этой организации", field="curator_id"
-            )
+    if problem := curator_problem(session, case.provider_id, body.curator_id):
+        raise Unprocessable(problem, field="curator_id")
     result = session.execute(
         update(Case)
         .where(Case.id == case.id, Case.version == body.version)  # type: ignore[arg-type]
         .values(curator_id=body.curator_id, version=body.version + 1, updated_at=utcnow())
     )
     if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise StaleVersion(
-            "Карточка случая изменена другим пользователем. Обновите её и повторите действие.",
-            field="version",
-            current_version=case.version,
-        )
+        raise StaleVersion(case.version)
     session.refresh(case)
     audit("update", "case", case.id, case.child_id)
     _etag(response, case)
