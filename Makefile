@@ -5,17 +5,22 @@ BIN    := $(VENV)/bin
 
 .PHONY: run test install install-dev bench clean
 
-# Runtime dependencies, exactly as locked, plus the project itself (editable). The feedback PDF
-# needs a Cyrillic TTF font: Debian's fonts-dejavu-core, installed when missing (as root).
+# Debian packages, installed when missing (needs root; elsewhere install them yourself):
+# fonts-dejavu-core for Cyrillic in the feedback PDF, chromium for the browser tests.
+APT_INSTALL = DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends
+
+# Runtime dependencies, exactly as locked, plus the project itself (editable).
 $(VENV)/.installed: requirements.lock pyproject.toml
 	test -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf || \
-		(apt-get update -qq && apt-get install -y -qq fonts-dejavu-core)
+		(apt-get update -qq && $(APT_INSTALL) fonts-dejavu-core)
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements.lock
 	$(BIN)/pip install --quiet --disable-pip-version-check --no-deps -e .
 	touch $@
 
 $(VENV)/.installed-dev: $(VENV)/.installed requirements-dev.lock
+	command -v chromium >/dev/null || [ "$$(id -u)" != 0 ] || \
+		(apt-get update -qq && $(APT_INSTALL) chromium)
 	$(BIN)/pip install --quiet --disable-pip-version-check -r requirements-dev.lock
 	touch $@
 

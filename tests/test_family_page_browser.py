@@ -1,0 +1,95 @@
+"""The family's reminder page in a real browser (Debian's Chromium driven by Playwright)."""
+
+from __future__ import annotations
+
+import shutil
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+import uvicorn
+from fastapi import FastAPI
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from core.tokens import session_link_token
+from models.programmes import ServiceSession
+from tests.test_journey import to_ipr_implementation
+from tests.world import API, World
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+SECRET = "test-secret-key-of-sufficient-length-for-hs256"  # tests/conftest.py
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[object]:
+    if not Path(CHROMIUM).exists():
+        pytest.skip(
+            "Debian's chromium is not installed (make test installs it as root: apt-get install chromium)"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(
+            executable_path=CHROMIUM,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+                "--no-first-run",
+            ],
+        )
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def server(app: FastAPI) -> Iterator[str]:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    while not server.started:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_family_confirms_in_a_browser(
+    world: World, engine: Engine, server: str, browser: object, tmp_path: Path
+) -> None:
+    case_id = to_ipr_implementation(world)
+    at = (datetime.now(UTC) + timedelta(days=2)).replace(hour=8, minute=0, second=0, microsecond=0)
+    planned = world.client.post(
+        f"{API}/cases/{case_id}/sessions",
+        json={"service_code": "motor_development", "scheduled_at": at.isoformat()},
+        headers=world.h("curator"),
+    ).json()
+    token = session_link_token(planned["id"], at + timedelta(hours=12), SECRET)
+
+    page = browser.new_page(viewport={"width": 390, "height": 760})  # type: ignore[attr-defined]
+    page.goto(f"{server}/f/{token}")
+    assert page.title() == "Занятие в службе ранней помощи"
+    assert f"{at:%d.%m.%Y} в 11:00" in page.inner_text("main")  # Moscow time
+    page.screenshot(path=str(tmp_path / "before.png"))
+    page.get_by_role("button", name="Подтверждаю, придём").click()
+    page.wait_for_load_state()
+    assert "Вы подтвердили" in page.get_by_role("status").inner_text()
+    assert page.get_by_role("button").count() == 0
+    page.screenshot(path=str(tmp_path / "after.png"))
+    with Session(engine) as session:
+        stored = session.get(ServiceSession, planned["id"])
+        assert stored is not None and stored.family_response == "confirmed"
+
+    page.goto(f"{server}/f/{token[:-3]}abc")
+    assert "Ссылка недействительна" in page.inner_text("main")
+    page.close()
