@@ -5,10 +5,13 @@ under the project's var/ directory and keep it from phoning home (this network h
 """
 
 import os
+from pathlib import Path
 
 from core.config import get_settings
 
 os.environ.setdefault("PREFECT_HOME", str((get_settings().var_dir / "prefect").resolve()))
+# Prefect creates its home but not the parents of it (a fresh checkout has no var/ yet).
+Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_LOGGING_TO_API_ENABLED", "false")
 # One line per task run drowns the API's own log; failures are still logged (and recorded).
