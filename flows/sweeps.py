@@ -9,10 +9,11 @@ process was down catches up on everything that fell due meanwhile. Messages go t
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import Engine, func, insert, select, text, update
@@ -78,84 +79,64 @@ def sweep_deadlines(engine: Engine, now: datetime | None = None) -> SweepReport:
     return report
 
 
-def _warn(engine: Engine, now: datetime, report: SweepReport) -> None:
+def _claim(
+    engine: Engine, now: datetime, stamp: str, conditions: list[Any], columns: list[Any]
+) -> Iterator[tuple[Session, Sequence[Any]]]:
+    """Claim due open deadlines a batch at a time by stamping `stamp` (warned_at / expired_at).
+
+    The conditions are repeated on the UPDATE itself, so of two sweeps racing only one stamps a
+    row. The caller adds its outbox rows to the yielded session; the batch then commits as one.
+    """
+    pending = [
+        col(Deadline.status) == DeadlineStatus.open,
+        col(Deadline.paused_at).is_(None),
+        col(getattr(Deadline, stamp)).is_(None),
+        *conditions,
+    ]
     while True:
         with Session(engine) as session:
-            due = (
-                select(col(Deadline.id))
-                .where(
-                    col(Deadline.status) == DeadlineStatus.open,
-                    col(Deadline.paused_at).is_(None),
-                    col(Deadline.warned_at).is_(None),
-                    col(Deadline.warn_at) <= now,
-                    col(Deadline.due_at) > now,
-                )
-                .limit(BATCH)
-            )
+            due = select(col(Deadline.id)).where(*pending).limit(BATCH)
             claimed = session.execute(
                 update(Deadline)
-                .where(
-                    col(Deadline.id).in_(due),
-                    col(Deadline.warned_at).is_(None),
-                    col(Deadline.status) == DeadlineStatus.open,
-                )
-                .values(warned_at=now)
-                .returning(col(Deadline.id), col(Deadline.case_id))
+                .where(col(Deadline.id).in_(due), *pending)
+                .values({stamp: now})
+                .returning(*columns)
             ).all()
-            rows = [
-                r
-                for d_id, case_id in claimed
-                for r in effect_rows("deadline_warning", case_id=case_id, context={"deadline_id": d_id})
-            ]
-            _outbox(session, rows)
+            yield session, claimed
             session.commit()
-        report.warned += len(claimed)
         if len(claimed) < BATCH:
             return
+
+
+def _warn(engine: Engine, now: datetime, report: SweepReport) -> None:
+    due = [col(Deadline.warn_at) <= now, col(Deadline.due_at) > now]
+    for session, claimed in _claim(engine, now, "warned_at", due, [col(Deadline.id), col(Deadline.case_id)]):
+        _outbox(
+            session,
+            [
+                row
+                for d_id, case_id in claimed
+                for row in effect_rows("deadline_warning", case_id=case_id, context={"deadline_id": d_id})
+            ],
+        )
+        report.warned += len(claimed)
 
 
 def _expire(engine: Engine, now: datetime, report: SweepReport) -> None:
-    while True:
-        with Session(engine) as session:
-            due = (
-                select(col(Deadline.id))
-                .where(
-                    col(Deadline.status) == DeadlineStatus.open,
-                    col(Deadline.paused_at).is_(None),
-                    col(Deadline.expired_at).is_(None),
-                    col(Deadline.due_at) <= now,
-                )
-                .limit(BATCH)
-            )
-            claimed = session.execute(
-                update(Deadline)
-                .where(
-                    col(Deadline.id).in_(due),
-                    col(Deadline.expired_at).is_(None),
-                    col(Deadline.status) == DeadlineStatus.open,
-                )
-                .values(expired_at=now)
-                .returning(col(Deadline.id), col(Deadline.case_id), col(Deadline.action), col(Deadline.event))
-            ).all()
-            rows: list[dict[str, object]] = []
-            for d_id, case_id, action, event in claimed:
-                trigger = "deadline_escalate"
-                if (
-                    action == "fire_event"
-                    and event
-                    and _fire_timer_event(session, case_id, event, now, report)
-                ):
-                    continue
-                if action == "remind_family":
-                    trigger = "deadline_remind_family"
-                    report.family_reminded += 1
-                else:
-                    report.escalated += 1
-                rows += effect_rows(trigger, case_id=case_id, context={"deadline_id": d_id})
-            _outbox(session, rows)
-            session.commit()
-        if len(claimed) < BATCH:
-            return
+    columns = [col(Deadline.id), col(Deadline.case_id), col(Deadline.action), col(Deadline.event)]
+    for session, claimed in _claim(engine, now, "expired_at", [col(Deadline.due_at) <= now], columns):
+        rows: list[dict[str, object]] = []
+        for d_id, case_id, action, event in claimed:
+            trigger = "deadline_escalate"
+            if action == "fire_event" and event and _fire_timer_event(session, case_id, event, now, report):
+                continue
+            if action == "remind_family":
+                trigger = "deadline_remind_family"
+                report.family_reminded += 1
+            else:
+                report.escalated += 1
+            rows += effect_rows(trigger, case_id=case_id, context={"deadline_id": d_id})
+        _outbox(session, rows)
 
 
 def _fire_timer_event(session: Session, case_id: int, event: str, now: datetime, report: SweepReport) -> bool:
