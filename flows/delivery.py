@@ -7,6 +7,8 @@ task returns; a row already sent for an (outbox id, channel, address) is never s
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -18,6 +20,7 @@ import httpx
 from jinja2 import Environment, StrictUndefined, Template, TemplateError
 from prefect import flow, task
 from prefect.cache_policies import NONE as NO_CACHE
+from prefect.context import TagsContext
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
@@ -53,7 +56,15 @@ class Outcome(StrEnum):
 class Runtime:
     engine: Engine
     settings: Settings
-    http: httpx.AsyncClient
+    _clients: dict[int, httpx.AsyncClient]
+
+    @property
+    def http(self) -> httpx.AsyncClient:
+        """One HTTP client per event loop: a client's connections belong to the loop that made them."""
+        loop = id(asyncio.get_running_loop())
+        if loop not in self._clients:
+            self._clients[loop] = httpx.AsyncClient(timeout=self.settings.channel_timeout_seconds)
+        return self._clients[loop]
 
 
 _runtime: Runtime | None = None
@@ -62,7 +73,7 @@ _runtime: Runtime | None = None
 def configure(engine: Engine, settings: Settings) -> None:
     """Give the flows their database and channels (the relay calls this once per process)."""
     global _runtime
-    _runtime = Runtime(engine, settings, httpx.AsyncClient(timeout=settings.channel_timeout_seconds))
+    _runtime = Runtime(engine, settings, {})
 
 
 def runtime() -> Runtime:
@@ -197,15 +208,7 @@ def quiet_until(resolved: Resolved) -> datetime | None:
     return morning.astimezone(UTC)
 
 
-@task(
-    name="deliver_effect",
-    task_run_name="outbox-{outbox_id}",
-    retries=2,
-    retry_delay_seconds=[0.5, 2.0],
-    persist_result=False,
-    cache_policy=NO_CACHE,
-)
-async def deliver_effect(outbox_id: int, down: dict[str, int]) -> tuple[Outcome, str | None]:
+async def deliver_one(outbox_id: int, down: dict[str, int]) -> tuple[Outcome, str | None]:
     """Deliver one outbox row to every recipient it has. Raises ChannelError to be retried.
 
     `down` is shared by the flow run: once a channel fails, the other rows of the batch skip it
@@ -276,31 +279,65 @@ def _tell_curator(engine: Engine, row: Outbox, targets: list[Target]) -> None:
             session.commit()
 
 
-async def _deliver_all(outbox_ids: list[int]) -> dict[int, tuple[Outcome, str | None]]:
+Results = dict[int, tuple[Outcome, str | None]]
+# Rows per task run. A task run costs the Prefect server ~30 ms of CPU (bench/RESULTS.md), so one
+# per row would cap delivery near 30 rows/s; the rows of a chunk go out concurrently.
+CHUNK = 25
+
+
+@task(
+    name="deliver_effects",
+    task_run_name="outbox {outbox_ids[0]}…",
+    retries=2,
+    retry_delay_seconds=[0.5, 2.0],
+    persist_result=False,
+    cache_policy=NO_CACHE,
+)
+async def deliver_effects(outbox_ids: list[int], down: dict[str, int], results: Results) -> None:
+    """Deliver a chunk of outbox rows; raise if a channel failed, so that Prefect retries the task.
+
+    A retry runs only the rows not yet settled (and a row's sent deliveries are never sent again),
+    so `results` always holds each row's latest outcome, also when the retries are spent.
+    """
+    pending = [i for i in outbox_ids if results.get(i, (Outcome.retry, None))[0] == Outcome.retry]
+    outcomes = await asyncio.gather(*(deliver_one(i, down) for i in pending), return_exceptions=True)
+    failure: BaseException | None = None
+    for outbox_id, outcome in zip(pending, outcomes, strict=True):
+        if isinstance(outcome, BaseException):
+            results[outbox_id] = (Outcome.retry, f"{type(outcome).__name__}: {outcome}")
+            failure = outcome
+        else:
+            results[outbox_id] = outcome
+    if failure is not None:
+        raise failure
+
+
+async def _deliver_all(outbox_ids: list[int]) -> Results:
     delays = runtime().settings.delivery_retry_delays
-    deliver = deliver_effect.with_options(retries=len(delays), retry_delay_seconds=delays or 0)
+    deliver = deliver_effects.with_options(retries=len(delays), retry_delay_seconds=delays or 0)
     down: dict[str, int] = {}
-    results: dict[int, tuple[Outcome, str | None]] = {}
-    for outbox_id in outbox_ids:
-        try:
-            results[outbox_id] = await deliver(outbox_id, down)
-        except Exception as error:  # retries spent: the relay backs off and tries later
-            results[outbox_id] = (Outcome.retry, f"{type(error).__name__}: {error}")
+    results: Results = {}
+    # The flow run carries the cases' tags; its task runs must not inherit them: Prefect takes a
+    # tag-concurrency slot per tag for every tagged task run, an API call each.
+    with TagsContext(current_tags=set()):
+        for start in range(0, len(outbox_ids), CHUNK):
+            with contextlib.suppress(Exception):  # retries spent: `results` says what is left
+                await deliver(outbox_ids[start : start + CHUNK], down, results)
     return results
 
 
 @flow(name="notify_family", persist_result=False, log_prints=False)
-async def notify_family(outbox_ids: list[int]) -> dict[int, tuple[Outcome, str | None]]:
+async def notify_family(outbox_ids: list[int]) -> Results:
     return await _deliver_all(outbox_ids)
 
 
 @flow(name="notify_organisation", persist_result=False, log_prints=False)
-async def notify_organisation(outbox_ids: list[int]) -> dict[int, tuple[Outcome, str | None]]:
+async def notify_organisation(outbox_ids: list[int]) -> Results:
     return await _deliver_all(outbox_ids)
 
 
 @flow(name="feedback_to_referrer", persist_result=False, log_prints=False)
-async def feedback_to_referrer(outbox_ids: list[int]) -> dict[int, tuple[Outcome, str | None]]:
+async def feedback_to_referrer(outbox_ids: list[int]) -> Results:
     return await _deliver_all(outbox_ids)
 
 

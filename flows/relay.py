@@ -89,19 +89,22 @@ class Relay:
             session.commit()
 
     async def run_once(self) -> int:
-        """Claim one batch and deliver it; return how many rows were claimed."""
+        """Claim one batch and deliver it, one flow run per kind, the kinds side by side."""
         rows = self.claim()
         by_kind: dict[EffectKind, list[Outbox]] = defaultdict(list)
         for row in rows:
             by_kind[EffectKind(row.kind)].append(row)
-        for kind, batch in by_kind.items():
-            case_ids = sorted({r.case_id for r in batch if r.case_id})
-            shown = ", ".join(map(str, case_ids[:20])) + (" …" if len(case_ids) > 20 else "")
-            with tags(*(f"case:{c}" for c in case_ids)):
-                run = FLOWS[kind].with_options(flow_run_name=f"{kind} · cases {shown}")
-                results = await run([r.id for r in batch])
-            self.finish(results)
+        await asyncio.gather(*(self._run_kind(kind, batch) for kind, batch in by_kind.items()))
         return len(rows)
+
+    async def _run_kind(self, kind: EffectKind, batch: list[Outbox]) -> None:
+        case_ids = sorted({r.case_id for r in batch if r.case_id})
+        shown = ", ".join(map(str, case_ids[:20])) + (" …" if len(case_ids) > 20 else "")
+        # The flow run is tagged with every case it serves, to be found by case in Prefect.
+        with tags(*(f"case:{c}" for c in case_ids)):
+            run = FLOWS[kind].with_options(flow_run_name=f"{kind} · cases {shown}")
+            results = await run([r.id for r in batch])
+        self.finish(results)
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
