@@ -23,7 +23,7 @@ from sqlmodel import Session, col
 from core.errors import DomainError
 from models.cases import Case
 from models.common import utcnow
-from models.deadlines import Deadline, DeadlineStatus
+from models.deadlines import Deadline, DeadlineStatus, running
 from models.organisations import Organisation, Region
 from models.outbox import Outbox
 from models.programmes import ServiceSession, SessionReminder, SessionStatus
@@ -87,15 +87,10 @@ def _claim(
     The conditions are repeated on the UPDATE itself, so of two sweeps racing only one stamps a
     row. The caller adds its outbox rows to the yielded session; the batch then commits as one.
     """
-    pending = [
-        col(Deadline.status) == DeadlineStatus.open,
-        col(Deadline.paused_at).is_(None),
-        col(getattr(Deadline, stamp)).is_(None),
-        *conditions,
-    ]
+    pending = [*running(), col(getattr(Deadline, stamp)).is_(None), *conditions]
     while True:
         with Session(engine) as session:
-            due = select(col(Deadline.id)).where(*pending).limit(BATCH)
+            due = select(col(Deadline.id)).where(*pending).order_by(col(Deadline.due_at)).limit(BATCH)
             claimed = session.execute(
                 update(Deadline)
                 .where(col(Deadline.id).in_(due), *pending)

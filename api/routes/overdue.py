@@ -14,7 +14,7 @@ from core.errors import Unprocessable
 from models.cases import Case
 from models.children import Child, full_name
 from models.common import utcnow
-from models.deadlines import Deadline, DeadlineStatus, OverdueItem
+from models.deadlines import Deadline, OverdueItem, running
 from models.organisations import Organisation
 from models.users import User
 from statemachines import STATE_LABELS
@@ -45,11 +45,7 @@ def overdue(
         raise Unprocessable(f"Неизвестное состояние «{state}»", field="state")
     now = utcnow()
     # A suspended case's clock is stopped: its deadlines are neither late nor coming.
-    conditions = [
-        deadline_scope(principal),
-        Deadline.status == DeadlineStatus.open,
-        col(Deadline.paused_at).is_(None),
-    ]
+    conditions = [deadline_scope(principal), *running()]
     if due_within_days is None:
         conditions.append(col(Deadline.due_at) <= now - timedelta(days=min_days_overdue))
     else:
