@@ -6,30 +6,39 @@ What it measures, for SQLite and PostgreSQL, on a database holding ``--cases`` c
   (the ASGI app in this process, no sockets);
 * ``uvicorn``: the same POSTs to a real ``earlyhelp serve`` started as a subprocess on a free
   loopback port, over one keep-alive ``httpx.Client``; plus the time from spawning
-  ``earlyhelp serve`` to its first 200 from ``/healthz`` and the server's resident memory
-  (VmRSS from ``/proc/<pid>/status``) after the run.
+  ``earlyhelp serve`` to its first 200 from ``/healthz`` (median of ``--startup-runs`` spawns) and
+  the resident memory (VmRSS, ``/proc/<pid>/status``) of the server process and of the processes
+  it started (Prefect's temporary server), at start and after the run.
 
 Every measured event is one HTTP POST timed on its own with ``time.perf_counter``; requests are
 sequential (one client). Each measured case starts in ``referred`` and walks a realistic journey
 (accept → determine_need → approve_ipr → suspend → resume → start_assessment → revise_ipr →
-approve_ipr → begin_transition → complete; ``--steps`` takes a prefix of it, 6 by default). The
+approve_ipr → begin_transition → complete; ``--steps`` takes a prefix of it, 5 by default). The
 client tracks the case version from each response, so there is no extra GET per event. ``events/s``
 is measured POSTs divided by the wall time of the measuring loop. A few warm-up cases per mode
 (``--warmup``) are fired first and not counted.
 
+The outbox relay runs beside the API, as ``earlyhelp serve`` runs it by default: every event's
+effects are delivered by Prefect flows in the same process while the measurement runs. Before
+measuring, the bench waits until the relay has delivered the warm-up's effects (so Prefect's
+temporary server is up); it reports how many effects the relay delivered during the measurement
+and how many were still pending, and clears that backlog before the next phase. ``--no-relay``
+measures the API alone (``EARLYHELP_RELAY_IN_SERVE=false``).
+
 Seeding: a fresh SQLite file in a temporary directory and a fresh PostgreSQL database
 (``earlyhelp_bench_<pid>``, dropped at the end), migrated with ``core.migrate.upgrade``. A region
 with users of every role comes from ``api.demo.seed_region``; one referral goes through the real
-``register()`` and serves as the reference; the other cases are bulk-inserted as rows of the same
-shape (child, legal representative, personal-data consent, referral, case in ``referred``, its
-history row), which is checked column by column against the reference. ``--spread`` of those cases
-are then walked to other states through the real ``statemachines.fire``, so the history,
-conclusion and programme tables are not empty.
+``register()`` and is the reference; for the others, child, representative, personal-data consent
+and referral rows are bulk-inserted and each case is opened by the app's own ``open_case``. Every
+table is then compared, rows and filled columns, between the reference and a bulk-seeded case, so
+seeding fails loudly when ``register()`` starts writing something new. ``--spread`` cases are
+walked on to other states through ``statemachines.fire``; the effects of all this history are
+marked delivered, so the relay starts idle.
 
-Run (about three minutes on 2 cores)::
+Run (about five minutes on 2 cores)::
 
     .venv/bin/python bench/transitions.py
-    .venv/bin/python bench/transitions.py --backends sqlite --cases 2000 --events-cases 200
+    .venv/bin/python bench/transitions.py --backends sqlite --cases 2000 --events-cases 200 --no-relay
 
 It prints a table and writes ``bench/results/transitions.json``.
 """
@@ -59,7 +68,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import httpx
@@ -91,7 +100,20 @@ ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "transitions.json"
 EARLYHELP = Path(sys.executable).parent / "earlyhelp"
 API = "/api/v1"
-REGION = ("demo", "Демонстрационная область", "Europe/Moscow")
+
+
+def midday_zone() -> str:
+    """A fixed-offset zone where it is about noon now.
+
+    Family messages wait for the morning during the region's quiet hours (21:00-09:00), so in a
+    real zone the relay's work would depend on the hour of the run; at noon it delivers everything.
+    """
+    offset = 12 - datetime.now(UTC).hour
+    offset = offset + 24 if offset < -12 else offset - 24 if offset > 14 else offset
+    return f"Etc/GMT{-offset:+d}" if offset else "Etc/GMT"  # Etc/GMT-3 is UTC+3
+
+
+REGION = ("demo", "Демонстрационная область", midday_zone())
 SECRET = "bench-secret-key-of-sufficient-length-for-hs256"
 SQLITE_P95_TARGET_MS = 20.0
 RSS_TARGET_MB = 250.0
@@ -545,19 +567,28 @@ def fire_journeys(
 
 
 def outbox_counts(url: str) -> dict[str, int]:
+    """Outbox rows by status; `due` are the pending rows the relay may take now."""
     engine = create_engine(url, poolclass=NullPool)  # plain reads: no BEGIN IMMEDIATE on SQLite
     try:
         with engine.connect() as conn:
             rows = conn.execute(select(col(Outbox.status), func.count()).group_by(col(Outbox.status)))
-            return {str(status): int(count) for status, count in rows}
+            counts = {str(status): int(count) for status, count in rows}
+            counts["due"] = int(
+                conn.execute(
+                    select(func.count())
+                    .select_from(Outbox)
+                    .where(col(Outbox.status) == OutboxStatus.pending, col(Outbox.available_at) <= utcnow())
+                ).scalar_one()
+            )
+            return counts
     finally:
         engine.dispose()
 
 
 def wait_for_relay(url: str, timeout: float) -> float | None:
-    """Seconds until no outbox row is pending, or None after `timeout`."""
+    """Seconds until no outbox row is due, or None after `timeout`."""
     started = time.perf_counter()
-    while outbox_counts(url).get(OutboxStatus.pending, 0):
+    while outbox_counts(url)["due"]:
         if time.perf_counter() - started > timeout:
             return None
         time.sleep(0.25)
@@ -596,13 +627,16 @@ def measure_phase(
     before = outbox_counts(seeded.url)
     fire_journeys(client, seeded, cases, steps, run)
     after = outbox_counts(seeded.url)
-    enqueued = sum(after.values()) - sum(before.values())
+    enqueued = sum(v for k, v in after.items() if k != "due") - sum(
+        v for k, v in before.items() if k != "due"
+    )
     delivered = after.get(OutboxStatus.done, 0) - before.get(OutboxStatus.done, 0)
     run.extra |= {
         "effects_enqueued": enqueued,
         "effects_done_during_run": delivered,
         "effects_done_per_s": round(delivered / run.wall_seconds, 1) if run.wall_seconds else 0.0,
         "effects_pending_at_end": after.get(OutboxStatus.pending, 0),
+        "effects_due_at_end": after["due"],
     }
 
 
@@ -657,6 +691,8 @@ def cmdline(pid: int) -> str:
 def memory(pid: int) -> dict[str, Any]:
     """VmRSS of the server process and of every process it started (e.g. Prefect's server)."""
     status = proc_status(pid)
+    if "VmRSS" not in status:  # exiting: only its threads are left
+        return {"state": status.get("State", "?")}
     children: dict[int, dict[str, Any]] = {}
     for child in descendants(pid):
         try:
@@ -680,6 +716,7 @@ class Server:
     startup_seconds: float
     log: Path
     seen_children: set[int] = field(default_factory=set)
+    orphans: dict[int, str] = field(default_factory=dict)  # still running after the server exited
 
 
 @contextmanager
@@ -692,6 +729,7 @@ def earlyhelp_serve(url: str, var_dir: Path, log: Path, relay: bool) -> Iterator
         "EARLYHELP_VAR_DIR": str(var_dir),  # the app keeps Prefect's home here too
         "EARLYHELP_SECRET_KEY": SECRET,
         "EARLYHELP_RELAY_IN_SERVE": "true" if relay else "false",
+        "PYTHONFAULTHANDLER": "1",  # a crash leaves its tracebacks in the log
     }
     env.pop("PREFECT_HOME", None)  # the bench's own, for its in-process app
     base_url = f"http://127.0.0.1:{port}"
@@ -729,8 +767,10 @@ def earlyhelp_serve(url: str, var_dir: Path, log: Path, relay: bool) -> Iterator
                 except subprocess.TimeoutExpired:
                     process.kill()
                     process.wait()
-            for child in server.seen_children:  # a Prefect server left behind, if any
-                with contextlib.suppress(ProcessLookupError):
+            time.sleep(2)
+            for child in sorted(server.seen_children):  # processes the server left behind
+                with contextlib.suppress(FileNotFoundError, ProcessLookupError):
+                    server.orphans[child] = cmdline(child)[:200]
                     os.kill(child, signal.SIGTERM)
 
 
@@ -764,15 +804,21 @@ def measure_uvicorn(
             run.extra["memory_at_start"] = memory(pid)
             with httpx.Client(base_url=server.base_url, timeout=30.0) as client:
                 measure_phase(client, seeded, cases, warmup, steps, run, relay)
-            if server.process.poll() is None:
-                run.extra["memory_after"] = memory(pid)
+            after = memory(pid)
+            if "rss_mb" in after and server.process.poll() is None:
+                run.extra["memory_after"] = after
                 server.seen_children |= set(descendants(pid))
             else:
+                with contextlib.suppress(subprocess.TimeoutExpired):
+                    server.process.wait(timeout=30)
                 run.errors.append(
-                    f"earlyhelp serve died ({server.process.returncode}): {log_tail(server.log)}"
+                    f"earlyhelp serve died ({after.get('state')}, exit code {server.process.returncode}): "
+                    f"{log_tail(server.log)}"
                 )
     finally:
         run.extra["effects_cleared_after"] = clear_backlog(seeded.url)
+    # `earlyhelp serve` stopped with SIGINT should take its children (Prefect's server) with it.
+    run.extra["left_running_after_serve_exit"] = server.orphans
     run.extra["startup_s"] = [round(s, 3) for s in startups]
     run.extra["startup_median_s"] = round(statistics.median(startups), 3)
     return run
@@ -867,22 +913,43 @@ def machine() -> dict[str, Any]:
     }
 
 
-def code_revision() -> str:
-    """The commit measured, marked dirty when the working tree has changes."""
+def cpu_busy(window_s: float = 5.0) -> float:
+    """Share of all CPUs busy (not idle or waiting for I/O) over `window_s`, from /proc/stat."""
+
+    def sample() -> tuple[int, int]:
+        fields = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+        idle = fields[3] + fields[4]
+        return sum(fields) - idle, sum(fields)
+
+    busy0, total0 = sample()
+    time.sleep(window_s)
+    busy1, total1 = sample()
+    return (busy1 - busy0) / max(total1 - total0, 1)
+
+
+def wait_idle(limit_s: float, threshold: float = 0.15) -> dict[str, Any]:
+    """Wait (up to `limit_s`) until the machine is idle: other work would skew the latencies."""
+    started = time.monotonic()
+    busy = cpu_busy()
+    while busy >= threshold and time.monotonic() - started < limit_s:
+        print(f"waiting for an idle machine: {busy:.0%} of the CPUs busy", flush=True)
+        busy = cpu_busy(30.0)
+    return {"waited_s": round(time.monotonic() - started), "cpu_busy_at_start": round(busy, 3)}
+
+
+def code_revision() -> dict[str, Any]:
+    """The commit measured, and the files of the app (outside bench/) changed since."""
     try:
         head = subprocess.run(
             ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True, check=True
         ).stdout.strip()
-        changed = subprocess.run(
-            ["git", "status", "--porcelain", "--untracked-files=no"],
-            cwd=ROOT,
-            capture_output=True,
-            text=True,
-            check=True,
-        ).stdout.strip()
+        status = subprocess.run(
+            ["git", "status", "--porcelain"], cwd=ROOT, capture_output=True, text=True, check=True
+        ).stdout.splitlines()
     except (OSError, subprocess.CalledProcessError):
-        return "unknown"
-    return f"{head}-dirty" if changed else head
+        return {"commit": "unknown"}
+    changed = [line[3:] for line in status if not line[3:].startswith("bench/")]
+    return {"commit": head, "app_files_changed": changed}
 
 
 def print_table(results: dict[str, Any]) -> None:
@@ -891,6 +958,7 @@ def print_table(results: dict[str, Any]) -> None:
         f"{'p99 ms':>8} {'ev/s':>8}"
     )
     print()
+    print(f"revision {results['revision']}; load average {results['load_average_at_start']} at start")
     print(header)
     print("-" * len(header))
     for backend, result in results["backends"].items():
@@ -919,6 +987,11 @@ def print_table(results: dict[str, Any]) -> None:
                 f"{backend}: serve RSS {start['rss_mb']} MiB at start, {after['rss_mb']} MiB after the run "
                 f"(peak {after['rss_peak_mb']} MiB); with its child processes {after['tree_rss_mb']} MiB"
                 f" [{children or 'no children'}]"
+            )
+        if served.get("left_running_after_serve_exit"):
+            print(
+                f"{backend}: still running 2 s after earlyhelp serve exited (killed by the bench): "
+                f"{served['left_running_after_serve_exit']}"
             )
         for r in result["runs"]:
             if "effects_enqueued" in r:
@@ -968,8 +1041,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument(
         "--steps",
         type=int,
-        default=6,
-        help="events per measured case: a prefix of the 10-event journey (default 6)",
+        default=5,
+        help="events per measured case: a prefix of the 10-event journey (default 5)",
     )
     parser.add_argument(
         "--warmup", type=int, default=10, help="unmeasured warm-up cases per mode (default 10)"
@@ -991,6 +1064,12 @@ def parse_args() -> argparse.Namespace:
         "--postgres-url",
         default="postgresql+psycopg://postgres@127.0.0.1:5432/postgres",
         help="admin connection used to CREATE DATABASE (default: local postgres)",
+    )
+    parser.add_argument(
+        "--wait-idle",
+        type=float,
+        default=0.0,
+        help="wait up to this many seconds for the CPUs to be idle (<15%% busy) before starting",
     )
     parser.add_argument(
         "--relay",
@@ -1015,9 +1094,12 @@ def main() -> int:
         "date": datetime.now().astimezone().isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "machine": machine(),
-        "revision": code_revision(),
-        # Other work on the machine skews latencies: the 1/5/15-minute load averages before the run.
+        # Other work on the machine skews latencies: how busy it was before the run.
+        "idle_wait": wait_idle(args.wait_idle)
+        if args.wait_idle
+        else {"cpu_busy_at_start": round(cpu_busy(), 3)},
         "load_average_at_start": [round(x, 2) for x in os.getloadavg()],
+        "revision": code_revision(),  # after the wait: the code that is measured
         "params": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items()},
         "journey": [step.event for step in journey(date.today())[: args.steps]],
         "backends": {},
