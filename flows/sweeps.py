@@ -16,14 +16,14 @@ from datetime import datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, func, insert, select, text, update
+from sqlalchemy import Engine, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from core.errors import DomainError
 from models.cases import Case
 from models.common import utcnow
-from models.deadlines import Deadline, DeadlineStatus, running
+from models.deadlines import Deadline, running
 from models.organisations import Organisation, Region
 from models.outbox import Outbox
 from models.programmes import ServiceSession, SessionReminder, SessionStatus
@@ -223,12 +223,3 @@ def _claim_reminder(
 
 def _standards(session: Session) -> list[Standard]:
     return [load_standard(code) for code in session.execute(select(col(Region.code))).scalars()]
-
-
-def count_open(engine: Engine) -> int:
-    with Session(engine) as session:
-        return int(
-            session.execute(
-                select(func.count()).where(col(Deadline.status) == DeadlineStatus.open)
-            ).scalar_one()
-        )
