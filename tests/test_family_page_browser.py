@@ -3,16 +3,11 @@
 from __future__ import annotations
 
 import shutil
-import socket
-import threading
-import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-import uvicorn
-from fastapi import FastAPI
 from sqlalchemy import Engine
 from sqlmodel import Session
 
@@ -49,23 +44,8 @@ def browser() -> Iterator[object]:
         browser.close()
 
 
-@pytest.fixture
-def server(app: FastAPI) -> Iterator[str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    while not server.started:
-        time.sleep(0.02)
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
-
-
 def test_family_confirms_in_a_browser(
-    world: World, engine: Engine, server: str, browser: object, tmp_path: Path
+    world: World, engine: Engine, server_url: str, browser: object, tmp_path: Path
 ) -> None:
     case_id = to_ipr_implementation(world)
     at = (datetime.now(UTC) + timedelta(days=2)).replace(hour=8, minute=0, second=0, microsecond=0)
@@ -77,7 +57,7 @@ def test_family_confirms_in_a_browser(
     token = session_link_token(planned["id"], at + timedelta(hours=12), SECRET)
 
     page = browser.new_page(viewport={"width": 390, "height": 760})  # type: ignore[attr-defined]
-    page.goto(f"{server}/f/{token}")
+    page.goto(f"{server_url}/f/{token}")
     assert page.title() == "Занятие в службе ранней помощи"
     assert f"{at:%d.%m.%Y} в 11:00" in page.inner_text("main")  # Moscow time
     page.screenshot(path=str(tmp_path / "before.png"))
@@ -90,6 +70,6 @@ def test_family_confirms_in_a_browser(
         stored = session.get(ServiceSession, planned["id"])
         assert stored is not None and stored.family_response == "confirmed"
 
-    page.goto(f"{server}/f/{token[:-3]}abc")
+    page.goto(f"{server_url}/f/{token[:-3]}abc")
     assert "Ссылка недействительна" in page.inner_text("main")
     page.close()
