@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging.config
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import uvicorn.config
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import Engine
 
@@ -38,6 +40,9 @@ async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
         return
     from flows.worker import BackgroundRelay, start_sweeps
 
+    # Importing Prefect applies its logging config, which turns uvicorn's loggers down to
+    # WARNING: the operator would lose "startup complete" and the access log. Put them back.
+    logging.config.dictConfig(uvicorn.config.LOGGING_CONFIG)
     relay = BackgroundRelay(app.state.engine, settings)
     relay.start()
     sweeps = start_sweeps(app.state.engine, settings)

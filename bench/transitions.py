@@ -35,9 +35,9 @@ seeding fails loudly when ``register()`` starts writing something new. ``--sprea
 walked on to other states through ``statemachines.fire``; the effects of all this history are
 marked delivered, so the relay starts idle.
 
-Run (about five minutes on 2 cores)::
+Run (7-11 minutes on 2 cores; ``--wait-idle 600`` first waits for the other work on the machine)::
 
-    .venv/bin/python bench/transitions.py
+    .venv/bin/python bench/transitions.py --wait-idle 600
     .venv/bin/python bench/transitions.py --backends sqlite --cases 2000 --events-cases 200 --no-relay
 
 It prints a table and writes ``bench/results/transitions.json``.
