@@ -56,6 +56,7 @@ many seconds) until no other ``bench/`` process runs before measuring.
 from __future__ import annotations
 
 import sys
+from abc import ABC, abstractmethod
 from pathlib import Path
 
 # bench/ holds transitions.py, which shares its name with the pytransitions package the app imports,
@@ -147,20 +148,22 @@ def log(message: str) -> None:
 # --------------------------------------------------------------------------------------------
 
 
-class Backend:
+class Backend(ABC):
+    """A database to benchmark: SQLite copies files, PostgreSQL copies databases from a template."""
+
     name: str
 
-    def template_url(self) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def template_url(self) -> str: ...
 
-    def copy(self, suffix: str) -> str:
-        raise NotImplementedError
+    @abstractmethod
+    def copy(self, suffix: str) -> str: ...
 
-    def drop(self, url: str) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def drop(self, url: str) -> None: ...
 
-    def close(self) -> None:
-        raise NotImplementedError
+    @abstractmethod
+    def close(self) -> None: ...
 
 
 class SqliteBackend(Backend):
