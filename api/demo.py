@@ -16,7 +16,7 @@ from api.deps import Principal
 from api.security import hash_password
 from api.services.referrals import register
 from models.cases import Case, ContactAttempt, ContactChannel
-from models.children import Channel, ChildIn, Relation, RepresentativeIn, Sex
+from models.children import Channel, ChildIn, Relation, RepresentativeIn, Sex, snils_with_control
 from models.common import utcnow
 from models.organisations import Organisation, OrgKind, Region
 from models.referrals import ConsentGiven, ReferralCreate
@@ -139,9 +139,7 @@ def _path(state: str, today: date) -> list[tuple[str, dict[str, Any], str | None
 
 
 def _snils(seed: int) -> str:
-    number = f"{200_000_000 + seed * 7919:09d}"
-    total = sum(int(d) * w for d, w in zip(number, range(9, 0, -1), strict=True))
-    return number + f"{(total % 101) % 100:02d}"
+    return snils_with_control(200_000_000 + seed * 7919)
 
 
 @dataclass

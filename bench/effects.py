@@ -258,9 +258,9 @@ def prefect_server(home: Path) -> Iterator[tuple[str, int, float]]:
 
 
 def snils_for(seed: int) -> str:
-    number = f"{400_000_000 + seed * 7877:09d}"
-    total = sum(int(d) * w for d, w in zip(number, range(9, 0, -1), strict=True))
-    return number + f"{(total % 101) % 100:02d}"
+    from models.children import snils_with_control
+
+    return snils_with_control(400_000_000 + seed * 7877)
 
 
 @dataclass

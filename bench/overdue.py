@@ -96,7 +96,7 @@ from core.migrate import upgrade
 from core.workdays import WorkCalendar, due_dates, end_of_day, start_of_work
 from flows.sweeps import SweepReport, sweep_deadlines
 from models.cases import Case
-from models.children import Child, Sex
+from models.children import Child, Sex, snils_with_control
 from models.common import normalise_name, today_in, utcnow
 from models.deadlines import Deadline, DeadlineStatus
 from models.organisations import OrgKind
@@ -309,9 +309,7 @@ def pick(rng: random.Random, mix: list[tuple[str, float]]) -> str:
 
 
 def snils(seed: int) -> str:
-    number = f"{100_000_000 + seed * 7:09d}"
-    total = sum(int(d) * w for d, w in zip(number, range(9, 0, -1), strict=True))
-    return number + f"{(total % 101) % 100:02d}"
+    return snils_with_control(100_000_000 + seed * 7)
 
 
 def add_months(day: date, months: int) -> date:

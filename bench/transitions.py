@@ -87,7 +87,16 @@ from core.config import Settings
 from core.db import make_engine, session_scope
 from core.migrate import upgrade
 from models.cases import Case, ContactAttempt, ContactChannel
-from models.children import Channel, Child, ChildIn, LegalRepresentative, Relation, RepresentativeIn, Sex
+from models.children import (
+    Channel,
+    Child,
+    ChildIn,
+    LegalRepresentative,
+    Relation,
+    RepresentativeIn,
+    Sex,
+    snils_with_control,
+)
 from models.common import today_in, utcnow
 from models.consents import Consent, ConsentKind, ConsentStatus
 from models.organisations import OrgKind
@@ -223,9 +232,7 @@ class Seeded:
 
 
 def snils(seed: int) -> str:
-    number = f"{200_000_000 + seed * 7919:09d}"
-    total = sum(int(d) * w for d, w in zip(number, range(9, 0, -1), strict=True))
-    return number + f"{(total % 101) % 100:02d}"
+    return snils_with_control(200_000_000 + seed * 7919)
 
 
 def referral_body(seed: int, provider_id: int, today: date) -> ReferralCreate:

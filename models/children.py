@@ -34,6 +34,17 @@ class Relation(StrEnum):
 _SNILS_SEPARATORS = re.compile(r"[\s-]")
 
 
+def snils_control(number: str) -> int:
+    """The control number of a СНИЛС's first nine digits: Σ digit·weight (9..1) mod 101, 100 → 00."""
+    return (sum(int(d) * w for d, w in zip(number, range(9, 0, -1), strict=True)) % 101) % 100
+
+
+def snils_with_control(number: int) -> str:
+    """A valid 11-digit СНИЛС from a nine-digit number (demo data, tests, benchmarks)."""
+    digits = f"{number:09d}"
+    return digits + f"{snils_control(digits):02d}"
+
+
 def validate_snils(raw: str) -> str:
     """Return the 11 digits of a valid СНИЛС or raise ValueError with a message in Russian.
 
@@ -44,10 +55,8 @@ def validate_snils(raw: str) -> str:
     if not digits.isdigit() or len(digits) != 11:
         raise ValueError("СНИЛС должен состоять из 11 цифр")
     number, control = digits[:9], int(digits[9:])
-    if int(number) > 1001998:
-        total = sum(int(d) * w for d, w in zip(number, range(9, 0, -1), strict=True))
-        if (total % 101) % 100 != control:
-            raise ValueError("Неверная контрольная сумма СНИЛС")
+    if int(number) > 1001998 and snils_control(number) != control:
+        raise ValueError("Неверная контрольная сумма СНИЛС")
     return digits
 
 

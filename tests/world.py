@@ -13,6 +13,7 @@ from sqlalchemy import Engine
 from api.demo import Staff, seed_region
 from api.security import new_api_token
 from core.db import session_scope
+from models.children import snils_with_control
 from models.organisations import OrgKind
 from models.users import ApiToken
 
@@ -20,9 +21,7 @@ API = "/api/v1"
 
 
 def snils_for(seed: int) -> str:
-    number = f"{300_000_000 + seed * 7907:09d}"
-    total = sum(int(d) * w for d, w in zip(number, range(9, 0, -1), strict=True))
-    return number + f"{(total % 101) % 100:02d}"
+    return snils_with_control(300_000_000 + seed * 7907)
 
 
 @dataclass
