@@ -8,16 +8,17 @@ the relay retries later, the API never waits for it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import hmac
 import json
-import smtplib
 import time
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from email.utils import formatdate
 from typing import Any
 
+import aiosmtplib
 import httpx
 
 from core.config import Settings
@@ -50,18 +51,56 @@ class Outgoing:
     secret: str | None = None  # webhook HMAC key
 
 
-def _smtp_send(settings: Settings, message: EmailMessage) -> None:
-    with smtplib.SMTP(
-        settings.smtp_host, settings.smtp_port, timeout=settings.channel_timeout_seconds
-    ) as smtp:
-        if settings.smtp_starttls:
-            smtp.starttls()
-        if settings.smtp_user:
-            smtp.login(settings.smtp_user, settings.smtp_password)
-        smtp.send_message(message)
+class SmtpPool:
+    """A few SMTP connections kept open and reused: one connection per message costs a TCP and
+    SMTP handshake each time, and mail servers throttle clients that reconnect for every letter.
+    Bound to the event loop that opened it (as every asyncio connection is)."""
+
+    def __init__(self, settings: Settings, size: int = 4) -> None:
+        self.settings = settings
+        self._idle: list[aiosmtplib.SMTP] = []
+        self._slots = asyncio.Semaphore(size)
+
+    async def _connect(self) -> aiosmtplib.SMTP:
+        s = self.settings
+        client = aiosmtplib.SMTP(
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            timeout=s.channel_timeout_seconds,
+            start_tls=s.smtp_starttls,  # never None: aiosmtplib would then decide by itself
+            username=s.smtp_user or None,
+            password=s.smtp_password or None,
+        )
+        await client.connect()
+        return client
+
+    async def send(self, message: EmailMessage) -> None:
+        async with self._slots:
+            client = self._idle.pop() if self._idle else None
+            try:
+                if client is not None:
+                    try:
+                        await client.send_message(message)
+                    except (aiosmtplib.SMTPServerDisconnected, ConnectionError):
+                        # The server closed the idle connection; the letter was not taken.
+                        client = None
+                if client is None:
+                    client = await self._connect()
+                    await client.send_message(message)
+            except BaseException:
+                if client is not None:
+                    client.close()
+                raise
+            self._idle.append(client)
+
+    async def close(self) -> None:
+        while self._idle:
+            client = self._idle.pop()
+            with contextlib.suppress(aiosmtplib.SMTPException, OSError):
+                await client.quit()
 
 
-async def send_email(settings: Settings, out: Outgoing) -> None:
+async def send_email(settings: Settings, pool: SmtpPool, out: Outgoing) -> None:
     if not settings.smtp_host:
         raise ChannelNotConfigured("e-mail не настроен (EARLYHELP_SMTP_HOST)")
     message = EmailMessage()
@@ -77,8 +116,8 @@ async def send_email(settings: Settings, out: Outgoing) -> None:
             attachment.content, maintype=maintype, subtype=subtype, filename=attachment.filename
         )
     try:
-        await asyncio.to_thread(_smtp_send, settings, message)
-    except (OSError, smtplib.SMTPException) as error:
+        await pool.send(message)
+    except (OSError, aiosmtplib.SMTPException) as error:
         raise ChannelError(f"SMTP: {error}") from error
 
 

@@ -57,7 +57,7 @@ def test_family_messages_wait_for_the_morning_in_the_familys_zone() -> None:
     from flows.targets import Resolved
 
     def family(zone: str) -> Resolved:
-        return Resolved("demo", zone, "family", {}, [])
+        return Resolved("demo", zone, "family", "referred", {}, [])
 
     # 20:30 UTC is 23:30 in Moscow (night) and 08:30 next day in Kamchatka (night until 09:00).
     with time_machine.travel(datetime(2026, 3, 2, 20, 30, tzinfo=UTC), tick=False):
