@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+import sys
 from collections.abc import Callable
 from functools import wraps
 from typing import Annotated, Any
@@ -143,27 +145,43 @@ def serve(
     _check_standards()
     upgrade(settings.database_url)
     settings.jwt_secret()  # create the key once, before several workers race to do it
-    uvicorn.run(
-        "api.main:create_app",
-        factory=True,
-        host=host or settings.host,
-        port=port or settings.port,
-        workers=workers,
-        proxy_headers=True,
-        log_level="info",
-    )
+    background = None
+    if settings.relay_in_serve:  # embedded mode: one `earlyhelp worker` child, whatever --workers says
+        from api.embedded import WorkerProcess
+
+        background = WorkerProcess()
+        background.start()
+        # uvicorn stops on SIGTERM and then raises it again: let that end in SystemExit, through
+        # the `finally` below, rather than in the default action, which would orphan the worker.
+        signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    try:
+        uvicorn.run(
+            "api.main:create_app",
+            factory=True,
+            host=host if host is not None else settings.host,
+            port=port if port is not None else settings.port,
+            workers=workers,
+            proxy_headers=True,
+            log_level="info",
+        )
+    finally:
+        if background is not None:
+            background.stop()
 
 
 @app.command()
 @_one_line_errors
-def worker() -> None:
-    """Доставлять сообщения из outbox (Prefect flows) отдельно от API."""
+def worker(
+    # Embedded mode: the pid of `earlyhelp serve`; the worker stops when that process is gone.
+    parent_pid: Annotated[int | None, typer.Option(hidden=True)] = None,
+) -> None:
+    """Доставлять сообщения из outbox (Prefect flows) и следить за сроками отдельно от API."""
     from flows.worker import run_worker
 
     settings = get_settings()
     _check_standards()
     upgrade(settings.database_url)
-    run_worker(make_engine(settings.database_url), settings)
+    run_worker(make_engine(settings.database_url), settings, parent_pid=parent_pid)
 
 
 @user_app.command("add")

@@ -2,11 +2,6 @@
 
 from __future__ import annotations
 
-import logging.config
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-
-import uvicorn.config
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import Engine
 
@@ -31,32 +26,9 @@ from core.db import make_engine
 API_PREFIX = "/api/v1"
 
 
-@asynccontextmanager
-async def _lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Embedded mode: the outbox relay and the sweeps run beside the API, in their own threads."""
-    settings: Settings = app.state.settings
-    if not settings.relay_in_serve:
-        yield
-        return
-    from flows.worker import BackgroundRelay, start_sweeps
-
-    # Importing Prefect applies its logging config, which turns uvicorn's loggers down to
-    # WARNING: the operator would lose "startup complete" and the access log. Put them back.
-    logging.config.dictConfig(uvicorn.config.LOGGING_CONFIG)
-    relay = BackgroundRelay(app.state.engine, settings)
-    relay.start()
-    sweeps = start_sweeps(app.state.engine, settings)
-    try:
-        yield
-    finally:
-        sweeps.shutdown(wait=False)
-        relay.stop()
-
-
 def create_app(settings: Settings | None = None, engine: Engine | None = None) -> FastAPI:
     settings = settings or get_settings()
     app = FastAPI(
-        lifespan=_lifespan,
         title="earlyhelp — ранняя помощь детям и их семьям",
         description=(
             "Маршрут ребёнка от направления до перехода в ДОО. Вход: POST /api/v1/auth/login, "

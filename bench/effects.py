@@ -54,6 +54,7 @@ import math
 import os
 import platform
 import shutil
+import signal
 import socket
 import statistics
 import subprocess
@@ -73,6 +74,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "effects.json"
 PREFECT = Path(sys.executable).parent / "prefect"
+EARLYHELP = Path(sys.executable).parent / "earlyhelp"
+SECRET = "bench-secret-key-of-sufficient-length-for-hs256"
 REGION = ("demo", "Демонстрационная область")
 # Families get no messages at night in their region (standards: quiet_hours), and a deferred SMS
 # would wait for the morning: the region gets a time zone where it is day now.
@@ -447,14 +450,20 @@ def _tree_cpu(processes: dict[int, tuple[int, float]], root: int) -> float:
 class Pids:
     prefect_server: int
     peers: int
+    worker: int | None = None  # the `earlyhelp worker` of the phase
+
+
+PARTS = ("worker", "committer", "prefect_server", "peers")
 
 
 def cpu_snapshot(pids: Pids) -> dict[str, float]:
-    """CPU seconds used so far by this process, the Prefect server, the peers and the machine."""
+    """CPU seconds used so far by the worker, this process (it commits the transitions), the
+    Prefect server, the peers, and the whole machine."""
     processes = _processes()
     ticks = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
     return {
-        "bench": processes[os.getpid()][1],
+        "worker": _tree_cpu(processes, pids.worker) if pids.worker else 0.0,
+        "committer": processes[os.getpid()][1],
         "prefect_server": _tree_cpu(processes, pids.prefect_server),
         "peers": _tree_cpu(processes, pids.peers),
         "machine_busy": (sum(ticks) - ticks[3] - ticks[4]) / CLOCK_TICKS,  # minus idle and iowait
@@ -489,13 +498,11 @@ def wait_idle(limit_s: float) -> float:
 
 def cpu_report(before: dict[str, float], after: dict[str, float], effects: int) -> dict[str, Any]:
     used = {k: after[k] - before[k] for k in before}
-    ours = used["bench"] + used["prefect_server"] + used["peers"]
+    ours = sum(used[k] for k in PARTS)
     total = max(used["machine_total"], 1e-9)
     return {
-        "cpu_s": {k: used[k] for k in ("bench", "prefect_server", "peers")},
-        "cpu_ms_per_effect": {
-            k: used[k] * 1000 / max(effects, 1) for k in ("bench", "prefect_server", "peers")
-        },
+        "cpu_s": {k: used[k] for k in PARTS},
+        "cpu_ms_per_effect": {k: used[k] * 1000 / max(effects, 1) for k in PARTS},
         "machine_busy_share": used["machine_busy"] / total,
         # Other processes on the machine (the load is shared: say how much they took).
         "others_share": max(used["machine_busy"] - ours, 0.0) / total,
@@ -610,38 +617,53 @@ class Committer(threading.Thread):
             raise
 
 
-async def relay_until_done(
-    relay: Any, reader: Any, committer: Committer | None, case_ids: list[int], limit_s: float
-) -> float:
-    """Run the relay until the committer is done and no row of its cases is pending; return the
-    wall-clock seconds the relay ran."""
-    from flows import delivery
+@dataclass
+class Worker:
+    process: subprocess.Popen[bytes]
+    ready_at: datetime  # when its relay logged that it started (UTC)
 
-    # Each phase runs in its own event loop (asyncio.run); the flows' httpx client must belong to
-    # it. A client from an earlier, closed loop writes the request and then fails reading the
-    # answer, and the task's retry sends it again.
-    delivery.configure(relay.engine, relay.settings)
-    stop = asyncio.Event()
-    started = time.perf_counter()
-    task = asyncio.create_task(relay.run_forever(stop))
+
+@contextlib.contextmanager
+def worker(env: dict[str, str], log: Path) -> Iterator[Worker]:
+    """`earlyhelp worker` (the relay and the sweeps) as the operator runs it; yields once its relay
+    has started, and stops it with SIGTERM (it finishes its batch) afterwards."""
+    from models.common import utcnow
+
+    with log.open("ab") as out:
+        process = subprocess.Popen([str(EARLYHELP), "worker"], env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
-        while time.perf_counter() - started < limit_s:
-            await asyncio.sleep(0.1)
-            if task.done():
-                break
-            if committer is not None:
-                if committer.error is not None:
-                    raise RuntimeError("the committer failed") from committer.error
-                if committer.is_alive():
-                    continue
-                case_ids = committer.case_ids
-            if pending(reader, case_ids) == 0:
-                break
-        else:
-            print(f"  ! gave up after {limit_s:.0f} s with rows still pending", flush=True)
+        deadline = time.perf_counter() + 120
+        while b"outbox relay started" not in log.read_bytes():
+            if process.poll() is not None:
+                raise RuntimeError(f"earlyhelp worker exited with {process.returncode}; see {log}")
+            if time.perf_counter() > deadline:
+                raise RuntimeError(f"earlyhelp worker did not start in 120 s; see {log}")
+            time.sleep(0.05)
+        yield Worker(process, utcnow())
     finally:
-        stop.set()
-        await task
+        process.terminate()
+        try:
+            process.wait(60)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def wait_drained(reader: Any, committer: Committer | None, case_ids: list[int], limit_s: float) -> float:
+    """Wait until the committer is done and no outbox row of its cases is pending; the seconds waited."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < limit_s:
+        time.sleep(0.1)
+        if committer is not None:
+            if committer.error is not None:
+                raise RuntimeError("the committer failed") from committer.error
+            if committer.is_alive():
+                continue
+            case_ids = committer.case_ids
+        if pending(reader, case_ids) == 0:
+            break
+    else:
+        print(f"  ! gave up after {limit_s:.0f} s with rows still pending", flush=True)
     return time.perf_counter() - started
 
 
@@ -657,10 +679,22 @@ class Bench:
 
     world: World
     reader: Any  # a plain engine for polls and tallies
-    relay: Any  # flows.relay.Relay
+    worker_env: dict[str, str]
+    tmp: Path
     pids: Pids
     limit_s: float
     sink: Peers
+
+    running: Worker | None = None
+
+    @contextlib.contextmanager
+    def worker(self) -> Iterator[Worker]:
+        with worker(self.worker_env, self.tmp / "worker.log") as running:
+            self.pids.worker, self.running = running.process.pid, running
+            try:
+                yield running
+            finally:
+                self.pids.worker, self.running = None, None
 
     def mark(self) -> tuple[dict[str, float], dict[str, int]]:
         """CPU used so far and what the peers received so far."""
@@ -691,7 +725,7 @@ def phase_report(
         "by_channel": result.by_channel,
         "received_by_peers": {k: v - before[1].get(k, 0) for k, v in received.items()},
         "deliveries_retried": result.retried,
-        "relay_wall_s": relay_wall_s,
+        "wait_s": relay_wall_s,
         "span_s": span,
         "effects_per_s": result.rows_done / span,
         "deliveries_per_s": result.sent / span,
@@ -703,35 +737,68 @@ def phase_report(
     }
 
 
+@contextlib.contextmanager
+def paused(process: subprocess.Popen[bytes], url: str) -> Iterator[None]:
+    """Freeze the worker (SIGSTOP) at a moment it holds no SQLite lock, thaw it (SIGCONT) after.
+
+    A worker frozen inside a write transaction would keep the committer waiting; so after each
+    stop, check that a write transaction can begin at once, else let it run on a little and retry.
+    """
+    import sqlite3
+
+    path = url.removeprefix("sqlite:///")
+    for _ in range(100):
+        process.send_signal(signal.SIGSTOP)
+        probe = sqlite3.connect(path, timeout=0, isolation_level=None)
+        try:
+            probe.execute("BEGIN IMMEDIATE")
+            probe.execute("ROLLBACK")
+            break
+        except sqlite3.OperationalError:  # locked by the frozen worker
+            process.send_signal(signal.SIGCONT)
+            time.sleep(0.05)
+        finally:
+            probe.close()
+    else:
+        raise RuntimeError("could not pause the worker outside a transaction")
+    try:
+        yield
+    finally:
+        process.send_signal(signal.SIGCONT)
+
+
 def backlog_phase(bench: Bench, name: str, cases: int) -> dict[str, Any]:
-    """Commit every transition first, then let the relay drain the outbox."""
+    """Commit every transition while the (warm) worker is frozen, then let it drain the outbox."""
     from models.common import utcnow
 
-    case_ids, commit_wall = commit_cases(bench.world, cases)
-    print(
-        f"{name}: {cases} cases, {cases * TRANSITIONS_PER_CASE} transitions committed"
-        f" in {commit_wall:.1f} s; the relay drains them",
-        flush=True,
-    )
-    before = bench.mark()
-    start = utcnow()
-    wall = asyncio.run(relay_until_done(bench.relay, bench.reader, None, case_ids, bench.limit_s))
+    assert bench.running is not None
+    with paused(bench.running.process, bench.world.engine.url.render_as_string()):
+        case_ids, commit_wall = commit_cases(bench.world, cases)
+        print(
+            f"{name}: {cases} cases, {cases * TRANSITIONS_PER_CASE} transitions committed"
+            f" in {commit_wall:.1f} s with the worker frozen; it drains them",
+            flush=True,
+        )
+        before = bench.mark()
+        start = utcnow()
+    wall = wait_drained(bench.reader, None, case_ids, bench.limit_s)
     report = phase_report(bench, name, case_ids, wall, start, before, {"commit_wall_s": commit_wall})
     print(f"  {report['rows_done']} rows in {report['span_s']:.1f} s", flush=True)
     return report
 
 
 def steady_phase(bench: Bench, name: str, rate: float, seconds: float) -> dict[str, Any]:
-    """Commit transitions at `rate` per second from a thread while the relay runs."""
+    """Commit transitions at `rate` per second (from a thread of this process, as the API would)
+    while a running worker delivers."""
     from models.common import utcnow
 
     count = max(1, round(rate * seconds))
     committer = Committer(bench.world, count, rate)
-    print(f"{name}: {count} transitions at {rate:.1f}/s while the relay runs", flush=True)
+    print(f"{name}: {count} transitions at {rate:.1f}/s while the worker runs", flush=True)
     before = bench.mark()
     start = utcnow()
     committer.start()
-    wall = asyncio.run(relay_until_done(bench.relay, bench.reader, committer, [], bench.limit_s))
+    wall = wait_drained(bench.reader, committer, [], bench.limit_s)
     committer.join()
     report = phase_report(
         bench,
@@ -749,44 +816,8 @@ def steady_phase(bench: Bench, name: str, rate: float, seconds: float) -> dict[s
             "commit_ms": {k: v * 1000 for k, v in summary(committer.commit_s).items()},
         },
     )
-    print(f"  relay ran {wall:.1f} s", flush=True)
+    print(f"  drained {wall:.1f} s after the first commit", flush=True)
     return report
-
-
-@contextlib.contextmanager
-def diagnosis(variant: str) -> Iterator[bool]:
-    """Diagnosis only, not the design: patch the app in memory for one phase, then restore it.
-
-    ``no_case_tags``: flows.relay wraps each flow run in ``prefect.tags("case:…")``; task runs
-    inherit the tags, and for a tagged task run Prefect takes a tag concurrency slot (an API call
-    and a lease) — here the tags are dropped. ``no_task_runs``: no tags either, and each row is
-    delivered by ``deliver_effect``'s own function inside the batch flow run, without a Prefect task
-    run (so without Prefect's task retries). Yields False, changing nothing, if the app no longer
-    has what is patched.
-    """
-    import flows.delivery as delivery_module
-    import flows.relay as relay_module
-
-    tags, task = getattr(relay_module, "tags", None), getattr(delivery_module, "deliver_effect", None)
-    if tags is None or task is None or not hasattr(task, "fn"):
-        yield False
-        return
-
-    function = task.fn
-
-    class Direct:
-        @staticmethod
-        def with_options(**_: Any) -> Any:
-            return function
-
-    setattr(relay_module, "tags", lambda *names: contextlib.nullcontext())  # noqa: B010
-    if variant == "no_task_runs":
-        setattr(delivery_module, "deliver_effect", Direct())  # noqa: B010
-    try:
-        yield True
-    finally:
-        setattr(relay_module, "tags", tags)  # noqa: B010
-        setattr(delivery_module, "deliver_effect", task)  # noqa: B010
 
 
 def pdf_cost(world: World, referral_ids: list[int], repeat: int) -> dict[str, float]:
@@ -815,7 +846,7 @@ def naive_run(world: World, settings: Any, outbox_ids: list[int]) -> list[float]
 
     from core.db import session_scope
     from flows import delivery
-    from flows.delivery import deliver_one as deliver_row
+    from flows.delivery import deliver_chunk
     from models.common import utcnow
     from models.outbox import Outbox, OutboxStatus
 
@@ -823,7 +854,8 @@ def naive_run(world: World, settings: Any, outbox_ids: list[int]) -> list[float]
     def deliver_one(outbox_id: int) -> str:
         async def go() -> str:
             delivery.configure(world.engine, settings)  # an httpx client for this event loop
-            result, _error = await deliver_row(outbox_id, {})
+            (result,) = await deliver_chunk([outbox_id], {})
+            await delivery.runtime().close()
             return str(result)
 
         result = asyncio.run(go())
@@ -935,26 +967,32 @@ def measure(
     from sqlmodel import Session, col, select
 
     from core.config import Settings
-    from flows.relay import Relay
     from models.outbox import Delivery, DeliveryStatus
     from models.referrals import Referral
 
     url = f"sqlite:///{tmp / 'earlyhelp.db'}"
     zone = daytime_zone()
     world = seed(url, sink, zone)
+    env = {
+        **os.environ,
+        "EARLYHELP_DATABASE_URL": url,
+        "EARLYHELP_VAR_DIR": str(tmp),
+        "EARLYHELP_SECRET_KEY": SECRET,
+        "EARLYHELP_SMTP_HOST": "127.0.0.1",
+        "EARLYHELP_SMTP_PORT": str(sink.smtp_port),
+        "EARLYHELP_SMS_GATEWAY_URL": sink.url("/sms"),
+    }
     settings = Settings(
         database_url=url,
         var_dir=tmp,
-        secret_key="bench-secret-key-of-sufficient-length-for-hs256",
-        relay_in_serve=False,
+        secret_key=SECRET,
         smtp_host="127.0.0.1",
         smtp_port=sink.smtp_port,
         sms_gateway_url=sink.url("/sms"),
     )
     # Polls and tallies read through a plain engine: no BEGIN IMMEDIATE, so they never take the
     # write lock the app's engine takes for every transaction.
-    relay = Relay(world.engine, settings, name="bench")
-    bench = Bench(world, create_engine(url), relay, pids, args.limit, sink)
+    bench = Bench(world, create_engine(url), env, tmp, pids, args.limit, sink)
     report: dict[str, Any] = {
         "machine": machine(),
         "command": " ".join([".venv/bin/python", "bench/effects.py", *sys.argv[1:]]),
@@ -968,22 +1006,18 @@ def measure(
         "region_timezone": zone,
     }
 
-    t = time.perf_counter()
-    warm_ids, _ = commit_cases(world, 2)
-    asyncio.run(relay_until_done(bench.relay, bench.reader, None, warm_ids, args.limit))
-    print(f"warm-up: {len(warm_ids)} cases delivered in {time.perf_counter() - t:.1f} s", flush=True)
-
     phases: dict[str, dict[str, Any]] = {}
-    phases["backlog"] = backlog_phase(bench, "backlog", args.cases)
-    phases["target_load"] = steady_phase(bench, "target_load", args.rate, args.seconds)
-    capacity = phases["backlog"]["effects_per_s"] * TRANSITIONS_PER_CASE / EFFECTS_PER_CASE
-    light_rate = args.light_rate or max(0.5, round(capacity / 2, 1))
-    phases["light_load"] = steady_phase(bench, "light_load", light_rate, args.light_seconds)
-    for variant in ("no_case_tags", "no_task_runs") if args.diagnose_cases else ():
-        with diagnosis(variant) as patched:
-            if patched:
-                name = f"backlog_{variant}"
-                phases[name] = backlog_phase(bench, name, args.diagnose_cases)
+    with bench.worker():
+        # Its first flow runs import and connect what the rest reuse: not part of any phase.
+        t = time.perf_counter()
+        warm_ids, _ = commit_cases(world, args.warm_cases)
+        wait_drained(bench.reader, None, warm_ids, args.limit)
+        print(f"warm-up: {len(warm_ids)} cases delivered in {time.perf_counter() - t:.1f} s", flush=True)
+        phases["backlog"] = backlog_phase(bench, "backlog", args.cases)
+        phases["target_load"] = steady_phase(bench, "target_load", args.rate, args.seconds)
+        capacity = phases["backlog"]["effects_per_s"] * TRANSITIONS_PER_CASE / EFFECTS_PER_CASE
+        light_rate = args.light_rate or max(0.5, round(capacity / 2, 1))
+        phases["light_load"] = steady_phase(bench, "light_load", light_rate, args.light_seconds)
     report["phases"] = phases
 
     with Session(bench.reader) as session:
@@ -1045,11 +1079,11 @@ def print_table(report: dict[str, Any]) -> None:
     print()
     print(
         f"{'phase':21} {'rows':>5} {'sent':>5} {'fail':>4} {'span s':>7} {'eff/s':>6} {'dlv/s':>6}"
-        f"  {'commit→delivery s':>20}  {'CPU ms/effect':>17}  {'others':>6}"
+        f"  {'commit→delivery s':>20}  {'CPU ms/effect':>23}  {'others':>6}"
     )
     print(
         f"{'':21} {'':>5} {'':>5} {'':>4} {'':>7} {'':>6} {'':>6}  {'p50    p95    max':>20}"
-        f"  {'app  server peers':>17}  {'':>6}"
+        f"  {'worker commit server peers':>23}  {'':>6}"
     )
     for name, p in report["phases"].items():
         cpu = p["cpu_ms_per_effect"]
@@ -1057,17 +1091,18 @@ def print_table(report: dict[str, Any]) -> None:
             f"{name:21} {p['outbox_rows']:5d} {p['deliveries_sent']:5d} {p['rows_failed']:4d}"
             f" {p['span_s']:7.2f} {p['effects_per_s']:6.1f} {p['deliveries_per_s']:6.1f}"
             f"  {lat(p['commit_to_delivery_s']):>20}"
-            f"  {cpu['bench']:5.1f} {cpu['prefect_server']:6.1f} {cpu['peers']:5.1f}"
-            f"  {p['others_share']:6.0%}"
+            f"  {cpu['worker']:6.1f} {cpu['committer']:6.1f} {cpu['prefect_server']:6.1f}"
+            f" {cpu['peers']:5.1f}  {p['others_share']:6.0%}"
         )
     n = report["naive"]
     cpu = n["cpu_ms_per_effect"]
     print(
         f"{'naive (1 sync flow/eff)':21} {n['effects']:5d} {'':5} {'':4} {n['total_s']:7.2f}"
         f" {n['effects_per_s']:6.2f} {'':6}  {'(' + format(n['run_s']['p50'], '.2f') + ' s per run)':>20}"
-        f"  {cpu['bench']:5.0f} {cpu['prefect_server']:6.0f} {cpu['peers']:5.1f}"
+        f"  {cpu['committer']:6.0f} {'':6} {cpu['prefect_server']:6.0f} {cpu['peers']:5.1f}"
         f"  {n['others_share']:6.0%}"
     )
+    print("(naive: the flows run in this process; its CPU is shown in the worker column)")
     print("(others: share of the machine's CPU used by processes outside this benchmark during the phase)")
     for name in ("target_load", "light_load"):
         s = report["phases"][name]
@@ -1112,13 +1147,7 @@ def main() -> None:
         "--light-rate", type=float, default=0.0, help="transitions/s at light load (0: half the capacity)"
     )
     parser.add_argument("--light-seconds", type=float, default=10.0, help="length of the light-load phase")
-    parser.add_argument(
-        "--diagnose-cases",
-        type=int,
-        default=0,
-        help="cases of each diagnostic backlog (the app patched in memory, see diagnosis(); 0: skip;"
-        " written for the one-task-per-row design and skipped by the current code)",
-    )
+    parser.add_argument("--warm-cases", type=int, default=10, help="cases delivered before measuring")
     parser.add_argument("--naive", type=int, default=20, help="effects delivered the naive way")
     parser.add_argument("--limit", type=float, default=300.0, help="give up a phase after this long")
     parser.add_argument(

@@ -19,7 +19,21 @@ def make_engine(url: str, *, echo: bool = False) -> Engine:
     return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
 
 
-def _sqlite_engine(url: str, *, echo: bool) -> Engine:
+def reads_engine(engine: Engine) -> Engine:
+    """An engine for work that only reads, beside `engine`.
+
+    On SQLite, every transaction of `engine` takes the write lock (see _on_begin), so a read
+    waits for every writer and makes them wait; in WAL mode a plain (deferred) read transaction
+    needs no lock at all. The engine refuses writes (query_only). On PostgreSQL, `engine` itself.
+    """
+    if engine.dialect.name != "sqlite":
+        return engine
+    return _sqlite_engine(
+        engine.url.render_as_string(hide_password=False), echo=bool(engine.echo), read_only=True
+    )
+
+
+def _sqlite_engine(url: str, *, echo: bool, read_only: bool = False) -> Engine:
     database = make_url(url).database
     if database and database != ":memory:":
         Path(database).parent.mkdir(parents=True, exist_ok=True)
@@ -39,10 +53,16 @@ def _sqlite_engine(url: str, *, echo: bool) -> Engine:
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA busy_timeout=30000")
+        if read_only:
+            cursor.execute("PRAGMA query_only=ON")
         cursor.close()
 
     @event.listens_for(engine, "begin")
     def _on_begin(conn: Any) -> None:
+        if read_only:
+            # Deferred: one snapshot for the transaction's reads, no lock (WAL).
+            conn.exec_driver_sql("BEGIN")
+            return
         # Almost every request writes (the audit log records reads too), so take the write lock
         # up front: a deferred transaction that later upgrades to a writer fails at once with
         # SQLITE_BUSY in WAL mode when another writer committed meanwhile.

@@ -22,12 +22,13 @@ from jinja2 import Environment, StrictUndefined, Template, TemplateError
 from prefect import flow, task
 from prefect.cache_policies import NONE as NO_CACHE
 from prefect.context import TagsContext
-from sqlalchemy import Engine, func
+from sqlalchemy import Engine, func, update
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
 
 from core.config import Settings
+from core.db import reads_engine
 from flows.channels import (
     Attachment,
     ChannelError,
@@ -68,6 +69,7 @@ class _LoopChannels:
 class Runtime:
     engine: Engine
     settings: Settings
+    reads: Engine  # for what only reads: on SQLite, without the write lock (core.db.reads_engine)
     # Connections belong to the event loop that opened them: one set per loop, dropped with it.
     _per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopChannels] = field(
         default_factory=weakref.WeakKeyDictionary
@@ -103,7 +105,7 @@ _runtime: Runtime | None = None
 def configure(engine: Engine, settings: Settings) -> None:
     """Give the flows their database and channels (the relay calls this once per process)."""
     global _runtime
-    _runtime = Runtime(engine, settings)
+    _runtime = Runtime(engine, settings, reads_engine(engine))
 
 
 def runtime() -> Runtime:
@@ -189,8 +191,8 @@ def _record(
         connection.execute(statement)
 
 
-def _render_pdf(engine: Engine, referral_id: int, today: date) -> bytes:
-    with Session(engine) as session:
+def _render_pdf(reads: Engine, referral_id: int, today: date) -> bytes:
+    with Session(reads) as session:
         return feedback_pdf(session, referral_id, today)
 
 
@@ -214,7 +216,7 @@ async def _send(
         if target.referral_id is not None:
             # ~6 ms of CPU (reportlab): in a thread, so the loop keeps other sends moving.
             today = today_in(resolved.timezone)
-            pdf = await asyncio.to_thread(_render_pdf, rt.engine, target.referral_id, today)
+            pdf = await asyncio.to_thread(_render_pdf, rt.reads, target.referral_id, today)
             attachments.append(Attachment(f"obratnaya-svyaz-{target.referral_id}.pdf", pdf))
         await send_email(
             rt.settings,
@@ -254,7 +256,7 @@ async def deliver_chunk(outbox_ids: list[int], down: dict[str, int]) -> list[Res
     (they are retried by the relay, later).
     """
     rt = runtime()
-    with Session(rt.engine, expire_on_commit=False) as session:
+    with Session(rt.reads, expire_on_commit=False) as session:
         rows = {
             row.id or 0: row for row in session.exec(select(Outbox).where(col(Outbox.id).in_(outbox_ids)))
         }
@@ -266,14 +268,19 @@ async def deliver_chunk(outbox_ids: list[int], down: dict[str, int]) -> list[Res
                 )
             ).all()
         )
-        night: dict[int, Result] = {}
-        for outbox_id, row in rows.items():
-            target = resolved[outbox_id]
-            if target.audience == "family" and (morning := quiet_until(target)) is not None:
-                row.available_at = morning
-                session.add(row)
-                night[outbox_id] = (Outcome.later, "ночь в регионе семьи: сообщение отложено до утра")
-        session.commit()
+    night: dict[int, Result] = {}
+    mornings: dict[int, datetime] = {}
+    for outbox_id in rows:
+        target = resolved[outbox_id]
+        if target.audience == "family" and (morning := quiet_until(target)) is not None:
+            mornings[outbox_id] = morning
+            night[outbox_id] = (Outcome.later, "ночь в регионе семьи: сообщение отложено до утра")
+    if mornings:
+        with rt.engine.begin() as connection:
+            for outbox_id, morning in mornings.items():
+                connection.execute(
+                    update(Outbox).where(col(Outbox.id) == outbox_id).values(available_at=morning)
+                )
 
     async def one(outbox_id: int) -> Result:
         if outbox_id in night:

@@ -107,12 +107,17 @@ class Relay:
         self.finish(results)
 
     async def run_forever(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                claimed = await self.run_once()
-            except Exception:  # a database hiccup must not kill the relay
-                log.exception("relay batch failed")
-                claimed = 0
-            if not claimed:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self.settings.relay_idle_seconds)
+        log.info("outbox relay started (%s)", self.name)
+        try:
+            while not stop.is_set():
+                try:
+                    claimed = await self.run_once()
+                except Exception:  # a database hiccup must not kill the relay
+                    log.exception("relay batch failed")
+                    claimed = 0
+                if not claimed:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=self.settings.relay_idle_seconds)
+        finally:
+            await delivery.runtime().close()
+            log.info("outbox relay stopped (%s)", self.name)

@@ -1,12 +1,12 @@
-"""Running the background work — the outbox relay and the sweeps — in a thread beside the API
-(embedded mode) or as `earlyhelp worker`."""
+"""`earlyhelp worker`: the background work — the outbox relay and the sweeps — in one process,
+on its own or as the child `earlyhelp serve` starts in embedded mode (api/embedded.py)."""
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import threading
+import os
+import signal
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
@@ -17,28 +17,6 @@ from flows.sweeps import sweep_deadlines, sweep_reminders
 from models.common import utcnow
 
 log = logging.getLogger("earlyhelp.worker")
-
-
-class BackgroundRelay:
-    """The relay on its own event loop in a daemon thread, so flows never run in a request."""
-
-    def __init__(self, engine: Engine, settings: Settings) -> None:
-        self.relay = Relay(engine, settings)
-        self._loop = asyncio.new_event_loop()
-        self._stop = asyncio.Event()
-        self._thread = threading.Thread(target=self._run, name="earlyhelp-relay", daemon=True)
-
-    def _run(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        self._loop.run_until_complete(self.relay.run_forever(self._stop))
-
-    def start(self) -> None:
-        self._thread.start()
-        log.info("outbox relay started (%s)", self.relay.name)
-
-    def stop(self, timeout: float = 30) -> None:
-        self._loop.call_soon_threadsafe(self._stop.set)
-        self._thread.join(timeout)
 
 
 def start_sweeps(engine: Engine, settings: Settings) -> BackgroundScheduler:
@@ -62,16 +40,34 @@ def start_sweeps(engine: Engine, settings: Settings) -> BackgroundScheduler:
     return scheduler
 
 
-def run_worker(engine: Engine, settings: Settings) -> None:
-    """`earlyhelp worker`: sweeps and the relay in the foreground until interrupted."""
-    stop = asyncio.Event()
+def run_worker(engine: Engine, settings: Settings, *, parent_pid: int | None = None) -> None:
+    """`earlyhelp worker`: sweeps and the relay in the foreground until SIGTERM or Ctrl-C; the
+    batch in hand is finished first. With `parent_pid` (embedded mode's child) it also stops
+    when that process is no longer its parent (it died without stopping its child)."""
+    # Prefect's logging config (applied on import) shows WARNING and up; the operator also wants
+    # to see the worker start, stop and what its sweeps did.
+    logging.getLogger("earlyhelp").setLevel(logging.INFO)
     scheduler = start_sweeps(engine, settings)
 
     async def main() -> None:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, stop.set)
+
+        async def orphaned() -> None:
+            while not stop.is_set():
+                if os.getppid() != parent_pid:
+                    log.warning("процесс, запустивший worker, завершился: останавливаюсь")
+                    stop.set()
+                await asyncio.sleep(1.0)
+
+        watch = asyncio.create_task(orphaned()) if parent_pid is not None else None
         await Relay(engine, settings).run_forever(stop)
+        if watch is not None:
+            watch.cancel()
 
     try:
-        with contextlib.suppress(KeyboardInterrupt):
-            asyncio.run(main())
+        asyncio.run(main())
     finally:
         scheduler.shutdown(wait=False)

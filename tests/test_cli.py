@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -138,3 +140,101 @@ def test_serve_answers_with_the_demo_data(demo_db: dict[str, str]) -> None:
     finally:
         server.terminate()
         server.wait(timeout=10)
+
+
+def _children(pid: int) -> list[tuple[int, str]]:
+    """(pid, command line) of the processes whose parent is `pid`, from /proc."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+            cmdline = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
+        except OSError:
+            continue
+        if int(stat[stat.rfind(")") + 2 :].split()[1]) == pid:
+            found.append((int(entry.name), cmdline))
+    return found
+
+
+def _wait_for(condition: Callable[[], bool], seconds: float, what: str) -> None:
+    deadline = time.monotonic() + seconds
+    while not condition():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.1)
+
+
+def _serve(env: dict[str, str], *args: str) -> subprocess.Popen[bytes]:
+    """`earlyhelp serve` on a free port, once it answers."""
+    import socket
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    serve = subprocess.Popen(
+        [EARLYHELP, "serve", "--port", str(port), *args],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+
+    def answers() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
+        except httpx.TransportError:
+            return serve.poll() is not None
+
+    _wait_for(answers, 60, "earlyhelp serve did not answer")
+    assert serve.poll() is None
+    return serve
+
+
+def _embedded_worker(serve: subprocess.Popen[bytes]) -> int:
+    workers: list[int] = []
+
+    def started() -> bool:
+        workers[:] = [pid for pid, cmd in _children(serve.pid) if "api.cli worker" in cmd]
+        return bool(workers)
+
+    _wait_for(started, 60, "earlyhelp serve started no worker")
+    assert len(workers) == 1
+    return workers[0]
+
+
+def _alive(pid: int) -> bool:
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    return state[state.rfind(")") + 2] != "Z"  # a zombie has exited
+
+
+def test_serve_runs_one_worker_beside_the_api_and_stops_it(demo_db: dict[str, str]) -> None:
+    serve = _serve(demo_db, "--workers", "2")
+    try:
+        worker = _embedded_worker(serve)
+    finally:
+        serve.terminate()
+        serve.wait(timeout=60)
+    _wait_for(lambda: not _alive(worker), 10, "the worker outlived earlyhelp serve")
+
+
+def test_embedded_worker_exits_when_serve_is_killed(demo_db: dict[str, str]) -> None:
+    serve = _serve(demo_db)
+    worker = _embedded_worker(serve)
+    serve.kill()  # no chance to stop its child: the child notices by itself
+    serve.wait(timeout=10)
+    _wait_for(lambda: not _alive(worker), 60, "the worker of a killed earlyhelp serve kept running")
+
+
+def test_serve_without_relay_in_serve_starts_no_worker(demo_db: dict[str, str]) -> None:
+    serve = _serve({**demo_db, "EARLYHELP_RELAY_IN_SERVE": "false"})
+    try:
+        time.sleep(1)  # embedded mode starts its worker at once
+        assert _children(serve.pid) == []
+    finally:
+        serve.terminate()
+        serve.wait(timeout=30)

@@ -1,0 +1,73 @@
+"""Embedded mode: `earlyhelp serve` keeps one `earlyhelp worker` running as its child process.
+
+A process, not a thread beside the API: delivery's CPU (templates, PDFs, Prefect's client) would
+compete with requests for one interpreter lock — with the relay in a thread, the API's p95 went
+from 13.5 to 22.5 ms and its memory from 123 to 252 MiB (bench/RESULTS.md). Here the API process
+never imports Prefect. The worker stops with `serve`, and by itself if `serve` dies.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+
+log = logging.getLogger("earlyhelp.embedded")
+
+
+def worker_command() -> list[str]:
+    return [sys.executable, "-m", "api.cli", "worker", "--parent-pid", str(os.getpid())]
+
+
+class WorkerProcess:
+    """Start the worker, restart it when it exits (back-off up to a minute), stop it on request."""
+
+    def __init__(self, command: list[str] | None = None, restart_delay: float = 5.0) -> None:
+        self.command = command or worker_command()
+        self.restart_delay = restart_delay
+        self._process: subprocess.Popen[bytes] | None = None
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._thread = threading.Thread(target=self._watch, name="earlyhelp-worker-watch", daemon=True)
+
+    @property
+    def pid(self) -> int | None:
+        return self._process.pid if self._process is not None else None
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def _watch(self) -> None:
+        delay = self.restart_delay
+        while True:
+            with self._lock:
+                if self._stopping.is_set():
+                    return
+                self._process = subprocess.Popen(self.command)
+                started = time.monotonic()
+            log.info("earlyhelp worker запущен (pid %s): доставка сообщений и сроки", self._process.pid)
+            code = self._process.wait()
+            if self._stopping.is_set():
+                return
+            # A worker that ran for a while gets the short delay again; one that keeps failing waits longer.
+            delay = self.restart_delay if time.monotonic() - started > 60 else min(delay * 2, 60.0)
+            log.error("earlyhelp worker завершился с кодом %s; перезапуск через %.0f с", code, delay)
+            if self._stopping.wait(delay):
+                return
+
+    def stop(self, timeout: float = 30.0) -> None:
+        """Ask the worker to finish its batch (SIGTERM); kill it if it takes longer than `timeout`."""
+        with self._lock:
+            self._stopping.set()
+            process = self._process
+        if process is not None and process.poll() is None:
+            process.terminate()
+            try:
+                process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        self._thread.join(5)
