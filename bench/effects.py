@@ -1142,7 +1142,7 @@ def main() -> None:
     parser.add_argument(
         "--rate", type=float, default=50.0, help="transitions/s at target load (50: 100 effects/s)"
     )
-    parser.add_argument("--seconds", type=float, default=2.0, help="length of the target-load phase")
+    parser.add_argument("--seconds", type=float, default=10.0, help="length of the target-load phase")
     parser.add_argument(
         "--light-rate", type=float, default=0.0, help="transitions/s at light load (0: half the capacity)"
     )

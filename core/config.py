@@ -49,7 +49,7 @@ class Settings(BaseSettings):
     # `earlyhelp worker`.
     relay_in_serve: bool = True
     sweep_interval_seconds: int = 60
-    relay_batch_size: int = 200
+    relay_batch_size: int = 500
     relay_idle_seconds: float = 0.2
     relay_lease_seconds: int = 120
     relay_max_attempts: int = 12

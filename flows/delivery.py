@@ -9,11 +9,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import multiprocessing
+import os
 import weakref
+from collections.abc import Iterable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from functools import lru_cache
+from functools import lru_cache, partial
+from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -39,11 +45,11 @@ from flows.channels import (
     send_sms,
     send_webhook,
 )
-from flows.documents import feedback_pdf
+from flows.documents import render_feedback
 from flows.targets import Resolved, Target, resolve_many, webhook_body
-from models.common import today_in, utcnow
+from models.common import utcnow
 from models.outbox import Delivery, DeliveryStatus, EffectKind, Outbox
-from standards import load_standard
+from standards import current_directory, load_standard
 from statemachines.effects import enqueue
 
 FINAL = (DeliveryStatus.sent, DeliveryStatus.undeliverable, DeliveryStatus.skipped)
@@ -74,6 +80,8 @@ class Runtime:
     _per_loop: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopChannels] = field(
         default_factory=weakref.WeakKeyDictionary
     )
+    _documents: ProcessPoolExecutor | None = None
+    _ahead: dict[int, asyncio.Future[bytes]] = field(default_factory=dict)  # by referral
 
     def _channels(self) -> _LoopChannels:
         loop = asyncio.get_running_loop()
@@ -91,6 +99,42 @@ class Runtime:
     def smtp(self) -> SmtpPool:
         return self._channels().smtp
 
+    def _render(self, referral_id: int) -> asyncio.Future[bytes]:
+        if self._documents is None:
+            # spawn, not fork: this process runs threads (Prefect's, the sweeps').
+            self._documents = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+        url = self.engine.url.render_as_string(hide_password=False)
+        call = partial(render_feedback, url, str(current_directory()), referral_id)
+        return asyncio.get_running_loop().run_in_executor(self._documents, call)
+
+    def render_ahead(self, referral_ids: Iterable[int]) -> None:
+        """Start rendering these feedback PDFs now: the relay asks for a batch's documents when it
+        claims it, so they are ready by the time their e-mails go out."""
+        for referral_id in referral_ids:
+            if referral_id not in self._ahead:
+                self._ahead[referral_id] = self._render(referral_id)
+
+    def forget_ahead(self) -> None:
+        for future in self._ahead.values():
+            future.cancel()
+        self._ahead.clear()
+
+    async def feedback_pdf(self, referral_id: int) -> bytes:
+        """The feedback PDF as it stands (flows.documents.render_feedback), from another process."""
+        future = self._ahead.pop(referral_id, None) or self._render(referral_id)
+        try:
+            return await future
+        except BrokenProcessPool as error:  # the renderer died: a new one next time, this row later
+            self._documents = None
+            self.forget_ahead()
+            raise ChannelError(f"процесс формирования PDF завершился: {error}") from error
+
+    def shutdown(self) -> None:
+        self._ahead.clear()
+        if self._documents is not None:
+            self._documents.shutdown(wait=False, cancel_futures=True)
+            self._documents = None
+
     async def close(self) -> None:
         """Close the current loop's connections (the relay calls this when it stops)."""
         channels = self._per_loop.pop(asyncio.get_running_loop(), None)
@@ -105,6 +149,8 @@ _runtime: Runtime | None = None
 def configure(engine: Engine, settings: Settings) -> None:
     """Give the flows their database and channels (the relay calls this once per process)."""
     global _runtime
+    if _runtime is not None:
+        _runtime.shutdown()
     _runtime = Runtime(engine, settings, reads_engine(engine))
 
 
@@ -191,11 +237,6 @@ def _record(
         connection.execute(statement)
 
 
-def _render_pdf(reads: Engine, referral_id: int, today: date) -> bytes:
-    with Session(reads) as session:
-        return feedback_pdf(session, referral_id, today)
-
-
 async def _send(
     rt: Runtime, row: Outbox, resolved: Resolved, target: Target
 ) -> tuple[str | None, str | None]:
@@ -214,9 +255,7 @@ async def _send(
             raise BrokenTemplate(f"у шаблона {row.template} нет письма")
         attachments = []
         if target.referral_id is not None:
-            # ~6 ms of CPU (reportlab): in a thread, so the loop keeps other sends moving.
-            today = today_in(resolved.timezone)
-            pdf = await asyncio.to_thread(_render_pdf, rt.reads, target.referral_id, today)
+            pdf = await rt.feedback_pdf(target.referral_id)
             attachments.append(Attachment(f"obratnaya-svyaz-{target.referral_id}.pdf", pdf))
         await send_email(
             rt.settings,
@@ -350,7 +389,7 @@ def _tell_curator(engine: Engine, row: Outbox, targets: list[Target]) -> None:
 Results = dict[int, Result]
 # Rows per task run. A task run costs the Prefect server ~30 ms of CPU (bench/RESULTS.md), so one
 # per row would cap delivery near 30 rows/s; the rows of a chunk go out concurrently.
-CHUNK = 25
+CHUNK = 100
 
 
 @task(
@@ -394,17 +433,26 @@ async def _deliver_all(outbox_ids: list[int]) -> Results:
     return results
 
 
-@flow(name="notify_family", persist_result=False, log_prints=False)
+# Nothing is persisted, but a flow without a result storage of its own makes each run ask the
+# server for its default storage: a blocking call in the event loop, twice per run.
+FLOW_OPTIONS: dict[str, Any] = {
+    "persist_result": False,
+    "log_prints": False,
+    "result_storage": Path(os.environ["PREFECT_HOME"]) / "results",
+}
+
+
+@flow(name="notify_family", **FLOW_OPTIONS)
 async def notify_family(outbox_ids: list[int]) -> Results:
     return await _deliver_all(outbox_ids)
 
 
-@flow(name="notify_organisation", persist_result=False, log_prints=False)
+@flow(name="notify_organisation", **FLOW_OPTIONS)
 async def notify_organisation(outbox_ids: list[int]) -> Results:
     return await _deliver_all(outbox_ids)
 
 
-@flow(name="feedback_to_referrer", persist_result=False, log_prints=False)
+@flow(name="feedback_to_referrer", **FLOW_OPTIONS)
 async def feedback_to_referrer(outbox_ids: list[int]) -> Results:
     return await _deliver_all(outbox_ids)
 

@@ -17,12 +17,14 @@ from collections import defaultdict
 from datetime import timedelta
 
 from prefect import tags
+from prefect.context import AsyncClientContext, SyncClientContext
 from sqlalchemy import Engine, or_, update
 from sqlmodel import Session, col, select
 
 from core.config import Settings
 from flows import delivery
 from flows.delivery import FLOWS, Outcome
+from flows.targets import feedback_documents
 from models.common import utcnow
 from models.outbox import EffectKind, Outbox, OutboxStatus
 
@@ -89,12 +91,25 @@ class Relay:
             session.commit()
 
     async def run_once(self) -> int:
-        """Claim one batch and deliver it, one flow run per kind, the kinds side by side."""
+        """Claim one batch and deliver it: one flow run per kind, one after another. Flow runs side by
+        side made Prefect's server on SQLite refuse writes ("database is locked": 503, which the
+        client retries after 2 s), for a net loss (bench/RESULTS.md)."""
         rows = self.claim()
+        if not rows:
+            return 0
         by_kind: dict[EffectKind, list[Outbox]] = defaultdict(list)
         for row in rows:
             by_kind[EffectKind(row.kind)].append(row)
-        await asyncio.gather(*(self._run_kind(kind, batch) for kind, batch in by_kind.items()))
+        runtime = delivery.runtime()
+        # The feedback PDFs render in their own process while the other kinds go out; their
+        # kind goes last (EffectKind's order).
+        with Session(runtime.reads) as session:
+            runtime.render_ahead(feedback_documents(session, rows))
+        try:
+            for kind in sorted(by_kind, key=list(EffectKind).index):
+                await self._run_kind(kind, by_kind[kind])
+        finally:
+            runtime.forget_ahead()
         return len(rows)
 
     async def _run_kind(self, kind: EffectKind, batch: list[Outbox]) -> None:
@@ -107,6 +122,13 @@ class Relay:
         self.finish(results)
 
     async def run_forever(self, stop: asyncio.Event) -> None:
+        # One Prefect client of each kind for the relay's life: otherwise every flow run opens
+        # three (each loading the CA bundle, ~20 ms of CPU) and asks for a CSRF token again.
+        with SyncClientContext.get_or_create():
+            async with AsyncClientContext.get_or_create():
+                await self._run_forever(stop)
+
+    async def _run_forever(self, stop: asyncio.Event) -> None:
         log.info("outbox relay started (%s)", self.name)
         try:
             while not stop.is_set():
@@ -120,4 +142,5 @@ class Relay:
                         await asyncio.wait_for(stop.wait(), timeout=self.settings.relay_idle_seconds)
         finally:
             await delivery.runtime().close()
+            delivery.runtime().shutdown()
             log.info("outbox relay stopped (%s)", self.name)

@@ -289,6 +289,22 @@ def _resolve(row: Outbox, known: Known, settings: Settings) -> Resolved:
     return Resolved(region.code, region.timezone, AUDIENCE[kind], case.state, context, targets)
 
 
+def feedback_documents(session: Session, rows: list[Outbox]) -> list[int]:
+    """The referrals whose feedback PDF these rows will attach: e-mails to referring organisations."""
+    cases = {r.case_id for r in rows if r.kind == EffectKind.feedback_to_referrer and r.case_id}
+    if not cases:
+        return []
+    return [
+        referral_id
+        for referral_id in session.exec(
+            select(Referral.id)
+            .join(Organisation, col(Organisation.id) == col(Referral.referring_org_id))
+            .where(col(Referral.case_id).in_(cases), col(Organisation.email).is_not(None))
+        )
+        if referral_id is not None
+    ]
+
+
 def webhook_body(row: Outbox, context: dict[str, Any], state: str, at: datetime) -> dict[str, Any]:
     """What an organisation's system receives: ids and statuses, no free text about the child."""
     return {
