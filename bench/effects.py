@@ -1,45 +1,48 @@
 """Benchmark: from a committed transition to a delivered message, through the outbox relay (issue 3).
 
 Each measured case walks refer → accept → determine_need: three transitions, each committed in its
-own transaction through the real ``register()`` and ``statemachines.fire``, writing six outbox rows
-that reach the provider's intake (e-mail + signed webhook), the family (SMS through the HTTP
-gateway, twice), the referring clinic (e-mail with the feedback PDF rendered by reportlab, twice)
-and the curator (e-mail): 6 effects, 7 deliveries per case. One ``flows.relay.Relay`` with default
-settings delivers them (``run_forever`` in an asyncio task: batches of up to 200 rows, one async
-Prefect flow run per effect kind and batch, one Prefect task run per row, rows one after another).
+own transaction through the real ``register()`` and ``statemachines.fire`` (in this process, from a
+thread, as the API would), writing six outbox rows that reach the provider's intake (e-mail + signed
+webhook), the family (SMS through the HTTP gateway, twice), the referring clinic (e-mail with the
+feedback PDF, twice) and the curator (e-mail): 6 effects, 7 deliveries per case.
 
-Phases, after two unmeasured warm-up cases:
+The relay is a real ``earlyhelp worker`` process with default settings (as ``earlyhelp serve`` runs
+it in embedded mode, and as an operator runs it beside the API), started once and warmed up with
+``--warm-cases`` cases before anything is measured.
 
-* ``backlog``: ``--cases`` cases (170: 1020 effects) are committed, then the relay drains them.
-  Effects/s = outbox rows done / (last ``Outbox.done_at`` − relay start); deliveries/s likewise.
-  Commit-to-delivery = ``Delivery.sent_at − Outbox.created_at`` (set just before the commit); here
-  it includes the wait in the backlog by construction, so it is shown, not judged.
-* ``target_load``: ``--rate`` transitions/s (50, i.e. 100 effects/s offered) for ``--seconds``,
-  committed from a thread of this process (as the API does in embedded mode) while the relay runs;
-  p95 commit-to-delivery is judged here.
+Phases:
+
+* ``backlog``: the worker is frozen (SIGSTOP, at a moment it holds no database lock), ``--cases``
+  cases (170: 1020 effects) are committed, the worker is thawed and drains them. Effects/s =
+  outbox rows done / (last ``Outbox.done_at`` − thaw); deliveries/s likewise. Commit-to-delivery =
+  ``Delivery.sent_at − Outbox.created_at``: here it includes the wait in the backlog, by construction.
+* ``target_load``: ``--rate`` transitions/s (50, i.e. 100 effects/s offered) for ``--seconds`` (10)
+  while the worker runs; p95 commit-to-delivery is judged here.
 * ``light_load``: the same at half the rate the backlog phase achieved: the latency floor.
-* diagnostic backlogs (``--diagnose-cases``; the app patched in memory for the phase, see
-  ``diagnosis()``): without the relay's per-case Prefect tags, and without Prefect task runs (the
-  task's function called in the batch flow run). They locate the cost; they are not the design.
-* ``naive``, the design DESIGN §7 warns against: one synchronous Prefect ``@flow`` run per effect,
-  called one after another, each delivering one outbox row through the same ``deliver_one`` function
-  (the same messages, PDFs, channels and records): ``--naive`` effects (20) after one unmeasured run.
+* ``naive``, the design DESIGN §7 warns against, in this process: one synchronous Prefect ``@flow``
+  run per effect, one after another, each delivering one outbox row through the same
+  ``deliver_chunk`` function (the same messages, PDFs, channels and records): ``--naive`` effects
+  (20) after one unmeasured run.
 
-Also measured: reportlab's CPU time per feedback PDF and its share of the backlog; per phase, the
-CPU milliseconds per effect used by this process, the Prefect server and the peers (from /proc),
-and the share of the machine used by other processes meanwhile (the load is shared; say so).
+Also measured: reportlab's CPU time per feedback PDF; per phase, the CPU milliseconds per effect of
+the worker (its process tree, so with its PDF process), of this process (the commits), of the
+Prefect server and of the peers (from /proc), and the share of the machine used by other processes
+meanwhile (the load is shared; say so).
 
-Peers: ``prefect server start`` (Prefect's own SQLite database under a temporary PREFECT_HOME,
-services on, UI off) on a free loopback port, with PREFECT_API_URL pointing this process at it; an
-aiosmtpd SMTP server and an HTTP server (SMS gateway and webhook receiver, keep-alive) in a second
-subprocess (``bench/effects.py --peers``) that counts what arrives, and the run checks that the
-counts equal the deliveries recorded as sent. The region's time zone is one where it is day (the
-standard's quiet hours would hold family SMS until the morning).
+Peers: ``prefect server start`` (services on, UI off) on a free loopback port with its own SQLite
+database, or on PostgreSQL with ``--prefect-database postgresql://…/name`` (that database is dropped
+and created); an aiosmtpd SMTP server and an HTTP server (SMS gateway and webhook receiver,
+keep-alive) in a second subprocess (``bench/effects.py --peers``) that counts what arrives, and the
+run checks that the counts equal the deliveries recorded as sent. The region's time zone is one
+where it is day (the standard's quiet hours would hold family SMS until the morning).
 
-Run (about four minutes on 2 cores; ``--wait-idle`` first waits for other work to finish)::
+Run (about two minutes on 2 cores; ``--wait-idle`` first waits for other work to finish)::
 
     .venv/bin/python bench/effects.py --wait-idle 600
-    .venv/bin/python bench/effects.py --cases 50 --seconds 1 --diagnose-cases 0 --naive 5
+    .venv/bin/python bench/effects.py --wait-idle 600 \
+        --prefect-database postgresql://postgres@127.0.0.1:5432/earlyhelp_bench_prefect \
+        --output bench/results/effects-prefect-postgres.json
+    .venv/bin/python bench/effects.py --cases 50 --seconds 2 --naive 5   # a quick look
 
 It prints a table and writes ``bench/results/effects.json``.
 """
@@ -212,9 +215,24 @@ def peers() -> Iterator[Peers]:
             process.kill()
 
 
+def fresh_database(url: str) -> str:
+    """Drop and create the database `url` names (PostgreSQL); return the URL for Prefect (asyncpg)."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    target = make_url(url)
+    admin = create_engine(target.set(drivername="postgresql+psycopg", database="postgres"))
+    with admin.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{target.database}" WITH (FORCE)'))
+        connection.execute(text(f'CREATE DATABASE "{target.database}"'))
+    admin.dispose()
+    return target.set(drivername="postgresql+asyncpg").render_as_string(hide_password=False)
+
+
 @contextlib.contextmanager
-def prefect_server(home: Path) -> Iterator[tuple[str, int, float]]:
-    """`prefect server start` on a free loopback port; yields (API URL, pid, seconds until healthy)."""
+def prefect_server(home: Path, database: str | None) -> Iterator[tuple[str, int, float]]:
+    """`prefect server start` on a free loopback port, on its own SQLite file or on `database` (a
+    PostgreSQL URL); yields (API URL, pid, seconds until healthy)."""
     port = free_port()
     env = {
         **os.environ,
@@ -222,6 +240,8 @@ def prefect_server(home: Path) -> Iterator[tuple[str, int, float]]:
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_UI_ENABLED": "false",
     }
+    if database:
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = fresh_database(database)
     env.pop("PREFECT_API_URL", None)
     log = (home / "server.log").open("w")
     started = time.perf_counter()
@@ -946,7 +966,14 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     (tmp / "server").mkdir()
     (tmp / "client").mkdir()
     try:
-        with peers() as sink, prefect_server(tmp / "server") as (api_url, server_pid, server_start_s):
+        with (
+            peers() as sink,
+            prefect_server(tmp / "server", args.prefect_database) as (
+                api_url,
+                server_pid,
+                server_start_s,
+            ),
+        ):
             print(f"prefect server healthy after {server_start_s:.1f} s at {api_url}", flush=True)
             # Prefect reads its settings on first import: point this process at the server first.
             os.environ["PREFECT_API_URL"] = api_url
@@ -1001,6 +1028,7 @@ def measure(
             "relay_batch_size": settings.relay_batch_size,
             "relay_idle_seconds": settings.relay_idle_seconds,
             "prefect_logging_level": args.prefect_log_level,
+            "prefect_server_database": "postgresql" if args.prefect_database else "sqlite",
         },
         "prefect_server_start_s": server_start_s,
         "region_timezone": zone,
@@ -1155,6 +1183,11 @@ def main() -> None:
     )
     parser.add_argument(
         "--wait-idle", type=float, default=0.0, help="first wait up to this long for an idle machine"
+    )
+    parser.add_argument(
+        "--prefect-database",
+        default=None,
+        help="the Prefect server's database: a PostgreSQL URL (dropped and created), or its own SQLite",
     )
     parser.add_argument("--output", type=Path, default=RESULTS)
     parser.add_argument("--peers", action="store_true", help=argparse.SUPPRESS)

@@ -18,12 +18,13 @@ client tracks the case version from each response, so there is no extra GET per 
 is measured POSTs divided by the wall time of the measuring loop. A few warm-up cases per mode
 (``--warmup``) are fired first and not counted.
 
-The outbox relay runs beside the API, as ``earlyhelp serve`` runs it by default: every event's
-effects are delivered by Prefect flows in the same process while the measurement runs. Before
-measuring, the bench waits until the relay has delivered the warm-up's effects (so Prefect's
-temporary server is up); it reports how many effects the relay delivered during the measurement
-and how many were still pending, and clears that backlog before the next phase. ``--no-relay``
-measures the API alone (``EARLYHELP_RELAY_IN_SERVE=false``).
+The uvicorn mode runs ``earlyhelp serve`` as it ships: with its child ``earlyhelp worker`` (the
+outbox relay and the sweeps), which delivers every event's effects through Prefect flows while the
+measurement runs, on the same two cores. Before measuring, the bench waits until the relay has
+delivered the warm-up's effects (so Prefect's temporary server is up); it reports how many effects
+the relay delivered during the measurement and how many were still pending, and clears that backlog
+before the next phase. The in-process mode is the API alone (the app process never runs the relay),
+and so is ``--no-relay`` (``EARLYHELP_RELAY_IN_SERVE=false``) for the uvicorn mode.
 
 Seeding: a fresh SQLite file in a temporary directory and a fresh PostgreSQL database
 (``earlyhelp_bench_<pid>``, dropped at the end), migrated with ``core.migrate.upgrade``. A region
@@ -660,7 +661,7 @@ def measure_in_process(
     engine = make_engine(seeded.url)
     run = Run(backend, "in-process")
     try:
-        with TestClient(create_app(settings, engine)) as client:  # runs the lifespan: the relay too
+        with TestClient(create_app(settings, engine)) as client:
             measure_phase(client, seeded, cases, warmup, steps, run, relay)
     finally:
         engine.dispose()
@@ -877,8 +878,9 @@ def bench_backend(backend: str, url: str, work_dir: Path, args: argparse.Namespa
     in_process_cases, uvicorn_cases = ids[:n], ids[n : 2 * n]
     warm_in, warm_uv = ids[2 * n : 2 * n + w], ids[2 * n + w : 2 * n + 2 * w]
     print(f"[{backend}] in-process: {n} cases x {len(steps)} events ...", flush=True)
+    # The app process never runs the relay (embedded mode's relay is serve's child process).
     in_process = measure_in_process(
-        backend, seeded, work_dir / "var-in-process", in_process_cases, warm_in, steps, args.relay
+        backend, seeded, work_dir / "var-in-process", in_process_cases, warm_in, steps, False
     )
     print(f"[{backend}] uvicorn: {n} cases x {len(steps)} events ...", flush=True)
     served = measure_uvicorn(

@@ -100,19 +100,27 @@ class Runtime:
         return self._channels().smtp
 
     def _render(self, referral_id: int) -> asyncio.Future[bytes]:
-        if self._documents is None:
-            # spawn, not fork: this process runs threads (Prefect's, the sweeps').
-            self._documents = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
         url = self.engine.url.render_as_string(hide_password=False)
         call = partial(render_feedback, url, str(current_directory()), referral_id)
-        return asyncio.get_running_loop().run_in_executor(self._documents, call)
+        for _ in range(2):
+            if self._documents is None:
+                # spawn, not fork: this process runs threads (Prefect's, the sweeps').
+                self._documents = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            try:
+                return asyncio.get_running_loop().run_in_executor(self._documents, call)
+            except BrokenProcessPool:  # the renderer died since the last document: a new one
+                self._documents = None
+        raise ChannelError("не удалось запустить процесс формирования PDF")
 
     def render_ahead(self, referral_ids: Iterable[int]) -> None:
         """Start rendering these feedback PDFs now: the relay asks for a batch's documents when it
         claims it, so they are ready by the time their e-mails go out."""
         for referral_id in referral_ids:
             if referral_id not in self._ahead:
-                self._ahead[referral_id] = self._render(referral_id)
+                try:
+                    self._ahead[referral_id] = self._render(referral_id)
+                except ChannelError:  # only a head start: the e-mail's own attempt reports it
+                    return
 
     def forget_ahead(self) -> None:
         for future in self._ahead.values():

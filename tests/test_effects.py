@@ -255,6 +255,40 @@ def test_smtp_down_waits_and_delivers_after_recovery(
     assert len(smtp.to("clinic@health.example")) == 1
 
 
+def test_document_process_dying_delays_the_feedback_and_it_goes_out_later(
+    world: World,
+    engine: Engine,
+    relay: Relay,
+    runner: asyncio.Runner,
+    smtp: SmtpServer,
+    contacts: dict[str, str],
+) -> None:
+    import os
+    import signal
+
+    from flows import delivery
+
+    referral = world.refer()
+    drain(runner, relay)
+    rt = delivery.runtime()
+
+    async def kill_the_renderer() -> None:  # start it, then kill it as a crash would
+        await rt.feedback_pdf(referral["id"])
+        assert rt._documents is not None
+        for pid in list(rt._documents._processes):
+            os.kill(pid, signal.SIGKILL)
+
+    runner.run(kill_the_renderer())
+    world.advance(referral["case_id"], "accept", who="coordinator")
+    drain(runner, relay)  # a new renderer, at once or after one failed attempt
+    with Session(engine) as session:
+        feedback = session.exec(select(Outbox).where(Outbox.template == "referral_accepted")).one()
+    assert feedback.status == OutboxStatus.done
+    (letter,) = smtp.to("clinic@health.example")
+    (pdf,) = [part for part in letter.iter_attachments() if part.get_content_type() == "application/pdf"]
+    assert pdf.get_content().startswith(b"%PDF")
+
+
 @pytest.mark.parametrize("mode", ["500", "slow"])
 def test_sms_gateway_failing_or_timing_out_is_retried(
     world: World, engine: Engine, relay: Relay, runner: asyncio.Runner, sink: HttpSink, mode: str
