@@ -1,8 +1,9 @@
 """The effect flows: notify_family, notify_organisation, feedback_to_referrer.
 
-Each flow run takes a batch of outbox rows (many effects per run: a flow run costs ~0.1-0.2 s here,
-a task a few ms; DESIGN §7) and delivers each row in one task. A delivery is recorded before the
-task returns; a row already sent for an (outbox id, channel, address) is never sent again.
+Each flow run takes a batch of outbox rows of its kind (many effects per run: a flow run costs
+~0.1-0.2 s here; DESIGN §7) and delivers them in chunks, one task run per chunk, the rows of a chunk
+side by side. Each delivery is recorded (and committed) as soon as it is sent; a row already sent for
+an (outbox id, channel, address) is never sent again.
 """
 
 from __future__ import annotations
@@ -123,7 +124,10 @@ class Runtime:
                     return
 
     def forget_ahead(self) -> None:
+        """Drop the documents rendered ahead and not used (their rows were settled otherwise)."""
         for future in self._ahead.values():
+            if future.done() and not future.cancelled():
+                future.exception()  # retrieved: a failure here is reported by the row's own attempt
             future.cancel()
         self._ahead.clear()
 
