@@ -1,9 +1,10 @@
 """Embedded mode: `earlyhelp serve` keeps one `earlyhelp worker` running as its child process.
 
-A process, not a thread beside the API: delivery's CPU (templates, PDFs, Prefect's client) would
-compete with requests for one interpreter lock — with the relay in a thread, the API's p95 went
-from 13.5 to 22.5 ms and its memory from 123 to 252 MiB (bench/RESULTS.md). Here the API process
-never imports Prefect. The worker stops with `serve`, and by itself if `serve` dies.
+A process, not a thread beside the API: in a thread, delivery (templates, PDFs, Prefect's client)
+took turns with the requests for one interpreter lock, and the API process grew from 123 to 252 MiB.
+Now the API process never imports Prefect (122 MiB after 5 000 transitions; bench/RESULTS.md); the
+two processes still share the machine's cores. The worker stops with `serve`, and by itself if
+`serve` dies.
 """
 
 from __future__ import annotations
@@ -32,10 +33,6 @@ class WorkerProcess:
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._thread = threading.Thread(target=self._watch, name="earlyhelp-worker-watch", daemon=True)
-
-    @property
-    def pid(self) -> int | None:
-        return self._process.pid if self._process is not None else None
 
     def start(self) -> None:
         self._thread.start()

@@ -51,7 +51,8 @@ class Settings(BaseSettings):
     sweep_interval_seconds: int = 60
     relay_batch_size: int = 500
     relay_idle_seconds: float = 0.2
-    relay_lease_seconds: int = 120
+    # Longer than a batch of 500 can take with slow channels; also how long a dead relay's rows wait.
+    relay_lease_seconds: int = 300
     relay_max_attempts: int = 12
     relay_backoff_seconds: float = 5.0
 

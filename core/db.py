@@ -26,8 +26,8 @@ def reads_engine(engine: Engine) -> Engine:
     waits for every writer and makes them wait; in WAL mode a plain (deferred) read transaction
     needs no lock at all. The engine refuses writes (query_only). On PostgreSQL, `engine` itself.
     """
-    if engine.dialect.name != "sqlite":
-        return engine
+    if engine.dialect.name != "sqlite" or engine.url.database in (None, "", ":memory:"):
+        return engine  # an in-memory database exists only on its own connection
     return _sqlite_engine(
         engine.url.render_as_string(hide_password=False), echo=bool(engine.echo), read_only=True
     )
