@@ -640,15 +640,12 @@ class Committer(threading.Thread):
 @dataclass
 class Worker:
     process: subprocess.Popen[bytes]
-    ready_at: datetime  # when its relay logged that it started (UTC)
 
 
 @contextlib.contextmanager
 def worker(env: dict[str, str], log: Path) -> Iterator[Worker]:
     """`earlyhelp worker` (the relay and the sweeps) as the operator runs it; yields once its relay
     has started, and stops it with SIGTERM (it finishes its batch) afterwards."""
-    from models.common import utcnow
-
     with log.open("ab") as out:
         process = subprocess.Popen([str(EARLYHELP), "worker"], env=env, stdout=out, stderr=subprocess.STDOUT)
     try:
@@ -659,7 +656,7 @@ def worker(env: dict[str, str], log: Path) -> Iterator[Worker]:
             if time.perf_counter() > deadline:
                 raise RuntimeError(f"earlyhelp worker did not start in 120 s; see {log}")
             time.sleep(0.05)
-        yield Worker(process, utcnow())
+        yield Worker(process)
     finally:
         process.terminate()
         try:
@@ -725,7 +722,7 @@ def phase_report(
     bench: Bench,
     name: str,
     case_ids: list[int],
-    relay_wall_s: float,
+    wait_s: float,
     start: datetime,
     before: tuple[dict[str, float], dict[str, int]],
     extra: dict[str, Any],
@@ -745,7 +742,7 @@ def phase_report(
         "by_channel": result.by_channel,
         "received_by_peers": {k: v - before[1].get(k, 0) for k, v in received.items()},
         "deliveries_retried": result.retried,
-        "wait_s": relay_wall_s,
+        "wait_s": wait_s,
         "span_s": span,
         "effects_per_s": result.rows_done / span,
         "deliveries_per_s": result.sent / span,
