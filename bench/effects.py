@@ -838,7 +838,7 @@ def steady_phase(bench: Bench, name: str, rate: float, seconds: float) -> dict[s
 
 
 def pdf_cost(world: World, referral_ids: list[int], repeat: int) -> dict[str, float]:
-    """Milliseconds reportlab takes per feedback PDF (the call deliver_one makes), CPU and wall."""
+    """Milliseconds per feedback PDF (the worker's PDF process renders one per e-mail), CPU and wall."""
     from sqlmodel import Session
 
     from flows.documents import feedback_pdf
