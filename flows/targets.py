@@ -205,10 +205,6 @@ def resolve_many(session: Session, rows: list[Outbox], settings: Settings) -> di
     return {row.id or 0: _resolve(row, known, settings) for row in rows}
 
 
-def resolve(session: Session, row: Outbox, settings: Settings) -> Resolved:
-    return resolve_many(session, [row], settings)[row.id or 0]
-
-
 def _resolve(row: Outbox, known: Known, settings: Settings) -> Resolved:
     case = known.cases.get(row.case_id or 0)
     assert case is not None, "every effect today belongs to a case"

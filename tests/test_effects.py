@@ -255,7 +255,7 @@ def test_smtp_down_waits_and_delivers_after_recovery(
     assert len(smtp.to("clinic@health.example")) == 1
 
 
-def test_document_process_dying_delays_the_feedback_and_it_goes_out_later(
+def test_document_process_dying_still_sends_the_feedback_once_with_its_pdf(
     world: World,
     engine: Engine,
     relay: Relay,
