@@ -55,7 +55,6 @@ import contextlib
 import json
 import math
 import os
-import platform
 import shutil
 import signal
 import socket
@@ -73,6 +72,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from benchlib import machine, wait_idle
 
 ROOT = Path(__file__).resolve().parent.parent
 RESULTS = ROOT / "bench" / "results" / "effects.json"
@@ -491,31 +491,6 @@ def cpu_snapshot(pids: Pids) -> dict[str, float]:
     }
 
 
-def machine_busy_share(seconds: float) -> float:
-    """The share of the machine's CPU in use, over `seconds`."""
-
-    def ticks() -> list[int]:
-        return [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-
-    first = ticks()
-    time.sleep(seconds)
-    used = [b - a for a, b in zip(first, ticks(), strict=True)]
-    return (sum(used) - used[3] - used[4]) / max(sum(used), 1)
-
-
-def wait_idle(limit_s: float) -> float:
-    """Wait (at most `limit_s`) until the machine has been under 20 % busy for 6 s; the last share."""
-    deadline = time.perf_counter() + limit_s
-    calm = 0
-    share = machine_busy_share(2)
-    while time.perf_counter() < deadline:
-        calm = calm + 1 if share < 0.2 else 0
-        if calm >= 3:
-            break
-        share = machine_busy_share(2)
-    return share
-
-
 def cpu_report(before: dict[str, float], after: dict[str, float], effects: int) -> dict[str, Any]:
     used = {k: after[k] - before[k] for k in before}
     ours = sum(used[k] for k in PARTS)
@@ -928,28 +903,13 @@ def naive_phase(bench: Bench, settings: Any, effects: int) -> dict[str, Any]:
     return report
 
 
-def machine() -> dict[str, Any]:
-    cpu = "?"
-    with contextlib.suppress(OSError):
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    ram_gib = math.nan
-    with contextlib.suppress(OSError, ValueError):
-        for line in Path("/proc/meminfo").read_text().splitlines():
-            if line.startswith("MemTotal:"):
-                ram_gib = int(line.split()[1]) / 1024 / 1024
+def machine_with_prefect() -> dict[str, Any]:
     import prefect
 
     return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "ram_gib": round(ram_gib, 1),
-        "python": platform.python_version(),
+        **machine(),
         "prefect": prefect.__version__,
         "date": datetime.now().astimezone().isoformat(timespec="seconds"),
-        "load_1m_at_start": os.getloadavg()[0],
     }
 
 
@@ -1018,7 +978,7 @@ def measure(
     # write lock the app's engine takes for every transaction.
     bench = Bench(world, create_engine(url), env, tmp, pids, args.limit, sink)
     report: dict[str, Any] = {
-        "machine": machine(),
+        "machine": machine_with_prefect(),
         "command": " ".join([".venv/bin/python", "bench/effects.py", *sys.argv[1:]]),
         "params": {k: str(v) if isinstance(v, Path) else v for k, v in vars(args).items() if k != "peers"},
         "settings": {
@@ -1198,7 +1158,8 @@ def main() -> None:
         return
     if args.wait_idle:
         print(f"waiting (at most {args.wait_idle:.0f} s) for the machine to be idle", flush=True)
-        print(f"  busy: {wait_idle(args.wait_idle):.0%}", flush=True)
+        idle = wait_idle(args.wait_idle, threshold=0.2)
+        print(f"  busy: {idle['cpu_busy_at_start']:.0%} after {idle['waited_s']} s", flush=True)
     report = run(args)
     print_table(report)
     args.output.parent.mkdir(parents=True, exist_ok=True)

@@ -61,16 +61,16 @@ from pathlib import Path
 
 # bench/ holds transitions.py, which shares its name with the pytransitions package the app imports,
 # and a script's own directory comes first on sys.path: drop it.
+from benchlib import machine
+
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.pop(0)
 
 import argparse
 import json
 import os
-import platform
 import random
 import shutil
-import sqlite3
 import statistics
 import subprocess
 import tempfile
@@ -988,30 +988,6 @@ def measure_sweeps(backend: Backend, args: argparse.Namespace) -> dict[str, Any]
 # --------------------------------------------------------------------------------------------
 # Machine, idleness, report
 # --------------------------------------------------------------------------------------------
-
-
-def machine() -> dict[str, Any]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    mem_kb = int(
-        next(
-            line for line in Path("/proc/meminfo").read_text().splitlines() if line.startswith("MemTotal")
-        ).split()[1]
-    )
-    return {
-        "nproc": os.cpu_count(),
-        "cpu": cpu,
-        "ram_gib": round(mem_kb / 1024 / 1024, 1),
-        "python": platform.python_version(),
-        "platform": platform.platform(),
-        "sqlite": sqlite3.sqlite_version,
-    }
 
 
 def other_benchmarks() -> list[str]:
