@@ -16,7 +16,7 @@ import socket
 from collections import defaultdict
 from datetime import timedelta
 
-from prefect import tags
+from prefect.client.orchestration import PrefectClient
 from prefect.context import AsyncClientContext, SyncClientContext
 from sqlalchemy import Engine, or_, update
 from sqlmodel import Session, col, select
@@ -24,6 +24,7 @@ from sqlmodel import Session, col, select
 from core.config import Settings
 from flows import delivery
 from flows.delivery import FLOWS, Outcome
+from flows.flow_runs import flow_run_client, run_flow
 from flows.targets import feedback_documents
 from models.common import utcnow
 from models.outbox import EffectKind, Outbox, OutboxStatus
@@ -36,6 +37,7 @@ class Relay:
         self.engine = engine
         self.settings = settings
         self.name = name or f"{socket.gethostname()}:{os.getpid()}"
+        self._flow_runs: PrefectClient | None = None  # creates the flow runs (flows.flow_runs)
         delivery.configure(engine, settings)
 
     def claim(self, limit: int | None = None) -> list[Outbox]:
@@ -91,6 +93,12 @@ class Relay:
             session.commit()
 
     async def run_once(self) -> int:
+        if self._flow_runs is not None:
+            return await self._run_once(self._flow_runs)
+        async with flow_run_client() as flow_runs:  # called on its own, not by run_forever
+            return await self._run_once(flow_runs)
+
+    async def _run_once(self, flow_runs: PrefectClient) -> int:
         """Claim one batch and deliver it: one flow run per kind, one after another. Flow runs side by
         side made Prefect's server on SQLite refuse writes ("database is locked": 503, which the
         client retries after 2 s), for a net loss (bench/RESULTS.md)."""
@@ -107,26 +115,34 @@ class Relay:
             runtime.render_ahead(feedback_documents(session, rows))
         try:
             for kind in sorted(by_kind, key=list(EffectKind).index):
-                await self._run_kind(kind, by_kind[kind])
+                await self._run_kind(flow_runs, kind, by_kind[kind])
         finally:
             runtime.forget_ahead()
         return len(rows)
 
-    async def _run_kind(self, kind: EffectKind, batch: list[Outbox]) -> None:
+    async def _run_kind(self, flow_runs: PrefectClient, kind: EffectKind, batch: list[Outbox]) -> None:
         case_ids = sorted({r.case_id for r in batch if r.case_id})
         shown = ", ".join(map(str, case_ids[:20])) + (" …" if len(case_ids) > 20 else "")
         # The flow run is tagged with every case it serves, to be found by case in Prefect.
-        with tags(*(f"case:{c}" for c in case_ids)):
-            run = FLOWS[kind].with_options(flow_run_name=f"{kind} · cases {shown}")
-            results = await run([r.id for r in batch])
+        results = await run_flow(
+            flow_runs,
+            FLOWS[kind],
+            {"outbox_ids": [r.id for r in batch]},
+            name=f"{kind} · cases {shown}",
+            tags=[f"case:{c}" for c in case_ids],
+        )
         self.finish(results)
 
     async def run_forever(self, stop: asyncio.Event) -> None:
         # One Prefect client of each kind for the relay's life: otherwise every flow run opens
         # three (each loading the CA bundle, ~20 ms of CPU) and asks for a CSRF token again.
         with SyncClientContext.get_or_create():
-            async with AsyncClientContext.get_or_create():
-                await self._run_forever(stop)
+            async with AsyncClientContext.get_or_create(), flow_run_client() as flow_runs:
+                self._flow_runs = flow_runs
+                try:
+                    await self._run_forever(stop)
+                finally:
+                    self._flow_runs = None
 
     async def _run_forever(self, stop: asyncio.Event) -> None:
         log.info("outbox relay started (%s)", self.name)

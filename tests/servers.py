@@ -65,11 +65,13 @@ class Request:
 
 @dataclass
 class HttpSink:
-    """Records every POST; `modes[path]` makes it answer "ok", "500" or "slow" (sleeps 2 s)."""
+    """Records every POST; `modes[path]` makes it answer "ok", "500" or "slow" (sleeps 2 s);
+    `busy[path]` = n makes it answer the next n POSTs there 503 without recording them."""
 
     port: int = field(default_factory=free_port)
     requests: list[Request] = field(default_factory=list)
     modes: dict[str, str] = field(default_factory=dict)
+    busy: dict[str, int] = field(default_factory=dict)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -84,6 +86,12 @@ class HttpSink:
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 mode = sink.modes.get(self.path, "ok")
+                if sink.busy.get(self.path, 0) > 0:
+                    sink.busy[self.path] -= 1
+                    self.send_response(503)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if mode == "slow":
                     time.sleep(2)
                 if mode == "500":
