@@ -1,6 +1,6 @@
 """What every benchmark script reports about the machine and how it waits for an idle one.
 
-Only the standard library: the scripts import this before they drop bench/ from sys.path.
+Only the standard library: the scripts import this before they move bench/ to the end of sys.path.
 """
 
 from __future__ import annotations

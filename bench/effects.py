@@ -239,6 +239,8 @@ def prefect_server(home: Path, database: str | None) -> Iterator[tuple[str, int,
         "PREFECT_HOME": str(home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_UI_ENABLED": "false",
+        # Log each 503 it answers ("database is locked" on SQLite): the report counts them.
+        "PREFECT_API_LOG_RETRYABLE_ERRORS": "true",
     }
     if database:
         env["PREFECT_API_DATABASE_CONNECTION_URL"] = fresh_database(database)
@@ -1004,6 +1006,10 @@ def measure(
         light_rate = args.light_rate or max(0.5, round(capacity / 2, 1))
         phases["light_load"] = steady_phase(bench, "light_load", light_rate, args.light_seconds)
     report["phases"] = phases
+    # Requests Prefect's server refused with 503 while the worker ran (the relay re-sends them at
+    # once: flows/flow_runs.py; Prefect's client alone would wait 2 s).
+    server_log = (tmp / "server" / "server.log").read_text(errors="replace")
+    report["prefect_server_503s"] = server_log.count("Encountered retryable exception")
 
     with Session(bench.reader) as session:
         referral_ids = [
@@ -1101,6 +1107,7 @@ def print_table(report: dict[str, Any]) -> None:
         f"feedback PDF: {pdf['ms_cpu_mean']:.1f} ms CPU each ({pdf['bytes']} bytes);"
         f" {pdf['pdfs_in_backlog']} in the backlog ≈ {pdf['share_of_backlog_span']:.0%} of its span"
     )
+    print(f"Prefect's server answered 503 (database locked) {report['prefect_server_503s']} times")
     print(
         f"peers received {report['received_by_peers']}; recorded as sent {report['recorded_sent']};"
         f" agree: {report['peers_agree']}"
@@ -1150,9 +1157,10 @@ def main() -> None:
     parser.add_argument("--peers", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
     # A script's own directory comes first on sys.path, and bench/transitions.py would shadow the
-    # pytransitions package the app imports: drop it (the app is installed in the virtualenv).
+    # pytransitions package the app imports: move it to the end. Not dropped: the PDF process is
+    # spawned, re-imports this script, and needs benchlib from bench/.
     if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-        sys.path.pop(0)
+        sys.path.append(sys.path.pop(0))
     if args.peers:
         run_peers()
         return

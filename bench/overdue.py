@@ -60,11 +60,11 @@ from abc import ABC, abstractmethod
 from pathlib import Path
 
 # bench/ holds transitions.py, which shares its name with the pytransitions package the app imports,
-# and a script's own directory comes first on sys.path: drop it.
+# and a script's own directory comes first on sys.path: move it to the end.
 from benchlib import machine
 
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
+    sys.path.append(sys.path.pop(0))
 
 import argparse
 import json

@@ -52,10 +52,10 @@ from pathlib import Path
 from benchlib import cpu_busy, machine, wait_idle
 
 # This file shares its name with the pytransitions package, and a script's own directory comes first
-# on sys.path: drop it (after taking benchlib from it), or `from transitions import Machine` in the
-# app would import this file.
+# on sys.path: move it to the end, or `from transitions import Machine` in the app would import this
+# file. (Kept on the path: spawned child processes re-import the script and need benchlib.)
 if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
-    sys.path.pop(0)
+    sys.path.append(sys.path.pop(0))
 
 import argparse
 import contextlib
