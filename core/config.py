@@ -5,6 +5,7 @@ from __future__ import annotations
 import secrets
 from functools import lru_cache
 from pathlib import Path
+from typing import Literal
 
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -55,6 +56,8 @@ class Settings(BaseSettings):
     relay_lease_seconds: int = 300
     relay_max_attempts: int = 12
     relay_backoff_seconds: float = 5.0
+    # What `earlyhelp worker` logs of its own (DEBUG: every relay batch with its timings).
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
     def jwt_secret(self) -> str:
         if self.secret_key:

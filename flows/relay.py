@@ -13,6 +13,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 from collections import defaultdict
 from datetime import timedelta
 
@@ -102,9 +103,11 @@ class Relay:
         """Claim one batch and deliver it: one flow run per kind, one after another. Flow runs side by
         side made Prefect's server on SQLite refuse writes ("database is locked": 503, which the
         client retries after 2 s), for a net loss (bench/RESULTS.md)."""
+        started = time.perf_counter()
         rows = self.claim()
         if not rows:
             return 0
+        timings = [f"claim {time.perf_counter() - started:.3f}"]
         by_kind: dict[EffectKind, list[Outbox]] = defaultdict(list)
         for row in rows:
             by_kind[EffectKind(row.kind)].append(row)
@@ -115,9 +118,12 @@ class Relay:
             runtime.render_ahead(feedback_documents(session, rows))
         try:
             for kind in sorted(by_kind, key=list(EffectKind).index):
+                began = time.perf_counter()
                 await self._run_kind(flow_runs, kind, by_kind[kind])
+                timings.append(f"{kind} {len(by_kind[kind])} {time.perf_counter() - began:.3f}")
         finally:
             runtime.forget_ahead()
+        log.debug("batch of %d in %.3f s: %s", len(rows), time.perf_counter() - started, ", ".join(timings))
         return len(rows)
 
     async def _run_kind(self, flow_runs: PrefectClient, kind: EffectKind, batch: list[Outbox]) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -469,6 +470,7 @@ def test_earlyhelp_worker_delivers_on_its_own(
         "EARLYHELP_SMTP_HOST": "127.0.0.1",
         "EARLYHELP_SMTP_PORT": str(smtp.port),
         "PREFECT_API_URL": str(PREFECT_API_URL.value()),
+        "EARLYHELP_LOG_LEVEL": "DEBUG",
     }
     worker = subprocess.Popen(
         [str(Path(sys.executable).parent / "earlyhelp"), "worker"],
@@ -486,6 +488,9 @@ def test_earlyhelp_worker_delivers_on_its_own(
         worker.terminate()
         worker.wait(timeout=20)
     assert len(smtp.to("intake@provider.example")) == 1
+    log = worker.stderr.read().decode() if worker.stderr else ""
+    assert "outbox relay stopped" in log
+    assert re.search(r"batch of \d+ in [\d.]+ s: claim", log)  # DEBUG: each batch, with timings
 
 
 def test_planned_session_is_confirmed_to_the_family_in_its_time_zone(
