@@ -98,6 +98,14 @@ def test_cli_errors_are_one_line_and_non_zero(
     assert result.stderr.strip() == f"ошибка: {message}"
 
 
+def test_a_bad_setting_is_named_in_one_line(demo_db: dict[str, str]) -> None:
+    result = run({**demo_db, "EARLYHELP_LOG_LEVEL": "LOUD"}, "worker")
+    assert result.returncode == 1
+    assert result.stderr.startswith("ошибка: неверная настройка EARLYHELP_LOG_LEVEL='LOUD': ")
+    assert "'DEBUG', 'INFO', 'WARNING' or 'ERROR'" in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+
+
 def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
     env = {**os.environ, "EARLYHELP_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}
     result = run(env, "db", "upgrade")
