@@ -101,8 +101,8 @@ class Relay:
 
     async def _run_once(self, flow_runs: PrefectClient) -> int:
         """Claim one batch and deliver it: one flow run per kind, one after another. Flow runs side by
-        side made Prefect's server on SQLite refuse writes ("database is locked": 503, which the
-        client retries after 2 s), for a net loss (bench/RESULTS.md)."""
+        side made Prefect's server on SQLite refuse writes ("database is locked": 503; see
+        flows/flow_runs.py) many times more often, for a net loss (bench/RESULTS.md)."""
         started = time.perf_counter()
         rows = self.claim()
         if not rows:
