@@ -9,7 +9,6 @@ from functools import wraps
 from typing import Annotated, Any
 
 import typer
-from pydantic import ValidationError
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import col, select
 
@@ -35,13 +34,6 @@ def _one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except ValidationError as error:
-            if error.title != "Settings":
-                raise
-            first = error.errors()[0]
-            name = "EARLYHELP_" + "_".join(map(str, first["loc"])).upper()
-            typer.echo(f"ошибка: неверная настройка {name}={first['input']!r}: {first['msg']}", err=True)
-            raise typer.Exit(1) from None
         except (SQLAlchemyError, ValueError, OSError) as error:
             message = str(getattr(error, "orig", None) or error).splitlines()[0]
             typer.echo(f"ошибка: {message}", err=True)

@@ -7,6 +7,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
+from pydantic import ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -74,6 +75,15 @@ class Settings(BaseSettings):
         return self.database_url.startswith("sqlite")
 
 
+class SettingsError(ValueError):
+    """A bad EARLYHELP_* value, named in one line (the CLI prints it as is)."""
+
+
 @lru_cache
 def get_settings() -> Settings:
-    return Settings()
+    try:
+        return Settings()
+    except ValidationError as error:
+        first = error.errors()[0]
+        name = f"EARLYHELP_{str(first['loc'][0]).upper()}" if first["loc"] else "EARLYHELP_*"
+        raise SettingsError(f"неверная настройка {name}={first['input']!r}: {first['msg']}") from None

@@ -16,15 +16,22 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Any
 
+import certifi
 import httpx
 from prefect import Flow
 from prefect.client.orchestration import PrefectClient, get_client
 from prefect.client.schemas.objects import FlowRun
 from prefect.flow_engine import run_flow_async
+from prefect.settings import (
+    PREFECT_API_ENABLE_HTTP2,
+    PREFECT_API_SSL_CERT_FILE,
+    PREFECT_API_TLS_INSECURE_SKIP_VERIFY,
+)
 from prefect.states import Pending
 
 log = logging.getLogger("earlyhelp.relay")
@@ -50,6 +57,7 @@ class QuickRetry(httpx.AsyncHTTPTransport):
             response = await super().handle_async_request(request)
             if response.status_code != 503:
                 return response
+            await response.aread()  # read to the end: the connection goes back to the pool
             await response.aclose()
             self.retried += 1
             log.debug("Prefect: 503 to %s %s; again in %.2f s", request.method, request.url.path, delay)
@@ -57,10 +65,32 @@ class QuickRetry(httpx.AsyncHTTPTransport):
         return await super().handle_async_request(request)
 
 
+def _transport() -> QuickRetry:
+    """QuickRetry set up as Prefect's client sets up its own transport (which a transport passed in
+    replaces): TLS per PREFECT_API_TLS_INSECURE_SKIP_VERIFY / PREFECT_API_SSL_CERT_FILE, HTTP/2 per
+    PREFECT_API_ENABLE_HTTP2, its connection limits, 3 connection retries."""
+    if PREFECT_API_TLS_INSECURE_SKIP_VERIFY.value():
+        verify = ssl.create_default_context()
+        verify.check_hostname = False
+        verify.verify_mode = ssl.CERT_NONE
+    else:
+        verify = ssl.create_default_context(cafile=PREFECT_API_SSL_CERT_FILE.value() or certifi.where())
+    return QuickRetry(
+        verify=verify,
+        http2=bool(PREFECT_API_ENABLE_HTTP2.value()),
+        limits=httpx.Limits(max_connections=16, max_keepalive_connections=8, keepalive_expiry=25),
+        retries=3,
+    )
+
+
 @asynccontextmanager
-async def flow_run_client() -> AsyncIterator[PrefectClient]:
-    """A Prefect client for creating flow runs, with the quick-retry transport; open for a relay's life."""
-    async with get_client(httpx_settings={"transport": QuickRetry()}) as client:
+async def flow_run_client(api_url: str | None = None) -> AsyncIterator[PrefectClient]:
+    """A Prefect client for creating flow runs, with the quick-retry transport; open for a relay's
+    life. `api_url` (tests only) overrides PREFECT_API_URL."""
+    settings: dict[str, Any] = {"transport": _transport()}
+    if api_url:
+        settings["base_url"] = api_url
+    async with get_client(httpx_settings=settings) as client:
         yield client
 
 

@@ -93,11 +93,14 @@ class Relay:
                 session.add(row)
             session.commit()
 
-    async def run_once(self) -> int:
-        if self._flow_runs is not None:
-            return await self._run_once(self._flow_runs)
-        async with flow_run_client() as flow_runs:  # called on its own, not by run_forever
+    async def run_once(self, flow_runs: PrefectClient | None = None) -> int:
+        """One batch; `flow_runs` creates its flow runs (default: the relay's own client while
+        run_forever runs, else one opened for this call)."""
+        flow_runs = flow_runs or self._flow_runs
+        if flow_runs is not None:
             return await self._run_once(flow_runs)
+        async with flow_run_client() as own:
+            return await self._run_once(own)
 
     async def _run_once(self, flow_runs: PrefectClient) -> int:
         """Claim one batch and deliver it: one flow run per kind, one after another. Flow runs side by

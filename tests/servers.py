@@ -1,5 +1,6 @@
 """Real peers on loopback for delivery tests: an SMTP server (aiosmtpd) and an HTTP server that
-stands for both the SMS gateway and organisations' webhook endpoints."""
+stands for both the SMS gateway and organisations' webhook endpoints; a proxy in front of Prefect's
+server that refuses as that server does when its SQLite database is locked."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
+import httpx
 from aiosmtpd.controller import Controller
 
 
@@ -103,6 +105,72 @@ class HttpSink:
                 self.send_header("Content-Type", "application/json")
                 self.end_headers()
                 self.wfile.write(b'{"status": "accepted"}')
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
+@dataclass
+class RefusingProxy:
+    """Forwards HTTP to `target` (a base URL); answers 503 to the first `refuse` POSTs to `path`, as
+    Prefect's server on SQLite does when its database is locked, and notes when each POST to `path`
+    arrived (time.monotonic())."""
+
+    target: str
+    path: str
+    refuse: int = 0
+    port: int = field(default_factory=free_port)
+    arrivals: list[float] = field(default_factory=list)
+
+    @property
+    def url(self) -> str:
+        """The proxy's counterpart of `target`."""
+        target = httpx.URL(self.target)
+        return str(target.copy_with(host="127.0.0.1", port=self.port))
+
+    def start(self) -> None:
+        proxy = self
+        origin = httpx.URL(self.target).copy_with(path="/", query=None)
+
+        class Handler(BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def _forward(self) -> None:
+                raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                if self.command == "POST" and self.path == proxy.path:
+                    proxy.arrivals.append(time.monotonic())
+                    if proxy.refuse > 0:
+                        proxy.refuse -= 1
+                        self.send_response(503)
+                        self.send_header("Content-Length", "0")
+                        self.end_headers()
+                        return
+                skip = {"host", "content-length", "connection", "accept-encoding"}
+                headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
+                answer = httpx.request(
+                    self.command, str(origin.join(self.path)), headers=headers, content=raw, timeout=30
+                )
+                self.send_response(answer.status_code)
+                for key, value in answer.headers.items():
+                    if key.lower() not in {
+                        "content-length",
+                        "transfer-encoding",
+                        "connection",
+                        "content-encoding",
+                    }:
+                        self.send_header(key, value)
+                self.send_header("Content-Length", str(len(answer.content)))
+                self.end_headers()
+                self.wfile.write(answer.content)
+
+            do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _forward
 
             def log_message(self, *args: Any) -> None:
                 pass

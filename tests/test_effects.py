@@ -23,7 +23,7 @@ from flows.relay import Relay
 from models.organisations import Organisation
 from models.outbox import Delivery, DeliveryStatus, Outbox, OutboxStatus
 from models.users import User
-from tests.servers import HttpSink, SmtpServer
+from tests.servers import HttpSink, RefusingProxy, SmtpServer
 from tests.standards_override import region_standard
 from tests.test_journey import ipr_payload
 from tests.world import API, World
@@ -350,6 +350,38 @@ def test_relay_killed_after_claiming_delivers_once_after_restart(
     drain(runner, successor)
     drain(runner, successor)
     assert len(smtp.to("intake@provider.example")) == 1
+
+
+def test_a_refused_flow_run_creation_is_sent_again_at_once(
+    world: World,
+    relay: Relay,
+    runner: asyncio.Runner,
+    smtp: SmtpServer,
+    contacts: dict[str, str],
+    prefect_server: None,
+) -> None:
+    """Prefect's server on SQLite answers 503 to a flow run's creation now and then; Prefect's client
+    alone would try again after 2 s. The relay's client sends it again after tens of milliseconds."""
+    from prefect.settings import PREFECT_API_URL
+
+    from flows.flow_runs import flow_run_client
+
+    proxy = RefusingProxy(target=str(PREFECT_API_URL.value()), path="/api/flow_runs/", refuse=2)
+    proxy.start()
+    world.refer()
+
+    async def one_batch() -> int:
+        async with flow_run_client(api_url=proxy.url) as flow_runs:
+            return await relay.run_once(flow_runs)
+
+    try:
+        assert runner.run(one_batch()) > 0
+    finally:
+        proxy.stop()
+    assert len(smtp.to("intake@provider.example")) == 1
+    assert proxy.refuse == 0 and len(proxy.arrivals) >= 3  # refused twice, then taken
+    first_refused, taken = proxy.arrivals[0], proxy.arrivals[2]
+    assert taken - first_refused < 1.0  # not after Prefect's back-off of 2 s (twice)
 
 
 def test_template_with_a_missing_variable_fails_visibly(
