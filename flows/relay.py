@@ -93,6 +93,23 @@ class Relay:
                 session.add(row)
             session.commit()
 
+    def release(self, rows: list[Outbox], reason: str) -> None:
+        """Give claimed rows back, due again after the relay's back-off, without spending an
+        attempt: their flow run could not run (Prefect's server unreachable, say), which says
+        nothing about the deliveries. Rows already sent are not sent again (flows.delivery)."""
+        again = utcnow() + timedelta(seconds=self.settings.relay_backoff_seconds)
+        with Session(self.engine) as session:
+            session.execute(
+                update(Outbox)
+                .where(
+                    col(Outbox.id).in_([r.id for r in rows]),
+                    col(Outbox.claimed_by) == self.name,
+                    col(Outbox.status) == OutboxStatus.pending,
+                )
+                .values(lease_until=None, available_at=again, last_error=reason[:2000])
+            )
+            session.commit()
+
     async def run_once(self, flow_runs: PrefectClient | None = None) -> int:
         """One batch; `flow_runs` creates its flow runs (default: the relay's own client while
         run_forever runs, else one opened for this call)."""
@@ -122,7 +139,17 @@ class Relay:
         try:
             for kind in sorted(by_kind, key=list(EffectKind).index):
                 began = time.perf_counter()
-                await self._run_kind(flow_runs, kind, by_kind[kind])
+                try:
+                    await self._run_kind(flow_runs, kind, by_kind[kind])
+                except Exception as error:  # Prefect failed, not a delivery: the other kinds go on
+                    reason = f"Prefect: flow run {kind} не выполнен: {type(error).__name__}: {error}"
+                    log.warning(
+                        "%s; its %d rows again in %.0f s",
+                        reason,
+                        len(by_kind[kind]),
+                        self.settings.relay_backoff_seconds,
+                    )
+                    self.release(by_kind[kind], reason)
                 timings.append(f"{kind} {len(by_kind[kind])} {time.perf_counter() - began:.3f}")
         finally:
             runtime.forget_ahead()

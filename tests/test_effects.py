@@ -23,7 +23,7 @@ from flows.relay import Relay
 from models.organisations import Organisation
 from models.outbox import Delivery, DeliveryStatus, Outbox, OutboxStatus
 from models.users import User
-from tests.servers import HttpSink, RefusingProxy, SmtpServer
+from tests.servers import HttpSink, RefusingProxy, SmtpServer, free_port
 from tests.standards_override import region_standard
 from tests.test_journey import ipr_payload
 from tests.world import API, World
@@ -382,6 +382,34 @@ def test_a_refused_flow_run_creation_is_sent_again_at_once(
     assert proxy.refuse == 0 and len(proxy.arrivals) >= 3  # refused twice, then taken
     first_refused, taken = proxy.arrivals[0], proxy.arrivals[2]
     assert taken - first_refused < 1.0  # not after Prefect's back-off of 2 s (twice)
+
+
+def test_prefect_unreachable_gives_the_rows_back_without_spending_attempts(
+    world: World,
+    engine: Engine,
+    relay: Relay,
+    runner: asyncio.Runner,
+    smtp: SmtpServer,
+    contacts: dict[str, str],
+    prefect_server: None,
+) -> None:
+    from flows.flow_runs import flow_run_client
+
+    case_id = world.refer()["case_id"]
+
+    async def one_batch_without_prefect() -> int:
+        async with flow_run_client(api_url=f"http://127.0.0.1:{free_port()}/api") as flow_runs:
+            return await relay.run_once(flow_runs)
+
+    assert runner.run(one_batch_without_prefect()) > 0
+    with Session(engine) as session:
+        rows = session.exec(select(Outbox).where(Outbox.case_id == case_id)).all()
+    assert rows and all(r.status == OutboxStatus.pending for r in rows)
+    assert all(r.attempts == 0 and r.lease_until is None for r in rows)  # not held for the lease
+    assert all("Prefect" in (r.last_error or "") for r in rows)
+    assert smtp.to("intake@provider.example") == []
+    drain(runner, relay)  # the back-off (0 s in these tests) has passed; Prefect is back
+    assert len(smtp.to("intake@provider.example")) == 1
 
 
 def test_template_with_a_missing_variable_fails_visibly(
