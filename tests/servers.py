@@ -65,8 +65,34 @@ class Request:
         return json.loads(self.raw)
 
 
+class _Handler(BaseHTTPRequestHandler):
+    def log_message(self, *args: Any) -> None:
+        pass
+
+    def refuse(self) -> None:
+        """503 with no body, as a server answers when it cannot take the request now."""
+        self.send_response(503)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+
+class _LoopbackHttp:
+    """Serves a handler class on 127.0.0.1:`port` from a thread of its own."""
+
+    port: int
+    _server: ThreadingHTTPServer
+
+    def _serve(self, handler: type[BaseHTTPRequestHandler]) -> None:
+        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), handler)
+        threading.Thread(target=self._server.serve_forever, daemon=True).start()
+
+    def stop(self) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+
+
 @dataclass
-class HttpSink:
+class HttpSink(_LoopbackHttp):
     """Records every POST; `modes[path]` makes it answer "ok", "500" or "slow" (sleeps 2 s);
     `busy[path]` = n makes it answer the next n POSTs there 503 without recording them."""
 
@@ -84,15 +110,13 @@ class HttpSink:
     def start(self) -> None:
         sink = self
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(_Handler):
             def do_POST(self) -> None:
                 raw = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 mode = sink.modes.get(self.path, "ok")
                 if sink.busy.get(self.path, 0) > 0:
                     sink.busy[self.path] -= 1
-                    self.send_response(503)
-                    self.send_header("Content-Length", "0")
-                    self.end_headers()
+                    self.refuse()
                     return
                 if mode == "slow":
                     time.sleep(2)
@@ -106,19 +130,11 @@ class HttpSink:
                 self.end_headers()
                 self.wfile.write(b'{"status": "accepted"}')
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._serve(Handler)
 
 
 @dataclass
-class RefusingProxy:
+class RefusingProxy(_LoopbackHttp):
     """Forwards HTTP to `target` (a base URL); answers 503 to the first `refuse` POSTs to `path`, as
     Prefect's server on SQLite does when its database is locked, and notes when each POST to `path`
     arrived (time.monotonic())."""
@@ -139,7 +155,7 @@ class RefusingProxy:
         proxy = self
         origin = httpx.URL(self.target).copy_with(path="/", query=None)
 
-        class Handler(BaseHTTPRequestHandler):
+        class Handler(_Handler):
             protocol_version = "HTTP/1.1"
 
             def _forward(self) -> None:
@@ -148,9 +164,7 @@ class RefusingProxy:
                     proxy.arrivals.append(time.monotonic())
                     if proxy.refuse > 0:
                         proxy.refuse -= 1
-                        self.send_response(503)
-                        self.send_header("Content-Length", "0")
-                        self.end_headers()
+                        self.refuse()
                         return
                 skip = {"host", "content-length", "connection", "accept-encoding"}
                 headers = {k: v for k, v in self.headers.items() if k.lower() not in skip}
@@ -172,12 +186,4 @@ class RefusingProxy:
 
             do_GET = do_POST = do_PATCH = do_PUT = do_DELETE = _forward
 
-            def log_message(self, *args: Any) -> None:
-                pass
-
-        self._server = ThreadingHTTPServer(("127.0.0.1", self.port), Handler)
-        threading.Thread(target=self._server.serve_forever, daemon=True).start()
-
-    def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
+        self._serve(Handler)
