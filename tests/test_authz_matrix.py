@@ -1,0 +1,306 @@
+"""The authorisation matrix: every role × every operation × an object of its own organisation and of
+another one, each cell's answer written down.
+
+The operations come from the app's OpenAPI (generated from its routes): a new route without its row
+here fails `test_every_operation_has_a_row`, so nobody adds a door without deciding who may pass it.
+
+Two objects, each a case in «Реализация ИПРП» with a planned session:
+- x: referred by `referrer` (a clinic) to `provider` (coordinator, curator, specialist, head);
+- y: referred by `social` (a social-protection centre) to `provider2` (coordinator2).
+Each cell is one of
+- ``ok``: the request passed authorisation and scoping (2xx, or 409/422 about the request itself);
+- a status (401, 403, 404, …): exactly that answer, and nothing changed;
+- for lists, which of the two objects the caller sees: ``xy``, ``x-``, ``-y``, ``--``.
+A cell ``a/b`` gives the answer for x, then for y; a single value holds for both.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import Engine
+from sqlmodel import Session, select
+
+from models.cases import Case
+from tests.test_journey import ipr_payload
+from tests.world import API, World
+
+# The callers, in the order of the matrix's columns. `anon` sends no token; `b_*` are of another region.
+ROLES = (
+    "anon",
+    "referrer",
+    "social",
+    "coordinator",
+    "curator",
+    "specialist",
+    "head",
+    "coordinator2",
+    "rrmc",
+    "analyst",
+    "admin",
+    "b_rrmc",
+    "b_coordinator",
+)
+
+
+@dataclass
+class Obj:
+    """One child's case at one provider, with the ids a request may need."""
+
+    name: str
+    case_id: int
+    child_id: int
+    referral_id: int
+    session_id: int
+    provider_id: int
+    curator_id: int
+
+
+Request = tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]  # method, url, json, params
+Builder = Callable[[Obj, "Matrix"], Request]
+
+
+@dataclass
+class Matrix:
+    world: World
+    engine: Engine
+    x: Obj
+    y: Obj
+
+    def version(self, case_id: int) -> int:
+        with Session(self.engine) as session:
+            case = session.exec(select(Case).where(Case.id == case_id)).one()
+            return case.version
+
+
+SOON = (datetime.now(UTC) + timedelta(days=7)).replace(microsecond=0).isoformat()
+TODAY = date.today().isoformat()
+
+
+def _get(path: str, **params: Any) -> Builder:
+    return lambda o, m: ("GET", path.format(**vars(o)), None, params or None)
+
+
+# How to call each operation on an object. Mutations are chosen so that a second authorised caller
+# gets an answer about the request (409/422), never one about itself.
+REQUESTS: dict[str, Builder] = {
+    "GET /api/v1/me": _get("/me"),
+    "GET /api/v1/journey": _get("/journey"),
+    "GET /api/v1/journey.mermaid": _get("/journey.mermaid"),
+    "GET /api/v1/organisations": _get("/organisations"),
+    "POST /api/v1/referrals": lambda o, m: (
+        "POST",
+        "/referrals",
+        m.world.referral_body(provider_id=o.provider_id),
+        None,
+    ),
+    "GET /api/v1/referrals": _get("/referrals", limit=200),
+    "GET /api/v1/referrals/{referral_id}": _get("/referrals/{referral_id}"),
+    "GET /api/v1/referrals/{referral_id}/feedback": _get("/referrals/{referral_id}/feedback"),
+    "GET /api/v1/children": _get("/children", q="Ёжикова", limit=100),
+    "GET /api/v1/children/{child_id}": _get("/children/{child_id}"),
+    "POST /api/v1/children/{child_id}/consents": lambda o, m: (
+        "POST",
+        f"/children/{o.child_id}/consents",
+        {"kind": "messages", "date": TODAY, "document_ref": "Согласие № 7"},
+        None,
+    ),
+    "GET /api/v1/children/{child_id}/consents": _get("/children/{child_id}/consents"),
+    "GET /api/v1/cases": _get("/cases", limit=200),
+    "GET /api/v1/cases/{case_id}": _get("/cases/{case_id}"),
+    "PATCH /api/v1/cases/{case_id}": lambda o, m: (
+        "PATCH",
+        f"/cases/{o.case_id}",
+        {"version": m.version(o.case_id), "curator_id": o.curator_id},
+        None,
+    ),
+    "POST /api/v1/cases/{case_id}/events/{event}": lambda o, m: (
+        "POST",
+        f"/cases/{o.case_id}/events/start_assessment",
+        {"version": m.version(o.case_id), "payload": {"kind": "intermediate"}},
+        None,
+    ),
+    "POST /api/v1/cases/{case_id}/contact-attempts": lambda o, m: (
+        "POST",
+        f"/cases/{o.case_id}/contact-attempts",
+        {"at": datetime.now(UTC).isoformat(), "channel": "phone", "successful": True},
+        None,
+    ),
+    "GET /api/v1/cases/{case_id}/contact-attempts": _get("/cases/{case_id}/contact-attempts"),
+    "POST /api/v1/cases/{case_id}/sessions": lambda o, m: (
+        "POST",
+        f"/cases/{o.case_id}/sessions",
+        {"service_code": "motor_development", "scheduled_at": SOON},
+        None,
+    ),
+    "GET /api/v1/cases/{case_id}/sessions": _get("/cases/{case_id}/sessions"),
+    "PATCH /api/v1/cases/{case_id}/sessions/{session_id}": lambda o, m: (
+        "PATCH",
+        f"/cases/{o.case_id}/sessions/{o.session_id}",
+        {"status": "cancelled", "notes": "Семья попросила перенести"},
+        None,
+    ),
+    "GET /api/v1/overdue": _get("/overdue", due_within_days=365, limit=200),
+    "GET /api/v1/stats/cases": _get("/stats/cases"),
+}
+
+# Operations outside the matrix, and why.
+NOT_IN_MATRIX = {
+    "POST /api/v1/auth/login": "the door itself: tested in test_accounts.py",
+}
+
+# Each row: one cell per role of ROLES, in that order.
+# Columns: anon referrer social coordinator curator specialist head coordinator2 rrmc analyst admin
+# b_rrmc b_coordinator.
+MATRIX: dict[str, str] = {
+    "GET /api/v1/me": "401 ok ok ok ok ok ok ok ok ok ok ok ok",
+    "GET /api/v1/journey": "ok ok ok ok ok ok ok ok ok ok ok ok ok",
+    "GET /api/v1/journey.mermaid": "ok ok ok ok ok ok ok ok ok ok ok ok ok",
+    "GET /api/v1/organisations": "401 ok ok ok ok ok ok ok ok ok ok ok ok",
+    # Referrers refer to any provider of their region; a provider registers a parent's own request.
+    "POST /api/v1/referrals": "401 ok ok 403 403 403 403 403 403 403 403 403 403",
+    "GET /api/v1/referrals": "401 x- -y x- x- x- x- -y xy 403 403 -- --",
+    "GET /api/v1/referrals/{referral_id}": (
+        "401 ok/404 404/ok ok/404 ok/404 ok/404 ok/404 404/ok ok 403 403 404 404"
+    ),
+    "GET /api/v1/referrals/{referral_id}/feedback": (
+        "401 ok/404 404/ok ok/404 ok/404 ok/404 ok/404 404/ok ok 403 403 404 404"
+    ),
+    "GET /api/v1/children": "401 403 403 x- x- x- x- -y xy 403 403 -- --",
+    "GET /api/v1/children/{child_id}": ("401 403 403 ok/404 ok/404 ok/404 ok/404 404/ok ok 403 403 404 404"),
+    "POST /api/v1/children/{child_id}/consents": (
+        "401 403 403 ok/404 ok/404 403 ok/404 404/ok 403 403 403 403 404"
+    ),
+    "GET /api/v1/children/{child_id}/consents": (
+        "401 403 403 ok/404 ok/404 ok/404 ok/404 404/ok ok 403 403 404 404"
+    ),
+    "GET /api/v1/cases": "401 403 403 x- x- x- x- -y xy 403 403 -- --",
+    "GET /api/v1/cases/{case_id}": "401 403 403 ok/404 ok/404 ok/404 ok/404 404/ok ok 403 403 404 404",
+    "PATCH /api/v1/cases/{case_id}": "401 403 403 ok/404 403 403 ok/404 404/ok 403 403 403 403 404",
+    # The event is start_assessment: the curator's and the head's, not the coordinator's.
+    "POST /api/v1/cases/{case_id}/events/{event}": (
+        "401 403 403 403/404 ok/404 403/404 ok/404 404/403 403 403 403 404 404"
+    ),
+    "POST /api/v1/cases/{case_id}/contact-attempts": (
+        "401 403 403 ok/404 ok/404 ok/404 ok/404 404/ok 403 403 403 403 404"
+    ),
+    "GET /api/v1/cases/{case_id}/contact-attempts": (
+        "401 403 403 ok/404 ok/404 ok/404 ok/404 404/ok ok 403 403 404 404"
+    ),
+    "POST /api/v1/cases/{case_id}/sessions": (
+        "401 403 403 ok/404 ok/404 ok/404 ok/404 404/ok 403 403 403 403 404"
+    ),
+    "GET /api/v1/cases/{case_id}/sessions": (
+        "401 403 403 ok/404 ok/404 ok/404 ok/404 404/ok ok 403 403 404 404"
+    ),
+    "PATCH /api/v1/cases/{case_id}/sessions/{session_id}": (
+        "401 403 403 ok/404 ok/404 ok/404 ok/404 404/ok 403 403 403 403 404"
+    ),
+    "GET /api/v1/overdue": "401 403 403 x- x- x- x- -y xy 403 403 -- --",
+    # Counts only: a provider's staff see their own organisation's, the РРМЦ and analysts the region's.
+    "GET /api/v1/stats/cases": "401 403 403 ok ok ok ok ok ok ok 403 ok ok",
+}
+
+
+def operations(app: FastAPI) -> set[str]:
+    return {
+        f"{method.upper()} {path}"
+        for path, item in app.openapi()["paths"].items()
+        for method in item
+        if method in ("get", "post", "put", "patch", "delete")
+    }
+
+
+def test_every_operation_has_a_row(app: FastAPI) -> None:
+    ops = operations(app)
+    missing = sorted(ops - MATRIX.keys() - NOT_IN_MATRIX.keys())
+    stale = sorted((MATRIX.keys() | NOT_IN_MATRIX.keys()) - ops)
+    assert not missing, f"operations without a row in the authorisation matrix: {missing}"
+    assert not stale, f"rows for operations the app no longer has: {stale}"
+    assert MATRIX.keys() == REQUESTS.keys()
+    for op, row in MATRIX.items():
+        assert len(row.split()) == len(ROLES), f"{op}: {len(row.split())} cells for {len(ROLES)} roles"
+
+
+def _object(world: World, name: str, referrer: str, provider: str, coordinator: str, curator: str) -> Obj:
+    referral = world.refer(who=referrer, provider_id=world.org_ids[provider])
+    case_id = int(referral["case_id"])
+    world.advance(case_id, "accept", {"curator_id": world.user_ids[curator]}, who=coordinator)
+    world.advance(case_id, "determine_need", {"outcome": "ipr", "conclusion": "Нужна ИПРП"}, who=coordinator)
+    world.advance(case_id, "approve_ipr", ipr_payload(), who=curator)
+    planned = world.client.post(
+        f"{API}/cases/{case_id}/sessions",
+        json={"service_code": "motor_development", "scheduled_at": SOON},
+        headers=world.h(curator),
+    )
+    assert planned.status_code == 201, planned.text
+    return Obj(
+        name=name,
+        case_id=case_id,
+        child_id=int(referral["child_id"]),
+        referral_id=int(referral["id"]),
+        session_id=int(planned.json()["id"]),
+        provider_id=world.org_ids[provider],
+        curator_id=world.user_ids[curator],
+    )
+
+
+@pytest.fixture
+def matrix(world: World, engine: Engine) -> Matrix:
+    x = _object(world, "x", "referrer", "provider", "coordinator", "curator")
+    y = _object(world, "y", "social", "provider2", "coordinator2", "curator2")
+    return Matrix(world=world, engine=engine, x=x, y=y)
+
+
+def _listed(body: Any, obj: Obj, op: str) -> bool:
+    items = body["items"] if isinstance(body, dict) else body
+    path = op.split(" ")[1]
+    if path.endswith("/referrals"):
+        return any(item["id"] == obj.referral_id for item in items)
+    if path.endswith("/children"):
+        return any(item["id"] == obj.child_id for item in items)
+    return any(item["case_id" if "case_id" in item else "id"] == obj.case_id for item in items)
+
+
+def _cell(matrix: Matrix, op: str, role: str, obj: Obj) -> str:
+    method, path, body, params = REQUESTS[op](obj, matrix)
+    headers = {} if role == "anon" else matrix.world.h(role)
+    response = matrix.world.client.request(method, API + path, json=body, params=params, headers=headers)
+    status = response.status_code
+    assert status < 500, f"{op} as {role}: {status} {response.text}"
+    if status >= 400 and status not in (409, 422):
+        return str(status)
+    return "ok"
+
+
+@pytest.mark.parametrize("op", sorted(MATRIX))
+def test_authorisation_matrix(matrix: Matrix, op: str) -> None:
+    observed: list[str] = []
+    for role, expected in zip(ROLES, MATRIX[op].split(), strict=True):
+        if expected in ("xy", "x-", "-y", "--"):
+            method, path, body, params = REQUESTS[op](matrix.x, matrix)
+            headers = {} if role == "anon" else matrix.world.h(role)
+            response = matrix.world.client.request(
+                method, API + path, json=body, params=params, headers=headers
+            )
+            assert response.status_code == 200, f"{op} as {role}: {response.status_code} {response.text}"
+            data = response.json()
+            cell = ("x" if _listed(data, matrix.x, op) else "-") + (
+                "y" if _listed(data, matrix.y, op) else "-"
+            )
+        else:
+            x, y = _cell(matrix, op, role, matrix.x), _cell(matrix, op, role, matrix.y)
+            cell = x if x == y and "/" not in expected else f"{x}/{y}"
+        observed.append(cell)
+    expected_row = MATRIX[op].split()
+    wrong = [
+        f"{role}: expected {want}, got {got}"
+        for role, want, got in zip(ROLES, expected_row, observed, strict=True)
+        if want != got
+    ]
+    assert not wrong, f"{op}\n  " + "\n  ".join(wrong) + f"\n  observed row: {' '.join(observed)!r}"
