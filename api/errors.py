@@ -8,6 +8,7 @@ Validation errors add "errors": [{"field", "message", "type"}].
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -15,7 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from core.errors import DomainError
@@ -55,9 +56,24 @@ _MESSAGES: dict[str, str] = {
     "greater_than_equal": "Значение должно быть не меньше {ge}",
     "less_than": "Значение должно быть меньше {lt}",
     "less_than_equal": "Значение должно быть не больше {le}",
-    "json_invalid": "Некорректный JSON: {error}",
+    "json_invalid": "Некорректный JSON",
     "json_type": "Некорректный JSON",
+    "int_parsing_size": "Число слишком большое",
+    "float_type": "Ожидается число",
+    "finite_number": "Ожидается конечное число",
+    "string_unicode": "Ожидается строка в кодировке UTF-8",
+    "string_pattern_mismatch": "Значение не соответствует формату",
+    "date_future": "Дата должна быть в будущем",
+    "date_past": "Дата должна быть в прошлом",
+    "timezone_naive": "Время указывается без часового пояса",
+    "time_parsing": "Ожидается время в формате ЧЧ:ММ",
+    "union_tag_invalid": "Недопустимое значение",
+    "none_required": "Ожидается null",
+    "recursion_loop": "Слишком глубокая вложенность",
 }
+
+# "line 1 column 18" in the JSON decoder's (English) message.
+_JSON_POSITION = re.compile(r"line (\d+) column (\d+)")
 
 
 def _message(error: Any) -> str:
@@ -68,8 +84,16 @@ def _message(error: Any) -> str:
     template = _MESSAGES.get(kind)
     if template is None:
         return "Некорректное значение"
+    ctx = dict(error.get("ctx") or {})
+    if kind == "json_invalid":
+        where = _JSON_POSITION.search(str(ctx.get("error", "")))
+        return f"{template} (строка {where[1]}, столбец {where[2]})" if where else template
+    if "expected" in ctx:
+        # pydantic lists the choices as "'a', 'b' or 'c'": the last separator is English.
+        head, sep, tail = str(ctx["expected"]).rpartition(" or ")
+        ctx["expected"] = f"{head} или {tail}" if sep else tail
     try:
-        return template.format(**(error.get("ctx") or {}))
+        return template.format(**ctx)
     except (KeyError, IndexError):
         return template.split(":")[0]
 
@@ -105,14 +129,29 @@ def _invalid(errors: list[dict[str, str]]) -> JSONResponse:
     )
 
 
-_HTTP_MESSAGES = {
-    401: "Требуется вход в систему",
-    403: "Недостаточно прав",
-    404: "Не найдено",
-    405: "Метод не поддерживается",
-    413: "Слишком большой запрос",
-    415: "Неподдерживаемый тип содержимого",
+# Starlette's own HTTP errors (an unknown path, a wrong method, a body too large): code and message.
+_HTTP_ERRORS: dict[int, tuple[str, str]] = {
+    400: ("bad_request", "Некорректный запрос"),
+    401: ("unauthorized", "Требуется вход в систему"),
+    403: ("forbidden", "Недостаточно прав"),
+    404: ("not_found", "Не найдено"),
+    405: ("method_not_allowed", "Метод не поддерживается"),
+    413: ("too_large", "Слишком большой запрос"),
+    415: ("unsupported_media_type", "Неподдерживаемый тип содержимого"),
 }
+
+# What FastAPI raises (in English) when a body that says it is JSON cannot be decoded: not UTF-8,
+# nested too deep. Answered as any other unreadable body.
+_FASTAPI_BODY_ERROR = "There was an error parsing the body"
+
+
+def _sqlstate(exc: DBAPIError) -> str:
+    return str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "sqlite_errorname", "") or "")
+
+
+def _constraint(exc: DBAPIError) -> str:
+    diag = getattr(exc.orig, "diag", None)
+    return str(getattr(diag, "constraint_name", None) or _sqlstate(exc))
 
 
 def install(app: FastAPI) -> None:
@@ -139,22 +178,30 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(StarletteHTTPException)
     async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
-        message = (
-            exc.detail if isinstance(exc.detail, str) and exc.status_code not in _HTTP_MESSAGES else None
-        )
+        if exc.status_code == 400 and exc.detail == _FASTAPI_BODY_ERROR:
+            return _invalid(
+                [
+                    {
+                        "field": "",
+                        "message": "Тело запроса не удалось прочитать: ожидается JSON в кодировке UTF-8",
+                        "type": "body_unreadable",
+                    }
+                ]
+            )
+        code, message = _HTTP_ERRORS.get(exc.status_code, ("http_error", "Ошибка запроса"))
+        # A Russian detail raised by our own code is kept; Starlette's English phrases are not.
+        if isinstance(exc.detail, str) and exc.status_code not in _HTTP_ERRORS:
+            message = exc.detail
         return JSONResponse(
             status_code=exc.status_code,
-            content={
-                "error": "http_error",
-                "message": message or _HTTP_MESSAGES.get(exc.status_code, "Ошибка запроса"),
-                "field": None,
-            },
+            content={"error": code, "message": message, "field": None},
             headers=exc.headers,
         )
 
     @app.exception_handler(IntegrityError)
     async def _integrity(_: Request, exc: IntegrityError) -> JSONResponse:
-        log.warning("integrity error: %s", exc.orig)
+        # The driver's text may quote the values (a СНИЛС in a unique key): name the constraint only.
+        log.warning("integrity error: %s %s", type(exc.orig).__name__, _constraint(exc))
         return JSONResponse(
             status_code=409,
             content={
@@ -166,7 +213,7 @@ def install(app: FastAPI) -> None:
 
     @app.exception_handler(OperationalError)
     async def _busy(_: Request, exc: OperationalError) -> JSONResponse:
-        log.error("database unavailable: %s", exc.orig)
+        log.error("database unavailable: %s %s", type(exc.orig).__name__, _sqlstate(exc))
         return JSONResponse(
             status_code=503,
             content={

@@ -1,14 +1,38 @@
-"""Refuse oversized request bodies before anything parses them."""
+"""What the app refuses before a route sees it: oversized bodies, bodies that are not JSON, and
+control characters anywhere in the input.
+
+Each refusal is an error of the one shape (api/errors.py), never a 500 and never English.
+"""
 
 from __future__ import annotations
 
 import json
+from typing import Any
 
+from fastapi import Request
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from core.errors import DomainError, Unprocessable
+from models.common import control_character, control_characters_in
+
+TOO_LARGE_MESSAGE = "Слишком большой запрос"
 _TOO_LARGE = json.dumps(
-    {"error": "too_large", "message": "Слишком большой запрос", "field": None}, ensure_ascii=False
+    {"error": "too_large", "message": TOO_LARGE_MESSAGE, "field": None}, ensure_ascii=False
 ).encode()
+
+
+class BodyTooLarge(HTTPException):
+    """Raised from `receive` when a body (chunked, without Content-Length) grows past the limit.
+
+    An HTTPException, because FastAPI turns any other exception raised while it reads the body into
+    its own English 400 ("There was an error parsing the body"); an HTTPException it passes on to the
+    app's handler, which answers 413 in the one shape.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(status_code=413, detail=TOO_LARGE_MESSAGE)
 
 
 class BodySizeLimit:
@@ -25,6 +49,7 @@ class BodySizeLimit:
                 await self._refuse(send)
                 return
         seen = 0
+        started = False
 
         async def limited() -> Message:
             nonlocal seen
@@ -32,12 +57,20 @@ class BodySizeLimit:
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > self.max_bytes:
-                    raise _TooLarge
+                    raise BodyTooLarge
             return message
 
+        async def watched(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
         try:
-            await self.app(scope, limited, send)
-        except _TooLarge:
+            await self.app(scope, limited, watched)
+        except BodyTooLarge:
+            # Read outside the app's exception handlers (e.g. by a middleware): answer here.
+            if started:
+                raise
             await self._refuse(send)
 
     @staticmethod
@@ -46,11 +79,68 @@ class BodySizeLimit:
             {
                 "type": "http.response.start",
                 "status": 413,
-                "headers": [(b"content-type", b"application/json; charset=utf-8")],
+                "headers": [(b"content-type", b"application/json")],
             }
         )
         await send({"type": "http.response.body", "body": _TOO_LARGE})
 
 
-class _TooLarge(Exception):
-    pass
+class UnsupportedMediaType(DomainError):
+    status_code = 415
+    code = "unsupported_media_type"
+
+
+# Request headers the app reads; the others never reach the database or a log.
+READ_HEADERS = ("authorization", "idempotency-key", "if-match", "x-forwarded-for")
+
+
+def _refuse_control(field: str, char: str) -> Unprocessable:
+    if not field:
+        return Unprocessable(f"Недопустимый управляющий символ {char} в теле запроса")
+    return Unprocessable(
+        f"{field}: недопустимый управляющий символ {char}; уберите его из значения", field=field
+    )
+
+
+def _is_json(content_type: str | None) -> bool:
+    if not content_type:
+        return True  # FastAPI reads a body without Content-Type as JSON
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media == "application/json" or (media.startswith("application/") and media.endswith("+json"))
+
+
+async def check_input(request: Request) -> None:
+    """An app-wide dependency: refuses control characters (C0 but tab, LF, CR; and DEL) in path
+    parameters, query parameters, the headers the app reads and every string of a JSON body, and a
+    body that is not JSON where the route takes JSON.
+
+    PostgreSQL cannot store NUL at all (the driver raises, and its traceback would log the SQL
+    parameters: a child's name); the others have no place in a name, a note or an id either. One
+    place for every route, present and future.
+    """
+    for name, value in request.path_params.items():
+        if isinstance(value, str) and (char := control_character(value)):
+            raise _refuse_control(name, char)
+    for name, value in request.query_params.multi_items():
+        if char := control_character(name):
+            raise _refuse_control("query", char)
+        if char := control_character(value):
+            raise _refuse_control(name, char)
+    for name in READ_HEADERS:
+        value = request.headers.get(name)
+        if value is not None and (char := control_character(value)):
+            raise _refuse_control(name.title(), char)
+    route = request.scope.get("route")
+    if not isinstance(route, APIRoute) or route.body_field is None:
+        return
+    body = await request.body()
+    if not body:
+        return
+    if not _is_json(request.headers.get("content-type")):
+        raise UnsupportedMediaType(
+            "Тело запроса должно быть в формате JSON (заголовок Content-Type: application/json)"
+        )
+    # FastAPI has parsed the body already (an unparsable one never gets here); this is its cache.
+    parsed: Any = await request.json()
+    for field, char in control_characters_in(parsed):
+        raise _refuse_control(field, char)

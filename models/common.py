@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
-from typing import Any
+from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
+from pydantic import Field
 from sqlalchemy import JSON, DateTime, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
+
+# The largest value of an INTEGER column on PostgreSQL (int4); SQLite's are 64-bit, so this bound holds
+# on both. Every id and integer the API accepts is bounded by it in the schema (a 422 naming the field),
+# never left for the database driver to refuse (a 500).
+INT32_MAX = 2_147_483_647
+
+# The id of a row: what path parameters, query filters and payload fields name.
+DbId = Annotated[int, Field(ge=1, le=INT32_MAX)]
+# A non-negative integer stored in or compared with an INTEGER column (a version, an offset).
+Count = Annotated[int, Field(ge=0, le=INT32_MAX)]
 
 
 def utcnow() -> datetime:
@@ -66,3 +78,34 @@ def normalise_name(*parts: str | None) -> str:
     """
     text = " ".join(p for p in parts if p)
     return _SPACES.sub(" ", text.casefold().replace("ё", "е")).strip()
+
+
+# C0 control characters and DEL; tab, line feed and carriage return are ordinary text.
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def control_character(text: str) -> str | None:
+    """The first control character in `text`, as U+XXXX, or None."""
+    found = _CONTROL.search(text)
+    return f"U+{ord(found.group()):04X}" if found else None
+
+
+def control_characters_in(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """(dotted path, U+XXXX) of each string (or object key) in a parsed JSON value that holds a
+    control character. Iterative, so a deeply nested body cannot exhaust the stack."""
+    stack: list[tuple[str, Any]] = [(path, value)]
+    while stack:
+        where, item = stack.pop()
+        if isinstance(item, str):
+            if char := control_character(item):
+                yield where, char
+        elif isinstance(item, dict):
+            for key, child in reversed(list(item.items())):
+                inner = f"{where}.{key}" if where else str(key)
+                if char := control_character(str(key)):
+                    yield where, char
+                else:
+                    stack.append((inner, child))
+        elif isinstance(item, list):
+            for index in range(len(item) - 1, -1, -1):
+                stack.append((f"{where}.{index}" if where else str(index), item[index]))
