@@ -14,6 +14,7 @@ from sqlmodel import col, select
 
 from core.config import get_settings
 from core.db import make_engine, session_scope
+from core.logs import scrub_handlers, uvicorn_log_config
 from core.migrate import upgrade
 from models.organisations import ORG_KIND_LABELS, Organisation, OrgKind, Region
 from models.users import ApiToken, Role, User
@@ -161,7 +162,11 @@ def serve(
             host=host if host is not None else settings.host,
             port=port if port is not None else settings.port,
             workers=workers,
-            proxy_headers=True,
+            # The app believes X-Forwarded-* from EARLYHELP_TRUSTED_PROXIES only (api/main.py);
+            # uvicorn's own handling would trust 127.0.0.1 by default.
+            proxy_headers=False,
+            # No query strings, family-link tokens or personal data in any line (core/logs.py).
+            log_config=uvicorn_log_config(settings.log_level),
             log_level="info",
         )
     finally:
@@ -179,6 +184,7 @@ def worker(
     from flows.worker import run_worker
 
     settings = get_settings()
+    scrub_handlers(settings.log_level)  # after the imports: Prefect sets up its handlers on import
     _check_standards()
     upgrade(settings.database_url)
     run_worker(make_engine(settings.database_url), settings, parent_pid=parent_pid)
@@ -224,6 +230,37 @@ def org_list() -> None:
     with session_scope(make_engine(get_settings().database_url)) as session:
         for o in session.exec(select(Organisation).order_by(col(Organisation.id))):
             typer.echo(f"{o.id}\t{ORG_KIND_LABELS[o.kind]}\t{o.name}")
+
+
+audit_app = typer.Typer(help="Журнал аудита", no_args_is_help=True)
+app.add_typer(audit_app, name="audit")
+
+
+@audit_app.command("export")
+@_one_line_errors
+def audit_export(
+    date_from: Annotated[str, typer.Option("--from", help="Первый день, ГГГГ-ММ-ДД (UTC)")],
+    date_to: Annotated[str, typer.Option("--to", help="Последний день, ГГГГ-ММ-ДД (UTC), включительно")],
+    fmt: Annotated[str, typer.Option("--format", help="csv или jsonl")] = "csv",
+    output: Annotated[
+        str | None, typer.Option("--output", help="Файл (создаётся с правами 0600); без него — stdout")
+    ] = None,
+) -> None:
+    """Выгрузить журнал аудита за период: кто, когда, что читал или менял и какие попытки отклонены."""
+    import os
+
+    from api.audit import export, parse_day
+
+    first, last = parse_day(date_from, "--from"), parse_day(date_to, "--to")
+    engine = make_engine(get_settings().database_url)
+    if output is None:
+        count = export(engine, first, last, fmt, sys.stdout)
+    else:
+        # The file holds who looked at which child: readable by its owner only.
+        descriptor = os.open(output, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with open(descriptor, "w", encoding="utf-8", newline="") as out:
+            count = export(engine, first, last, fmt, out)
+    typer.echo(f"выгружено записей: {count}", err=True)
 
 
 def main() -> None:

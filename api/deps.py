@@ -99,7 +99,11 @@ def get_principal(
     row = session.exec(query).first()
     if row is None or not row[0].is_active:
         raise Unauthorized("Токен недействителен или пользователь отключён")
-    return Principal(user=row[0], org=row[1])
+    principal = Principal(user=row[0], org=row[1])
+    # For the audit of refused attempts (api/audit.py), which sees the answer, not the route: ids,
+    # since the request's rollback on an error expires the rows.
+    request.state.caller = (principal.id, principal.org.id)
+    return principal
 
 
 CurrentUser = Annotated[Principal, Depends(get_principal)]
@@ -111,7 +115,8 @@ class Audit:
     def __init__(self, request: Request, session: SessionDep, principal: CurrentUser) -> None:
         self.session = session
         self.principal = principal
-        self.client_ip = request.client.host if request.client else None
+        # The peer, or the client a trusted proxy named (EARLYHELP_TRUSTED_PROXIES; api/main.py).
+        self.client_ip = request.client.host[:64] if request.client else None
         self.path = f"{request.method} {request.url.path}"[:300]
 
     def __call__(self, action: str, entity: str, entity_id: int | None, child_id: int | None) -> None:

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from fastapi import APIRouter, FastAPI
 from sqlalchemy import Engine
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import standards
-from api import errors
+from api import docs, errors
+from api.audit import RefusalAudit
+from api.headers import SecurityHeaders
 from api.limits import BodySizeLimit
 from api.routes import (
     auth,
@@ -20,7 +23,7 @@ from api.routes import (
     sessions,
     stats,
 )
-from core.config import Settings, get_settings
+from core.config import Settings, get_settings, make_private_dir
 from core.db import make_engine
 
 API_PREFIX = "/api/v1"
@@ -36,15 +39,25 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         ),
         version="0.1.0",
         openapi_url="/openapi.json",
-        docs_url="/docs",
+        # /docs and /redoc from the app's own files (api/docs.py), not from a CDN.
+        docs_url=None,
+        redoc_url=None,
     )
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url, echo=settings.echo_sql)
+    make_private_dir(settings.var_dir)
     app.state.jwt_secret = settings.jwt_secret()
     standards.configure(settings.standards_dir)
     standards.load_all()  # a broken standard file stops the start, not the first request
     errors.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
+    # Added last is outermost: refusals are audited with the client's address (a trusted proxy's
+    # X-Forwarded-For, else the peer), and every answer gets the security headers.
+    app.add_middleware(RefusalAudit)
+    if settings.trusted_proxy_hosts:
+        app.add_middleware(ProxyHeadersMiddleware, trusted_hosts=settings.trusted_proxy_hosts)
+    app.add_middleware(SecurityHeaders)
+    docs.install(app)
 
     api = APIRouter(prefix=API_PREFIX)
     for module in (auth, journey, organisations, referrals, children, cases, sessions, overdue, stats):

@@ -28,6 +28,10 @@ class Settings(BaseSettings):
     max_body_bytes: int = 1_000_000
     host: str = "127.0.0.1"
     port: int = 8000
+    # Reverse proxies whose X-Forwarded-For / X-Forwarded-Proto are believed, comma-separated
+    # addresses or networks (e.g. "127.0.0.1" or "10.0.0.0/8"). Empty (the default): none, and the
+    # client's address is the connection's peer. The app applies it (api/main.py), whatever server runs it.
+    trusted_proxies: str = ""
     # SQL echo for debugging.
     echo_sql: bool = False
     # Where links in messages point (the feedback document).
@@ -65,14 +69,28 @@ class Settings(BaseSettings):
             return self.secret_key
         path = self.var_dir / "secret_key"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            make_private_dir(path.parent)
             path.write_text(secrets.token_urlsafe(48))
             path.chmod(0o600)
         return path.read_text().strip()
 
     @property
+    def trusted_proxy_hosts(self) -> list[str]:
+        return [host.strip() for host in self.trusted_proxies.split(",") if host.strip()]
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+
+def make_private_dir(path: Path) -> Path:
+    """Create a directory for keys or the database readable by its owner only (0700). One that
+    exists is left as it is: it may be a directory the operator chose and shares."""
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.mkdir(mode=0o700, exist_ok=True)
+        path.chmod(0o700)  # the umask can only narrow mkdir's mode; say it outright
+    return path
 
 
 class SettingsError(ValueError):

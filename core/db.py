@@ -1,7 +1,13 @@
-"""The database engine: SQLite (WAL, immediate transactions) or PostgreSQL."""
+"""The database engine: SQLite (WAL, immediate transactions) or PostgreSQL.
+
+SQL parameters never reach a log or an exception's text (hide_parameters): they hold children's
+names and СНИЛС. The SQLite file is readable by its owner only (0600; SQLite gives its -wal and -shm
+files the mode of the database file), in a directory created 0700.
+"""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -11,12 +17,16 @@ from sqlalchemy import Engine, event
 from sqlalchemy.engine import make_url
 from sqlmodel import Session, create_engine
 
+from core.config import make_private_dir
+
 
 def make_engine(url: str, *, echo: bool = False) -> Engine:
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
         return _sqlite_engine(url, echo=echo)
-    return create_engine(url, echo=echo, pool_pre_ping=True, pool_size=10, max_overflow=20)
+    return create_engine(
+        url, echo=echo, hide_parameters=True, pool_pre_ping=True, pool_size=10, max_overflow=20
+    )
 
 
 def reads_engine(engine: Engine) -> Engine:
@@ -35,11 +45,12 @@ def reads_engine(engine: Engine) -> Engine:
 
 def _sqlite_engine(url: str, *, echo: bool, read_only: bool = False) -> Engine:
     database = make_url(url).database
-    if database and database != ":memory:":
-        Path(database).parent.mkdir(parents=True, exist_ok=True)
+    if database and database != ":memory:" and not database.startswith("file:"):
+        _private_database_file(Path(database))
     engine = create_engine(
         url,
         echo=echo,
+        hide_parameters=True,
         # Writers wait for each other instead of failing with "database is locked".
         connect_args={"check_same_thread": False, "timeout": 30},
     )
@@ -69,6 +80,19 @@ def _sqlite_engine(url: str, *, echo: bool, read_only: bool = False) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     return engine
+
+
+def _private_database_file(path: Path) -> None:
+    """Create the SQLite file 0600 before SQLite does (it would use the umask: 0644), and take
+    group and other access away from a file (and its -wal, -shm) created earlier."""
+    if not path.parent.exists():
+        make_private_dir(path.parent)
+    if not path.exists():
+        # An empty file is an empty SQLite database.
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
+    for file in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        if file.exists() and file.stat().st_mode & 0o077:
+            file.chmod(0o600)
 
 
 @contextmanager
