@@ -7,8 +7,9 @@ under the project's var/ directory and keep it from phoning home (this network h
 import os
 from pathlib import Path
 
-from core.config import get_settings
+from core.config import get_settings, make_private_dir
 
+make_private_dir(get_settings().var_dir)  # keys and the database live there too: owner only
 os.environ.setdefault("PREFECT_HOME", str((get_settings().var_dir / "prefect").resolve()))
 # Prefect creates its home but not the parents of it (a fresh checkout has no var/ yet).
 Path(os.environ["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
