@@ -22,6 +22,7 @@ import aiosmtplib
 import httpx
 
 from core.config import Settings
+from core.logs import scrub
 
 
 class ChannelError(Exception):
@@ -118,7 +119,8 @@ async def send_email(settings: Settings, pool: SmtpPool, out: Outgoing) -> None:
     try:
         await pool.send(message)
     except (OSError, aiosmtplib.SMTPException) as error:
-        raise ChannelError(f"SMTP: {error}") from error
+        # A server's refusal names the recipient; the text goes to logs (Prefect's) and the record.
+        raise ChannelError(f"SMTP: {scrub(str(error))}") from error
 
 
 async def send_sms(settings: Settings, client: httpx.AsyncClient, out: Outgoing) -> None:
@@ -134,7 +136,7 @@ async def send_sms(settings: Settings, client: httpx.AsyncClient, out: Outgoing)
             headers=headers,
         )
     except httpx.HTTPError as error:
-        raise ChannelError(f"SMS-шлюз: {type(error).__name__}: {error}") from error
+        raise ChannelError(f"SMS-шлюз: {type(error).__name__}: {scrub(str(error))}") from error
     if response.status_code >= 300:
         raise ChannelError(f"SMS-шлюз ответил {response.status_code}")
 
@@ -158,6 +160,6 @@ async def send_webhook(client: httpx.AsyncClient, out: Outgoing) -> None:
     try:
         response = await client.post(out.address, content=raw, headers=headers)
     except httpx.HTTPError as error:
-        raise ChannelError(f"webhook: {type(error).__name__}: {error}") from error
+        raise ChannelError(f"webhook: {type(error).__name__}: {scrub(str(error))}") from error
     if response.status_code >= 300:
         raise ChannelError(f"webhook ответил {response.status_code}")
