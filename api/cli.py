@@ -10,14 +10,16 @@ from typing import Annotated, Any
 
 import typer
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from core.config import get_settings
 from core.db import make_engine, session_scope
+from core.errors import DomainError
 from core.logs import scrub_handlers, uvicorn_log_config
 from core.migrate import upgrade
+from core.tokens import Purpose, key_store
 from models.organisations import ORG_KIND_LABELS, Organisation, OrgKind, Region
-from models.users import ApiToken, Role, User
+from models.users import ApiToken, Role, User, normalise_email
 
 app = typer.Typer(help="earlyhelp — оркестратор ранней помощи детям и их семьям", no_args_is_help=True)
 db_app = typer.Typer(help="База данных", no_args_is_help=True)
@@ -26,6 +28,10 @@ org_app = typer.Typer(help="Организации", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 app.add_typer(user_app, name="user")
 app.add_typer(org_app, name="org")
+token_app = typer.Typer(help="API-токены и сеансы", no_args_is_help=True)
+keys_app = typer.Typer(help="Ключи подписи токенов и ссылок", no_args_is_help=True)
+app.add_typer(token_app, name="token")
+app.add_typer(keys_app, name="keys")
 
 
 def _one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
@@ -35,7 +41,7 @@ def _one_line_errors(func: Callable[..., Any]) -> Callable[..., Any]:
     def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except (SQLAlchemyError, ValueError, OSError) as error:
+        except (SQLAlchemyError, ValueError, OSError, DomainError) as error:
             message = str(getattr(error, "orig", None) or error).splitlines()[0]
             typer.echo(f"ошибка: {message}", err=True)
             raise typer.Exit(1) from None
@@ -145,7 +151,8 @@ def serve(
     settings = get_settings()
     _check_standards()
     upgrade(settings.database_url)
-    settings.jwt_secret()  # create the key once, before several workers race to do it
+    for purpose in Purpose:  # create the keys once, before several workers race to do it
+        key_store(settings).ensure(purpose)
     background = None
     if settings.relay_in_serve:  # embedded mode: one `earlyhelp worker` child, whatever --workers says
         from api.embedded import WorkerProcess
@@ -190,6 +197,28 @@ def worker(
     run_worker(make_engine(settings.database_url), settings, parent_pid=parent_pid)
 
 
+def _ask_password(login: str) -> str:
+    """A password typed twice without echo, by the policy; three tries."""
+    from api.security import password_problem
+
+    for _ in range(3):
+        password = typer.prompt("Пароль", hide_input=True)
+        if typer.prompt("Повторите пароль", hide_input=True) != password:
+            typer.echo("пароли не совпадают", err=True)
+        elif problem := password_problem(password, login):
+            typer.echo(problem, err=True)
+        else:
+            return str(password)
+    raise ValueError("пароль не задан")
+
+
+def _user(session: Session, login: str) -> User:
+    user = session.exec(select(User).where(User.login == login)).first()
+    if user is None:
+        raise ValueError(f"пользователь {login} не найден")
+    return user
+
+
 @user_app.command("add")
 @_one_line_errors
 def user_add(
@@ -197,30 +226,193 @@ def user_add(
     name: Annotated[str, typer.Option(help="ФИО")],
     role: Annotated[Role, typer.Option(help="Роль")],
     org: Annotated[int, typer.Option(help="Номер организации (см. earlyhelp org list)")],
-    password: Annotated[
-        str | None, typer.Option(help="Пароль для входа людей; без него — только API-токен")
-    ] = None,
+    email: Annotated[str | None, typer.Option(help="E-mail (обязателен для входа по паролю)")] = None,
+    generate: Annotated[
+        bool, typer.Option("--generate", help="Создать пароль и напечатать его один раз")
+    ] = False,
+    no_password: Annotated[
+        bool, typer.Option("--no-password", help="Учётная запись другой системы: без пароля, по API-токену")
+    ] = False,
 ) -> None:
-    """Создать пользователя и напечатать его API-токен (показывается один раз)."""
-    from api.security import hash_password, new_api_token
+    """Создать пользователя. Пароль спрашивается без отображения (дважды) или создаётся (--generate);
+    учётной записи другой системы (--no-password) печатается её API-токен (показывается один раз)."""
+    from api.security import generate_password, new_api_token
+    from api.services.users import new_user
 
+    if generate and no_password:
+        raise ValueError("--generate и --no-password вместе не имеют смысла")
+    address = normalise_email(email) if email is not None else None
+    if address is None and not no_password:
+        raise ValueError("укажите --email: на него приходят уведомления о работе")
+    password = None if no_password else generate_password(login) if generate else _ask_password(login)
     with session_scope(make_engine(get_settings().database_url)) as session:
-        if session.get(Organisation, org) is None:
+        organisation = session.get(Organisation, org)
+        if organisation is None:
             raise ValueError(f"организация {org} не найдена")
-        if session.exec(select(User).where(User.login == login)).first():
-            raise ValueError(f"логин {login} уже занят")
-        user = User(
-            organisation_id=org,
+        user = new_user(
+            session,
             login=login,
             full_name=name,
             role=role,
-            password_hash=hash_password(password) if password else None,
+            org=organisation,
+            email=address,
+            password=password,
         )
-        session.add(user)
-        session.flush()
+        token = None
+        if no_password:
+            token, digest = new_api_token()
+            session.add(ApiToken(user_id=user.id or 0, name="cli", token_hash=digest))
+    if token is not None:
+        typer.echo(token)
+        return
+    typer.echo(f"пользователь {login} создан (номер {user.id})")
+    if generate:
+        typer.echo(f"пароль (показывается один раз): {password}")
+
+
+@user_app.command("password")
+@_one_line_errors
+def user_password(
+    login: Annotated[str, typer.Argument(help="Логин")],
+    generate: Annotated[
+        bool, typer.Option("--generate", help="Создать пароль и напечатать его один раз")
+    ] = False,
+) -> None:
+    """Сменить пароль пользователя (его сеансы завершаются)."""
+    from api.security import generate_password
+    from api.services.users import set_password
+
+    password = generate_password(login) if generate else _ask_password(login)
+    with session_scope(make_engine(get_settings().database_url)) as session:
+        set_password(_user(session, login), password)
+    typer.echo(f"пароль пользователя {login} изменён; его сеансы завершены")
+    if generate:
+        typer.echo(f"пароль (показывается один раз): {password}")
+
+
+@user_app.command("disable")
+@_one_line_errors
+def user_disable(login: Annotated[str, typer.Argument(help="Логин")]) -> None:
+    """Отключить пользователя: все его токены (сеансы и API-токены) перестают действовать сразу."""
+    from api.services.users import set_active
+
+    with session_scope(make_engine(get_settings().database_url)) as session:
+        set_active(_user(session, login), False)
+    typer.echo(f"пользователь {login} отключён; его токены больше не действуют")
+
+
+@user_app.command("enable")
+@_one_line_errors
+def user_enable(login: Annotated[str, typer.Argument(help="Логин")]) -> None:
+    """Снова включить пользователя (прежние сеансы не возвращаются; API-токены снова действуют)."""
+    from api.services.users import set_active
+
+    with session_scope(make_engine(get_settings().database_url)) as session:
+        set_active(_user(session, login), True)
+    typer.echo(f"пользователь {login} включён")
+
+
+@user_app.command("list")
+@_one_line_errors
+def user_list(org: Annotated[int | None, typer.Option(help="Номер организации")] = None) -> None:
+    """Пользователи: номер, логин, роль, организация, e-mail, включён ли."""
+    with session_scope(make_engine(get_settings().database_url)) as session:
+        query = select(User).order_by(col(User.id))
+        if org is not None:
+            query = query.where(User.organisation_id == org)
+        for u in session.exec(query):
+            state = "включён" if u.is_active else "отключён"
+            typer.echo(f"{u.id}\t{u.login}\t{u.role.value}\t{u.organisation_id}\t{u.email or ''}\t{state}")
+
+
+@token_app.command("add")
+@_one_line_errors
+def token_add(
+    login: Annotated[str, typer.Option(help="Логин")],
+    name: Annotated[str, typer.Option(help="Имя токена (например, система, которая им пользуется)")],
+) -> None:
+    """Выпустить API-токен пользователю и напечатать его (показывается один раз)."""
+    from api.security import new_api_token
+
+    with session_scope(make_engine(get_settings().database_url)) as session:
+        user = _user(session, login)
         token, digest = new_api_token()
-        session.add(ApiToken(user_id=user.id or 0, name="cli", token_hash=digest))
+        session.add(ApiToken(user_id=user.id or 0, name=name, token_hash=digest))
     typer.echo(token)
+
+
+@token_app.command("list")
+@_one_line_errors
+def token_list(login: Annotated[str | None, typer.Option(help="Логин")] = None) -> None:
+    """API-токены: номер, логин, имя, когда выпущен, когда отозван."""
+    with session_scope(make_engine(get_settings().database_url)) as session:
+        query = (
+            select(ApiToken, User.login)
+            .join(User, col(User.id) == ApiToken.user_id)
+            .order_by(col(ApiToken.id))
+        )
+        if login is not None:
+            query = query.where(User.login == login)
+        for t, owner in session.exec(query):
+            revoked = f"отозван {t.revoked_at:%d.%m.%Y %H:%M}" if t.revoked_at else "действует"
+            typer.echo(f"{t.id}\t{owner}\t{t.name}\t{t.created_at:%d.%m.%Y %H:%M}\t{revoked}")
+
+
+@token_app.command("revoke")
+@_one_line_errors
+def token_revoke(
+    id: Annotated[
+        int | None, typer.Option("--id", help="Номер API-токена (см. earlyhelp token list)")
+    ] = None,
+    name: Annotated[str | None, typer.Option(help="Имя API-токена (всех с этим именем)")] = None,
+    login: Annotated[str | None, typer.Option(help="Только токены этого пользователя")] = None,
+    sessions: Annotated[
+        bool, typer.Option("--sessions", help="Завершить все сеансы пользователя --login (JWT)")
+    ] = False,
+) -> None:
+    """Отозвать API-токены (по номеру или имени) и/или все сеансы пользователя; действует сразу."""
+    from api.services.users import end_sessions, revoke_api_tokens
+
+    if id is None and name is None and not sessions:
+        raise ValueError("укажите, что отозвать: --id, --name или --sessions --login <логин>")
+    if sessions and login is None:
+        raise ValueError("--sessions требует --login")
+    with session_scope(make_engine(get_settings().database_url)) as session:
+        user = _user(session, login) if login is not None else None
+        if id is not None or name is not None:
+            count = revoke_api_tokens(session, token_id=id, name=name, user_id=user.id if user else None)
+            typer.echo(f"отозвано API-токенов: {count}")
+        if sessions and user is not None:
+            end_sessions(user)
+            session.add(user)
+            typer.echo(f"сеансы пользователя {user.login} завершены")
+
+
+@keys_app.command("rotate")
+@_one_line_errors
+def keys_rotate(
+    purpose: Annotated[Purpose, typer.Argument(help="staff — токены сотрудников; family — ссылки семей")],
+) -> None:
+    """Новый текущий ключ подписи; прежний принимается, пока могут действовать подписанные им токены."""
+    settings = get_settings()
+    store = key_store(settings)
+    key = store.rotate(purpose)
+    until = store.ring(purpose).lifetime
+    typer.echo(f"новый ключ {purpose.value}: {key.kid}; прежний принимается ещё {until}, затем удаляется")
+
+
+@keys_app.command("list")
+@_one_line_errors
+def keys_list() -> None:
+    """Ключи подписи: назначение, номер (kid), создан, выведен из работы."""
+    store = key_store(get_settings())
+    for purpose in Purpose:
+        ring = store.ring(purpose)
+        for key in ring.keys:
+            state = "текущий" if key is ring.current else "прежний"
+            if ring.from_settings:
+                state += " (из настроек)"
+            typer.echo(f"{purpose.value}\t{key.kid}\t{key.created_at:%d.%m.%Y %H:%M}\t{state}")
 
 
 @org_app.command("list")

@@ -179,6 +179,7 @@ def seed_region(session: Session, code: str, name: str, timezone: str, *, login_
             login=login_prefix + login,
             full_name=full_name,
             role=role,
+            email=f"{login_prefix}{login}@example.org",
             password_hash=password,
         )
         for login, full_name, role, i in USERS

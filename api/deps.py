@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import insert
-from sqlmodel import Session, select
+from sqlalchemy import exists, insert
+from sqlmodel import Session, col, select
 
 from api.security import TOKEN_PREFIX, hash_api_token, read_jwt
 from core.config import Settings
@@ -17,7 +18,7 @@ from core.errors import DomainError
 from models.audit import AuditLog
 from models.common import utcnow
 from models.organisations import Organisation, OrgKind
-from models.users import PROVIDER_ROLES, ApiToken, Role, User
+from models.users import PROVIDER_ROLES, ApiToken, RevokedToken, Role, User
 
 
 def get_session(request: Request) -> Iterator[Session]:
@@ -50,11 +51,22 @@ class Unauthorized(DomainError):
 
 
 @dataclass(frozen=True)
+class Credential:
+    """A session JWT (its id and expiry) or an API token (its row id)."""
+
+    jti: str | None = None
+    expires_at: datetime | None = None
+    api_token_id: int | None = None
+
+
+@dataclass(frozen=True)
 class Principal:
     """The caller: a user and their organisation (scoping needs both)."""
 
     user: User
     org: Organisation
+    # What the caller presented (logout ends it); None for principals made in code (the demo).
+    credential: Credential | None = None
 
     @property
     def id(self) -> int:
@@ -85,21 +97,34 @@ def get_principal(
     if credentials is None:
         raise Unauthorized("Требуется вход в систему: передайте заголовок Authorization: Bearer <токен>")
     token = credentials.credentials
-    query = select(User, Organisation).join(Organisation, Organisation.id == User.organisation_id)  # type: ignore[arg-type]
     if token.startswith(TOKEN_PREFIX):
-        query = query.join(ApiToken, ApiToken.user_id == User.id).where(  # type: ignore[arg-type]
-            ApiToken.token_hash == hash_api_token(token),
-            ApiToken.revoked_at == None,  # noqa: E711
-        )
+        row = session.exec(
+            select(User, Organisation, ApiToken.id)
+            .join(Organisation, Organisation.id == User.organisation_id)  # type: ignore[arg-type]
+            .join(ApiToken, ApiToken.user_id == User.id)  # type: ignore[arg-type]
+            .where(ApiToken.token_hash == hash_api_token(token), ApiToken.revoked_at == None)  # noqa: E711
+        ).first()
+        found = (row[0], row[1]) if row else None
+        credential = Credential(api_token_id=row[2]) if row else None
     else:
-        user_id = read_jwt(token, request.app.state.jwt_secret)
-        if user_id is None:
+        claims = read_jwt(token, request.app.state.keys)
+        if claims is None:
             raise Unauthorized("Сеанс истёк или токен недействителен; войдите снова")
-        query = query.where(User.id == user_id)
-    row = session.exec(query).first()
-    if row is None or not row[0].is_active:
+        # A session ends at logout (its jti revoked) or with all others (token_generation raised).
+        found = session.exec(
+            select(User, Organisation)
+            .join(Organisation, Organisation.id == User.organisation_id)  # type: ignore[arg-type]
+            .where(
+                User.id == claims.user_id,
+                User.token_generation == claims.generation,
+                ~exists().where(col(RevokedToken.jti) == claims.jti),
+            )
+        ).first()
+        credential = Credential(jti=claims.jti, expires_at=claims.expires_at)
+    # A disabled user's tokens, JWT and API alike, fail from the next request on.
+    if found is None or not found[0].is_active:
         raise Unauthorized("Токен недействителен или пользователь отключён")
-    principal = Principal(user=row[0], org=row[1])
+    principal = Principal(user=found[0], org=found[1], credential=credential)
     # For the audit of refused attempts (api/audit.py), which sees the answer, not the route: ids,
     # since the request's rollback on an error expires the rows.
     request.state.caller = (principal.id, principal.org.id)

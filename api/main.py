@@ -22,9 +22,12 @@ from api.routes import (
     referrals,
     sessions,
     stats,
+    users,
 )
+from api.security import LoginThrottle
 from core.config import Settings, get_settings, make_private_dir
 from core.db import make_engine
+from core.tokens import Purpose, key_store
 
 API_PREFIX = "/api/v1"
 
@@ -46,7 +49,10 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url, echo=settings.echo_sql)
     make_private_dir(settings.var_dir)
-    app.state.jwt_secret = settings.jwt_secret()
+    app.state.keys = key_store(settings)
+    for purpose in Purpose:
+        app.state.keys.ensure(purpose)
+    app.state.login_throttle = LoginThrottle(settings)
     standards.configure(settings.standards_dir)
     standards.load_all()  # a broken standard file stops the start, not the first request
     errors.install(app)
@@ -60,7 +66,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     docs.install(app)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, journey, organisations, referrals, children, cases, sessions, overdue, stats):
+    for module in (auth, users, journey, organisations, referrals, children, cases, sessions, overdue, stats):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(family.router)

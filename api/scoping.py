@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import Session, col, or_, select
+from sqlmodel import Session, and_, col, or_, select
 
 from api.deps import Principal
 from core.errors import Forbidden, NotFound
@@ -16,7 +16,7 @@ from models.cases import Case
 from models.children import Child
 from models.deadlines import Deadline
 from models.organisations import Organisation
-from models.referrals import Referral
+from models.referrals import MatchStatus, Referral
 from models.users import Role
 
 
@@ -49,8 +49,17 @@ def child_scope(principal: Principal) -> Any:
 
 
 def referral_scope(principal: Principal) -> Any:
+    """Who may list a referral at all; what each may see of it is api/services/disclosure.py's."""
     if principal.is_provider_staff:
-        return Referral.provider_id == principal.org.id
+        # Addressed to it, handed to its case, or waiting for it to confirm a match.
+        return or_(
+            Referral.provider_id == principal.org.id,
+            col(Referral.case_id).in_(select(Case.id).where(Case.provider_id == principal.org.id)),
+            and_(
+                col(Referral.match_status) == MatchStatus.awaiting_review,
+                col(Referral.match_reviewer_id) == principal.org.id,
+            ),
+        )
     if principal.is_regional_supervisor:
         return col(Referral.provider_id).in_(_region_org_ids(principal))
     if principal.role == Role.referrer:

@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import secrets
 from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ValidationError
+from pydantic import ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -20,9 +19,21 @@ class Settings(BaseSettings):
     database_url: str = "sqlite:///./var/earlyhelp.db"
     # Where secrets and the SQLite file live in embedded mode.
     var_dir: Path = Path("./var")
-    # JWT signing key; when empty, one is generated once and kept in var_dir/secret_key.
+    # Signing keys (core/tokens.py). Empty: keys are generated into var_dir/keys/ (0600) and rotated
+    # with `earlyhelp keys rotate`. Set: the current key of staff tokens / family links; earlier
+    # values listed in *_previous stay accepted until removed (rotation by settings).
     secret_key: str = ""
+    secret_keys_previous: list[str] = []
+    family_link_key: str = ""
+    family_link_keys_previous: list[str] = []
     jwt_ttl_minutes: int = 8 * 60
+    # A family link lives until its appointment is over, but never longer than this.
+    family_link_max_days: int = 14
+    # Login throttling (api/routes/auth.py, the `limits` library): failed logins per login, attempts
+    # per client address. Storage: memory:// (one process); redis://host:6379 when replicas share it.
+    login_failures_per_login: str = "10/15 minutes"
+    login_attempts_per_address: str = "60/minute"
+    login_throttle_storage_uri: str = "memory://"
     standards_dir: Path = PROJECT_ROOT / "standards"
     # Requests larger than this are refused with 413 before any parsing.
     max_body_bytes: int = 1_000_000
@@ -64,15 +75,16 @@ class Settings(BaseSettings):
     # What `earlyhelp worker` logs of its own (DEBUG: every relay batch with its timings).
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
-    def jwt_secret(self) -> str:
-        if self.secret_key:
-            return self.secret_key
-        path = self.var_dir / "secret_key"
-        if not path.exists():
-            make_private_dir(path.parent)
-            path.write_text(secrets.token_urlsafe(48))
-            path.chmod(0o600)
-        return path.read_text().strip()
+    @field_validator("login_failures_per_login", "login_attempts_per_address")
+    @classmethod
+    def _rate(cls, value: str) -> str:
+        from limits import parse
+
+        try:
+            parse(value)
+        except ValueError:
+            raise ValueError("ожидается частота вида 10/15 minutes") from None
+        return value
 
     @property
     def trusted_proxy_hosts(self) -> list[str]:

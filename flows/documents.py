@@ -18,15 +18,11 @@ from sqlalchemy import Engine
 from sqlmodel import Session, col, select
 
 import standards
+from api.services import disclosure
 from core.db import make_engine, reads_engine
-from models.cases import Case, CaseHistory
-from models.children import Child, full_name
 from models.common import today_in
-from models.consents import Consent, ConsentKind, ConsentStatus
 from models.organisations import Organisation, Region
-from models.programmes import Ipr, NeedConclusion, PlannedService
 from models.referrals import Referral
-from models.users import User
 from standards import load_standard
 from statemachines.journey import STATE_LABELS
 
@@ -50,30 +46,12 @@ def _fonts() -> tuple[str, str]:
     raise RuntimeError("нет шрифта DejaVuSans: установите пакет fonts-dejavu-core")
 
 
-def _consent_given(session: Session, child_id: int, kind: ConsentKind) -> bool:
-    status = session.exec(
-        select(Consent.status)
-        .where(Consent.child_id == child_id, Consent.kind == kind)
-        .order_by(col(Consent.date).desc(), col(Consent.id).desc())
-        .limit(1)
-    ).first()
-    return status == ConsentStatus.given
-
-
 def feedback_pdf(session: Session, referral_id: int, today: date) -> bytes:
-    """The referrer's feedback on one referral, as it stands today."""
+    """The referrer's feedback on one referral, as it stands today: what the disclosure rule lets a
+    referring organisation know (api/services/disclosure.py), for whoever downloads it."""
     regular, bold = _fonts()
-    referral = session.get(Referral, referral_id)
-    assert referral is not None
-    child = session.get(Child, referral.child_id)
-    provider = session.get(Organisation, referral.provider_id)
-    referrer = session.get(Organisation, referral.referring_org_id) if referral.referring_org_id else None
-    case = session.get(Case, referral.case_id) if referral.case_id else None
-    assert child is not None and provider is not None
-    region = session.get(Region, provider.region_id)
-    assert region is not None
-    owner = session.get(Organisation, case.provider_id) if case else provider
-    curator = session.get(User, case.curator_id) if case and case.curator_id else None
+    view = disclosure.feedback(session, referral_id)
+    referral, region = view.referral, view.region
 
     text = ParagraphStyle("text", fontName=regular, fontSize=10, leading=14)
     small = ParagraphStyle("small", parent=text, fontSize=8, leading=10)
@@ -84,67 +62,66 @@ def feedback_pdf(session: Session, referral_id: int, today: date) -> bytes:
         return Paragraph(escape(value).replace("\n", "<br/>"), style)
 
     story: list[object] = []
-    org = owner or provider
-    details = ", ".join(x for x in (org.address, org.phone, org.email) if x)
-    story += [p(org.name, heading), p(details, small), Spacer(1, 6 * mm)]
+    # The provider serving the child under this referral's own case heads the document; a referral
+    # handed to another provider names none.
+    if view.provider is not None:
+        org = view.provider
+        details = ", ".join(x for x in (org.address, org.phone, org.email) if x)
+        story += [p(org.name, heading), p(details, small), Spacer(1, 6 * mm)]
     story.append(
         p(f"Обратная связь по направлению № {referral.id} от {referral.referral_date:%d.%m.%Y}", title)
     )
+    born = f", {view.child_birth_date:%d.%m.%Y} г. р." if view.child_birth_date else ""
     rows = [
         ["Дата документа", f"{today:%d.%m.%Y}"],
-        ["Направившая организация", referrer.name if referrer else "обращение родителя"],
-        ["Ребёнок", f"{full_name(child)}, {child.birth_date:%d.%m.%Y} г. р."],
-        ["Организация ранней помощи", org.name],
-        ["Состояние", STATE_LABELS[case.state] if case else "не рассмотрено"],
-        ["Куратор", curator.full_name if curator else "не назначен"],
+        ["Направившая организация", view.referrer.name if view.referrer else "обращение родителя"],
+        ["Ребёнок (по направлению)", f"{view.child_name}{born}"],
+        ["Направлено в организацию", view.addressed.name],
+        ["Состояние направления", view.status_label],
     ]
+    if view.provider is not None:
+        rows.append(["Куратор", view.curator_name or "не назначен"])
     table = Table([[p(a), p(b)] for a, b in rows], colWidths=[60 * mm, 110 * mm])
     table.setStyle(
         TableStyle([("GRID", (0, 0), (-1, -1), 0.4, "#999999"), ("VALIGN", (0, 0), (-1, -1), "TOP")])
     )
     story.append(table)
 
-    if case is not None:
-        history = session.exec(
-            select(CaseHistory).where(CaseHistory.case_id == case.id).order_by(col(CaseHistory.id))
-        ).all()
+    if view.history:
         story.append(p("Ход сопровождения", heading))
-        for row in history:
+        for row in view.history:
             line = f"{row.at:%d.%m.%Y} — {STATE_LABELS[row.to_state]}"
             if row.event == "reject":
                 line += f" (причина: {_reject_reason(row.payload)})"
             if row.event == "begin_transition" and row.payload.get("destination"):
                 line += f" ({row.payload['destination']})"
             story.append(p(line))
-        conclusion = session.exec(
-            select(NeedConclusion)
-            .where(NeedConclusion.case_id == case.id)
-            .order_by(col(NeedConclusion.id).desc())
-        ).first()
-        if conclusion is not None:
-            story.append(p("Заключение по итогам определения нуждаемости", heading))
-            story.append(
-                p(f"{conclusion.concluded_on:%d.%m.%Y}: ребёнок {OUTCOME_LABELS[conclusion.outcome]}.")
-            )
-            story.append(p(conclusion.text))
-        ipr = session.exec(select(Ipr).where(Ipr.case_id == case.id, Ipr.status == "active")).first()
-        if ipr is not None:
-            story.append(p("Индивидуальная программа ранней помощи", heading))
-            if _consent_given(session, child.id or 0, ConsentKind.share_with_referrer):
-                standard = load_standard(region.code)
-                story.append(p(f"Период: {ipr.period_start:%d.%m.%Y} — {ipr.period_end:%d.%m.%Y}"))
-                story.append(p("Цели: " + "; ".join(ipr.goals)))
-                for service in session.exec(select(PlannedService).where(PlannedService.ipr_id == ipr.id)):
-                    known = standard.service(service.service_code)
-                    label = known.label if known else service.service_code
-                    story.append(p(f"• {label}: {service.count} × {service.minutes} мин."))
-            else:
-                story.append(
-                    p(
-                        "Программа утверждена. Сведения о ней не передаются: "
-                        "нет согласия родителя на их передачу."
-                    )
-                )
+    withheld = "Сведения не передаются: нет согласия родителя на их передачу направившей организации."
+    if view.conclusion is not None:
+        conclusion = view.conclusion
+        story.append(p("Заключение по итогам определения нуждаемости", heading))
+        story.append(p(f"{conclusion.concluded_on:%d.%m.%Y}: ребёнок {OUTCOME_LABELS[conclusion.outcome]}."))
+        story.append(p(conclusion.text))
+    elif view.conclusion_withheld:
+        story += [
+            p("Заключение по итогам определения нуждаемости", heading),
+            p(f"Заключение подготовлено. {withheld}"),
+        ]
+    if view.ipr is not None:
+        ipr = view.ipr
+        standard = load_standard(region.code)
+        story.append(p("Индивидуальная программа ранней помощи", heading))
+        story.append(p(f"Период: {ipr.period_start:%d.%m.%Y} — {ipr.period_end:%d.%m.%Y}"))
+        story.append(p("Цели: " + "; ".join(ipr.goals)))
+        for service in view.services:
+            known = standard.service(service.service_code)
+            label = known.label if known else service.service_code
+            story.append(p(f"• {label}: {service.count} × {service.minutes} мин."))
+    elif view.ipr_withheld:
+        story += [
+            p("Индивидуальная программа ранней помощи", heading),
+            p(f"Программа утверждена. {withheld}"),
+        ]
     story += [Spacer(1, 10 * mm), p(f"Документ сформирован системой earlyhelp, {region.name}.", small)]
 
     buffer = io.BytesIO()

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from sqlmodel import Session, SQLModel, col, select
 
 from core.config import Settings
-from core.tokens import session_link_token
+from core.tokens import key_store, session_link_token
 from models.cases import Case
 from models.children import Channel, Child, LegalRepresentative, full_name
 from models.consents import Consent, ConsentKind, ConsentStatus
@@ -221,7 +221,7 @@ def _resolve(row: Outbox, known: Known, settings: Settings) -> Resolved:
     if (planned := known.sessions.get(row.context.get("session_id") or 0)) is not None:
         session_at = f"{planned.scheduled_at.astimezone(zone):%d.%m.%Y %H:%M}"
         valid_for = timedelta(hours=load_standard(region.code).reminders.link_valid_hours_after)
-        token = session_link_token(planned.id or 0, planned.scheduled_at + valid_for, settings.jwt_secret())
+        token = session_link_token(planned.id or 0, planned.scheduled_at + valid_for, key_store(settings))
         response_url = f"{public_url}/f/{token}"
     deadline_label = deadline_due = ""
     if (deadline := known.deadlines.get(row.context.get("deadline_id") or 0)) is not None:

@@ -6,10 +6,11 @@ import os
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+from click.testing import Result
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 
@@ -65,6 +66,7 @@ def test_user_add_prints_a_token_that_works(demo_db: dict[str, str]) -> None:
         "referrer",
         "--org",
         health_id,
+        "--no-password",
     )
     assert added.returncode == 0, added.stderr
     token = added.stdout.strip()
@@ -81,12 +83,78 @@ def test_user_add_prints_a_token_that_works(demo_db: dict[str, str]) -> None:
     ("args", "message"),
     [
         (
-            ("user", "add", "--login", "x", "--name", "y", "--role", "curator", "--org", "999"),
+            (
+                "user",
+                "add",
+                "--login",
+                "x",
+                "--name",
+                "y",
+                "--role",
+                "curator",
+                "--org",
+                "999",
+                "--no-password",
+            ),
             "организация 999 не найдена",
         ),
         (
-            ("user", "add", "--login", "curator", "--name", "y", "--role", "curator", "--org", "1"),
-            "логин curator уже занят",
+            (
+                "user",
+                "add",
+                "--login",
+                "curator",
+                "--name",
+                "y",
+                "--role",
+                "curator",
+                "--org",
+                "8",
+                "--no-password",
+            ),
+            "Логин curator уже занят",
+        ),
+        (
+            ("user", "add", "--login", "x", "--name", "y", "--role", "curator", "--org", "8", "--generate"),
+            "укажите --email: на него приходят уведомления о работе",
+        ),
+        (
+            (
+                "user",
+                "add",
+                "--login",
+                "x",
+                "--name",
+                "y",
+                "--role",
+                "curator",
+                "--org",
+                "8",
+                "--email",
+                "x@",
+            ),
+            "Некорректный адрес электронной почты",
+        ),
+        (
+            (
+                "user",
+                "add",
+                "--login",
+                "x",
+                "--name",
+                "y",
+                "--role",
+                "curator",
+                "--org",
+                "1",
+                "--no-password",
+            ),
+            "Роль «Куратор» недоступна в организации вида «Медицинская организация»",
+        ),
+        (("user", "disable", "nobody"), "пользователь nobody не найден"),
+        (
+            ("token", "revoke", "--login", "curator"),
+            "укажите, что отозвать: --id, --name или --sessions --login <логин>",
         ),
     ],
 )
@@ -246,3 +314,154 @@ def test_serve_without_relay_in_serve_starts_no_worker(demo_db: dict[str, str]) 
     finally:
         serve.terminate()
         serve.wait(timeout=30)
+
+
+# Accounts: passwords by prompt or generated, never on the command line; disabling, revoking, keys.
+
+GOOD_PASSWORD = "Ласточка-весной-7"
+
+
+@pytest.fixture
+def cli(demo_db: dict[str, str], monkeypatch: pytest.MonkeyPatch) -> Iterator[Callable[..., Result]]:
+    """`earlyhelp` in this process (typer's CliRunner: typed input, hidden prompts) on the demo file."""
+    from typer.testing import CliRunner
+
+    from api.cli import app as cli_app
+    from core.config import get_settings
+
+    for name in ("EARLYHELP_DATABASE_URL", "EARLYHELP_VAR_DIR"):
+        monkeypatch.setenv(name, demo_db[name])
+    get_settings.cache_clear()
+    runner = CliRunner()
+
+    def invoke(*args: str, input: str | None = None) -> Result:
+        return runner.invoke(cli_app, list(args), input=input)
+
+    yield invoke
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def api(demo_db: dict[str, str]) -> Iterator[TestClient]:
+    settings = Settings(
+        database_url=demo_db["EARLYHELP_DATABASE_URL"], var_dir=Path(demo_db["EARLYHELP_VAR_DIR"])
+    )
+    with TestClient(create_app(settings)) as client:
+        yield client
+
+
+def _login(api: TestClient, login: str, password: str) -> int:
+    return api.post("/api/v1/auth/login", json={"login": login, "password": password}).status_code
+
+
+def _session(api: TestClient, login: str, password: str) -> dict[str, str]:
+    answer = api.post("/api/v1/auth/login", json={"login": login, "password": password})
+    assert answer.status_code == 200, answer.text
+    return {"Authorization": f"Bearer {answer.json()['access_token']}"}
+
+
+def _add(cli: Callable[..., Result], login: str, *extra: str, input: str | None = None) -> Result:
+    return cli(
+        "user", "add", "--login", login, "--name", "Орлова Нина Петровна", "--role", "curator",
+        "--org", "8", "--email", f"{login}@example.org", *extra, input=input,
+    )  # fmt: skip
+
+
+def test_user_add_takes_no_password_on_the_command_line(demo_db: dict[str, str]) -> None:
+    result = run(
+        demo_db, "user", "add", "--login", "x", "--name", "y", "--role", "curator", "--org", "8",
+        "--email", "x@example.org", "--password", GOOD_PASSWORD,
+    )  # fmt: skip
+    assert result.returncode == 2 and "--password" in result.stderr
+
+
+def test_user_add_asks_for_the_password_twice_without_echo(
+    cli: Callable[..., Result], api: TestClient
+) -> None:
+    typed = f"1\n1\n{GOOD_PASSWORD}\nдругой-пароль-1\n{GOOD_PASSWORD}\n{GOOD_PASSWORD}\n"
+    result = _add(cli, "orlova", input=typed)
+    assert result.exit_code == 0, result.output
+    assert "Пароль слишком короткий" in result.stderr and "пароли не совпадают" in result.stderr
+    assert "пользователь orlova создан" in result.stdout
+    assert GOOD_PASSWORD not in result.output
+    assert _login(api, "orlova", GOOD_PASSWORD) == 200
+
+
+@pytest.mark.parametrize(
+    ("password", "why"),
+    [
+        ("1", "Пароль слишком короткий"),
+        ("weak-login", "не должен совпадать с логином"),
+        ("qwertyuiop", "самых распространённых"),
+        ("x" * 300, "Пароль слишком длинный"),
+    ],
+)
+def test_user_add_refuses_weak_passwords(cli: Callable[..., Result], password: str, why: str) -> None:
+    result = _add(cli, "weak-login", input=f"{password}\n{password}\n" * 3)
+    assert result.exit_code == 1
+    assert result.stderr.count(why) == 3 and result.stderr.endswith("ошибка: пароль не задан\n")
+
+
+def test_user_add_generates_a_password_shown_once(cli: Callable[..., Result], api: TestClient) -> None:
+    result = _add(cli, "generated", "--generate")
+    assert result.exit_code == 0, result.output
+    password = result.stdout.split("пароль (показывается один раз): ")[1].strip()
+    assert _login(api, "generated", password) == 200
+
+
+def test_user_disable_ends_its_tokens_at_once(cli: Callable[..., Result], api: TestClient) -> None:
+    assert _add(cli, "leaving", input=f"{GOOD_PASSWORD}\n{GOOD_PASSWORD}\n").exit_code == 0
+    session = _session(api, "leaving", GOOD_PASSWORD)
+    token = cli("token", "add", "--login", "leaving", "--name", "mis").stdout.strip()
+    for headers in (session, {"Authorization": f"Bearer {token}"}):
+        assert api.get("/api/v1/me", headers=headers).status_code == 200
+    disabled = cli("user", "disable", "leaving")
+    assert disabled.exit_code == 0 and "отключён" in disabled.stdout
+    for headers in (session, {"Authorization": f"Bearer {token}"}):
+        assert api.get("/api/v1/me", headers=headers).status_code == 401
+    assert _login(api, "leaving", GOOD_PASSWORD) == 401
+
+
+def test_token_revoke_by_name_and_all_sessions(cli: Callable[..., Result], api: TestClient) -> None:
+    assert _add(cli, "revoked", input=f"{GOOD_PASSWORD}\n{GOOD_PASSWORD}\n").exit_code == 0
+    token = {
+        "Authorization": f"Bearer {cli('token', 'add', '--login', 'revoked', '--name', 'mis').stdout.strip()}"
+    }
+    first, second = _session(api, "revoked", GOOD_PASSWORD), _session(api, "revoked", GOOD_PASSWORD)
+    listed = cli("token", "list", "--login", "revoked").stdout
+    assert "\tmis\t" in listed and "действует" in listed
+    result = cli("token", "revoke", "--name", "mis", "--login", "revoked")
+    assert result.exit_code == 0 and "отозвано API-токенов: 1" in result.stdout
+    assert api.get("/api/v1/me", headers=token).status_code == 401
+    assert api.get("/api/v1/me", headers=first).status_code == 200
+    result = cli("token", "revoke", "--sessions", "--login", "revoked")
+    assert result.exit_code == 0, result.output
+    for headers in (first, second):
+        assert api.get("/api/v1/me", headers=headers).status_code == 401
+    assert _login(api, "revoked", GOOD_PASSWORD) == 200  # the account itself goes on
+
+
+def test_user_password_resets_and_ends_sessions(cli: Callable[..., Result], api: TestClient) -> None:
+    assert _add(cli, "forgetful", input=f"{GOOD_PASSWORD}\n{GOOD_PASSWORD}\n").exit_code == 0
+    session = _session(api, "forgetful", GOOD_PASSWORD)
+    result = cli("user", "password", "forgetful", "--generate")
+    assert result.exit_code == 0, result.output
+    password = result.stdout.split("пароль (показывается один раз): ")[1].strip()
+    assert api.get("/api/v1/me", headers=session).status_code == 401
+    assert _login(api, "forgetful", GOOD_PASSWORD) == 401 and _login(api, "forgetful", password) == 200
+
+
+def test_keys_rotate_keeps_old_tokens_and_writes_owner_only_files(
+    cli: Callable[..., Result], api: TestClient, demo_db: dict[str, str]
+) -> None:
+    import stat
+
+    session = _session(api, "head", "demo")
+    for purpose in ("staff", "family"):
+        result = cli("keys", "rotate", purpose)
+        assert result.exit_code == 0 and result.stdout.startswith(f"новый ключ {purpose}: "), result.output
+        path = Path(demo_db["EARLYHELP_VAR_DIR"]) / "keys" / f"{purpose}.json"
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert api.get("/api/v1/me", headers=session).status_code == 200
+    listed = cli("keys", "list").stdout.splitlines()
+    assert sum("\tтекущий" in line for line in listed) == 2 and any("\tпрежний" in line for line in listed)

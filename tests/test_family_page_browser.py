@@ -17,7 +17,6 @@ from tests.test_journey import to_ipr_implementation
 from tests.world import API, World
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-SECRET = "test-secret-key-of-sufficient-length-for-hs256"  # tests/conftest.py
 
 
 @pytest.fixture(scope="module")
@@ -54,7 +53,7 @@ def test_family_confirms_in_a_browser(
         json={"service_code": "motor_development", "scheduled_at": at.isoformat()},
         headers=world.h("curator"),
     ).json()
-    token = session_link_token(planned["id"], at + timedelta(hours=12), SECRET)
+    token = session_link_token(planned["id"], at + timedelta(hours=12), world.client.app.state.keys)  # type: ignore[attr-defined]
 
     page = browser.new_page(viewport={"width": 390, "height": 760})  # type: ignore[attr-defined]
     page.goto(f"{server_url}/f/{token}")

@@ -10,7 +10,8 @@ import time_machine
 from sqlalchemy import Engine, func
 from sqlmodel import Session, select
 
-from core.tokens import session_link_token
+from core.config import Settings
+from core.tokens import key_store, session_link_token
 from flows.sweeps import sweep_reminders
 from models.outbox import Outbox
 from models.programmes import ServiceSession
@@ -20,7 +21,6 @@ from tests.world import API, World
 # Sessions at 11:00 Moscow time (08:00 UTC) on Thursday 12 March 2026, planned a week before.
 PLANNED_ON = datetime(2026, 3, 5, 8, 0, tzinfo=UTC)
 SESSION_AT = datetime(2026, 3, 12, 8, 0, tzinfo=UTC)
-SECRET = "test-secret-key-of-sufficient-length-for-hs256"  # tests/conftest.py
 
 
 def plan(world: World, case_id: int, at: datetime = SESSION_AT) -> dict[str, Any]:
@@ -79,8 +79,8 @@ def test_session_planned_late_gets_no_redundant_reminder(world: World, engine: E
         assert sweep_reminders(engine).reminders == 1
 
 
-def link(planned: dict[str, Any], valid_until: datetime) -> str:
-    return f"/f/{session_link_token(planned['id'], valid_until, SECRET)}"
+def link(world: World, planned: dict[str, Any], valid_until: datetime) -> str:
+    return f"/f/{session_link_token(planned['id'], valid_until, world.client.app.state.keys)}"  # type: ignore[attr-defined]
 
 
 def stored(engine: Engine, session_id: int) -> ServiceSession:
@@ -94,7 +94,7 @@ def test_family_confirms_from_the_link_without_logging_in(world: World, engine: 
     with time_machine.travel(PLANNED_ON, tick=False):
         case_id = to_ipr_implementation(world)
         planned = plan(world, case_id)
-        url = link(planned, SESSION_AT + timedelta(hours=12))
+        url = link(world, planned, SESSION_AT + timedelta(hours=12))
         page = world.client.get(url)
         assert page.status_code == 200 and "12.03.2026 в 11:00" in page.text and "Подтверждаю" in page.text
         done = world.client.post(url, data={"action": "confirm"})
@@ -106,7 +106,7 @@ def test_family_asks_to_reschedule_and_the_curator_is_told(world: World, engine:
     with time_machine.travel(PLANNED_ON, tick=False):
         case_id = to_ipr_implementation(world)
         planned = plan(world, case_id)
-        url = link(planned, SESSION_AT + timedelta(hours=12))
+        url = link(world, planned, SESSION_AT + timedelta(hours=12))
         world.client.post(url, data={"action": "reschedule"})
         world.client.post(url, data={"action": "reschedule"})  # a second tap tells nobody twice
     assert stored(engine, planned["id"]).family_response == "reschedule_requested"
@@ -121,11 +121,10 @@ def test_tampered_or_expired_link_shows_a_clear_page_and_changes_nothing(
     with time_machine.travel(PLANNED_ON, tick=False):
         case_id = to_ipr_implementation(world)
         planned = plan(world, case_id)
-        url = link(planned, SESSION_AT + timedelta(hours=12))
+        url = link(world, planned, SESSION_AT + timedelta(hours=12))
         tampered = re.sub(r"\.[^.]{4}", ".AAAA", url, count=1)
-        forged = (
-            f"/f/{session_link_token(planned['id'], SESSION_AT, 'another-secret-key-long-enough-for-hs')}"
-        )
+        other_keys = key_store(Settings(family_link_key="another-secret-key-long-enough-for-hs"))
+        forged = f"/f/{session_link_token(planned['id'], SESSION_AT, other_keys)}"
         for bad in (tampered, forged, "/f/nonsense"):
             assert world.client.post(bad, data={"action": "confirm"}).status_code == 400
             page = world.client.get(bad)

@@ -1,12 +1,22 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
+from sqlalchemy import delete, update
 from sqlmodel import select
 
 from api.deps import CurrentUser, SessionDep, SettingsDep, Unauthorized
-from api.security import issue_jwt, verify_password
-from models.users import ROLE_LABELS, User, UserPublic
+from api.openapi import responses
+from api.security import (
+    PASSWORD_MAX_LENGTH,
+    LoginThrottle,
+    ThrottleUnavailable,
+    issue_jwt,
+    verify_password,
+)
+from models.common import utcnow
+from models.users import ROLE_LABELS, ApiToken, RevokedToken, User, UserPublic
 
 router = APIRouter(tags=["Вход"])
 
@@ -14,7 +24,8 @@ router = APIRouter(tags=["Вход"])
 class LoginIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
     login: str = Field(min_length=1, max_length=100)
-    password: str = Field(min_length=1, max_length=200)
+    # The policy's maximum: every password that can be set can be typed here.
+    password: str = Field(min_length=1, max_length=PASSWORD_MAX_LENGTH)
 
 
 class TokenOut(BaseModel):
@@ -23,19 +34,77 @@ class TokenOut(BaseModel):
     expires_in: int
 
 
-@router.post("/auth/login", response_model=TokenOut, summary="Вход по логину и паролю")
-def login(body: LoginIn, request: Request, session: SessionDep, settings: SettingsDep) -> TokenOut:
-    user = session.exec(select(User).where(User.login == body.login)).first()
-    if (
-        user is None
-        or not user.is_active
-        or not user.password_hash
-        or not verify_password(body.password, user.password_hash)
-    ):
-        raise Unauthorized("Неверный логин или пароль", field="login")
+def _refused(status: int, code: str, message: str, retry_after: int) -> JSONResponse:
+    return JSONResponse(
+        status_code=status,
+        content={"error": code, "message": message, "field": None, "retry_after": retry_after},
+        headers={"Retry-After": str(retry_after)},
+    )
+
+
+def _minutes(seconds: int) -> str:
+    minutes = max(1, -(-seconds // 60))
+    return f"{minutes} мин."
+
+
+@router.post(
+    "/auth/login",
+    response_model=TokenOut,
+    summary="Вход по логину и паролю",
+    description=(
+        "Неудачные попытки ограничены по логину и по адресу клиента: при превышении — 429 "
+        "с заголовком Retry-After (через сколько секунд можно повторить)."
+    ),
+    responses=responses(401, 429),
+)
+def login(body: LoginIn, request: Request, session: SessionDep, settings: SettingsDep) -> TokenOut | Response:
+    throttle: LoginThrottle = request.app.state.login_throttle
+    address = request.client.host if request.client else "unknown"
+    try:
+        # Before the password hash: a flood of attempts is turned away without costing Argon2 time.
+        wait = throttle.admit(body.login, address)
+        if wait is not None:
+            return _refused(
+                429,
+                "too_many_attempts",
+                f"Слишком много попыток входа. Повторите через {_minutes(wait)}",
+                wait,
+            )
+        user = session.exec(select(User).where(User.login == body.login)).first()
+        usable = user is not None and user.is_active and user.password_hash
+        # One Argon2 verification whatever the login: an unknown, disabled or password-less account
+        # answers in the same time as a known one, so logins cannot be found by timing.
+        verified = verify_password(body.password, user.password_hash if user and usable else None)
+        if not (user and usable and verified):
+            throttle.failed(body.login)
+            raise Unauthorized("Неверный логин или пароль", field="login")
+    except ThrottleUnavailable:
+        return _refused(503, "unavailable", "Вход временно недоступен; повторите через минуту", 60)
     assert user.id is not None
-    token = issue_jwt(user.id, request.app.state.jwt_secret, settings.jwt_ttl_minutes)
+    token = issue_jwt(user.id, user.token_generation, request.app.state.keys, settings.jwt_ttl_minutes)
     return TokenOut(access_token=token, expires_in=settings.jwt_ttl_minutes * 60)
+
+
+@router.post(
+    "/auth/logout",
+    status_code=204,
+    summary="Выход: отозвать предъявленный токен",
+    description=(
+        "Сеансовый токен (JWT) перестаёт действовать сразу; другие сеансы пользователя остаются. "
+        "API-токен, предъявленный здесь, отзывается навсегда."
+    ),
+)
+def logout(principal: CurrentUser, session: SessionDep) -> Response:
+    credential = principal.credential
+    assert credential is not None
+    now = utcnow()
+    if credential.api_token_id is not None:
+        session.execute(update(ApiToken).where(ApiToken.id == credential.api_token_id).values(revoked_at=now))  # type: ignore[arg-type]
+    elif credential.jti is not None and credential.expires_at is not None:
+        # Rows of tokens that have expired anyway are no longer needed.
+        session.execute(delete(RevokedToken).where(RevokedToken.expires_at < now))  # type: ignore[arg-type]
+        session.add(RevokedToken(jti=credential.jti, user_id=principal.id, expires_at=credential.expires_at))
+    return Response(status_code=204)
 
 
 @router.get("/me", response_model=UserPublic, summary="Текущий пользователь")
@@ -49,4 +118,5 @@ def me(principal: CurrentUser) -> UserPublic:
         role=u.role,
         role_label=ROLE_LABELS[u.role],
         organisation_id=u.organisation_id,
+        email=u.email,
     )

@@ -81,7 +81,7 @@ def _context(found: tuple[ServiceSession, Case, Organisation, Region]) -> dict[s
 @router.get("/f/{token}", response_class=HTMLResponse)
 def family_page(token: str, request: Request, session: SessionDep) -> HTMLResponse:
     try:
-        session_id = read_session_link(token, request.app.state.jwt_secret)
+        session_id = read_session_link(token, request.app.state.keys)
     except LinkInvalid as error:
         return _invalid(request, error)
     found = _load(session, session_id)
@@ -101,7 +101,7 @@ def family_page(token: str, request: Request, session: SessionDep) -> HTMLRespon
 @router.post("/f/{token}", response_class=HTMLResponse)
 async def family_answer(token: str, request: Request, session: SessionDep) -> HTMLResponse:
     try:
-        session_id = read_session_link(token, request.app.state.jwt_secret)
+        session_id = read_session_link(token, request.app.state.keys)
     except LinkInvalid as error:
         return _invalid(request, error)
     action = parse_qs((await request.body()).decode("utf-8", "replace")).get("action", [""])[0]

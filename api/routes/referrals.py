@@ -6,15 +6,23 @@ from fastapi import APIRouter, Header, Query, Response
 from sqlmodel import col, func, select
 
 from api.deps import AuditDep, CurrentUser, SessionDep
+from api.openapi import responses
 from api.scoping import referral_scope
 from api.services import referrals as service
 from core.errors import NotFound
 from flows.documents import feedback_pdf
-from models.common import today_in
+from models.common import INT32_MAX, IdParam, today_in
 from models.organisations import Organisation, Region
-from models.referrals import Referral, ReferralCreate, ReferralPublic
+from models.referrals import (
+    MatchDecision,
+    MatchDecisionIn,
+    MatchDecisionPublic,
+    Referral,
+    ReferralCreate,
+    ReferralPublic,
+)
 
-router = APIRouter(tags=["Направления"])
+router = APIRouter(tags=["Направления"], responses=responses(403))
 
 
 @router.post(
@@ -22,7 +30,14 @@ router = APIRouter(tags=["Направления"])
     response_model=ReferralPublic,
     status_code=201,
     summary="Зарегистрировать направление",
-    responses={200: {"description": "Повтор запроса с тем же Idempotency-Key: прежний ответ"}},
+    responses={
+        200: {
+            "model": ReferralPublic,
+            "description": "Повтор запроса с тем же Idempotency-Key: прежний ответ",
+            "headers": {"Idempotent-Replayed": {"schema": {"type": "string", "enum": ["true"]}}},
+        },
+        **responses(409),
+    },
 )
 def create_referral(
     body: ReferralCreate,
@@ -36,7 +51,7 @@ def create_referral(
     if not result.created:
         response.status_code = 200
         response.headers["Idempotent-Replayed"] = "true"
-    audit("create" if result.created else "read", "referral", result.referral.id, result.referral.child_id)
+    audit("create" if result.created else "read", "referral", result.row.id, result.row.child_id)
     return result.referral
 
 
@@ -46,39 +61,75 @@ def list_referrals(
     session: SessionDep,
     audit: AuditDep,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
 ) -> dict[str, object]:
     scope = referral_scope(principal)
     total = session.exec(select(func.count()).select_from(Referral).where(scope)).one()
     rows = session.exec(
         select(Referral).where(scope).order_by(col(Referral.id).desc()).offset(offset).limit(limit)
     ).all()
-    items = service.publish(session, rows)
-    audit.many("read", "referral", [(r.id, r.child_id) for r in items])
+    items = service.publish(session, principal, rows)
+    audit.many("read", "referral", [(r.id, r.child_id) for r in rows])
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
-@router.get("/referrals/{referral_id}", response_model=ReferralPublic, summary="Направление и его статус")
+@router.get(
+    "/referrals/{referral_id}",
+    response_model=ReferralPublic,
+    summary="Направление и его статус",
+    responses=responses(404),
+)
 def get_referral(
-    referral_id: int, principal: CurrentUser, session: SessionDep, audit: AuditDep
+    referral_id: IdParam, principal: CurrentUser, session: SessionDep, audit: AuditDep
 ) -> ReferralPublic:
     referral = session.exec(
         select(Referral).where(Referral.id == referral_id, referral_scope(principal))
     ).first()
     if referral is None:
         raise NotFound("Направление не найдено", field="referral_id")
-    public = service.publish(session, [referral])[0]
-    audit("read", "referral", public.id, public.child_id)
+    public = service.publish(session, principal, [referral])[0]
+    audit("read", "referral", referral.id, referral.child_id)
     return public
+
+
+@router.post(
+    "/referrals/{referral_id}/match",
+    response_model=MatchDecisionPublic,
+    summary="Подтвердить или отклонить совпадение ребёнка по направлению",
+    description=(
+        "Для направления в статусе awaiting_match_review: сведения о ребёнке совпали с уже известным "
+        "ребёнком не полностью. Решает организация, которая сопровождает ребёнка (координатор, куратор "
+        "или руководитель). confirm — направление присоединяется к открытому случаю ребёнка (или, если "
+        "открытого нет, открывает случай в организации, куда было направлено); refuse — ребёнок "
+        "регистрируется отдельно, со своим случаем в организации, куда было направлено."
+    ),
+    responses=responses(404, 409),
+)
+def decide_match(
+    referral_id: IdParam, body: MatchDecisionIn, principal: CurrentUser, session: SessionDep, audit: AuditDep
+) -> MatchDecisionPublic:
+    referral = service.decide_match(session, principal, referral_id, body.decision)
+    assert referral.id is not None
+    audit("update", "referral_match", referral.id, referral.child_id)
+    if body.decision == MatchDecision.confirm:
+        message = "Совпадение подтверждено: направление передано в случай ребёнка."
+    else:
+        message = (
+            "Совпадение отклонено: ребёнок зарегистрирован отдельно, направление передано "
+            "в организацию, куда оно было направлено."
+        )
+    return MatchDecisionPublic(referral_id=referral.id, decision=body.decision, message=message)
 
 
 @router.get(
     "/referrals/{referral_id}/feedback",
     response_class=Response,
     summary="Документ обратной связи по направлению (PDF)",
-    responses={200: {"content": {"application/pdf": {}}}},
+    responses={200: {"content": {"application/pdf": {}}}, **responses(404)},
 )
-def get_feedback(referral_id: int, principal: CurrentUser, session: SessionDep, audit: AuditDep) -> Response:
+def get_feedback(
+    referral_id: IdParam, principal: CurrentUser, session: SessionDep, audit: AuditDep
+) -> Response:
     referral = session.exec(
         select(Referral).where(Referral.id == referral_id, referral_scope(principal))
     ).first()

@@ -1,4 +1,6 @@
-"""Registering a referral: match the child, open a case or link to the open one, idempotently."""
+"""Registering a referral: match the child, open a case, hand it to the serving provider, or wait
+for that provider to confirm a match whose fields disagree; idempotently. What any answer says is
+decided by api/services/disclosure.py."""
 
 from __future__ import annotations
 
@@ -7,27 +9,39 @@ import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
 
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from api.deps import Principal
-from core.errors import Conflict, Forbidden, Unprocessable
+from api.scoping import referral_scope
+from api.services import disclosure
+from core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from models.cases import Case
-from models.children import Child, LegalRepresentative, full_name
-from models.common import normalise_name, today_in
-from models.consents import Consent, ConsentKind, ConsentStatus
+from models.children import Child, ChildIn, LegalRepresentative, RepresentativeIn
+from models.common import normalise_name, today_in, utcnow
+from models.consents import Consent, ConsentKind, ConsentStatus, consent_date_problem
 from models.organisations import Organisation, OrgKind, Region
-from models.referrals import Referral, ReferralCreate, ReferralPublic
-from models.users import Role
+from models.referrals import (
+    ConsentGiven,
+    MatchDecision,
+    MatchStatus,
+    Referral,
+    ReferralCreate,
+    ReferralPublic,
+    SubmittedPublic,
+)
+from models.users import Role, User
 from standards import load_standard
-from statemachines import FINAL_STATES, STATE_LABELS, open_case
+from statemachines import FINAL_STATES, open_case
+from statemachines.effects import enqueue
 from statemachines.guards import age_in_months
 
 
 @dataclass
 class Registered:
+    row: Referral
     referral: ReferralPublic
     created: bool  # False when an Idempotency-Key replayed an earlier submission
 
@@ -86,71 +100,52 @@ def _check_content(body: ReferralCreate, region: Region, referral_date: date) ->
         )
 
 
-def _match_child(session: Session, region_id: int, body: ReferralCreate) -> Child | None:
-    c = body.child
-    if c.snils:
+IDENTITY_FIELDS = ("last_name", "first_name", "middle_name", "birth_date", "sex")
+
+
+def _disagreeing(known: Child, sent: ChildIn) -> list[str]:
+    """The identity fields in which what was sent disagrees with the known child."""
+    differ = []
+    for name in IDENTITY_FIELDS:
+        a, b = getattr(known, name), getattr(sent, name)
+        if name.endswith("_name"):
+            a, b = normalise_name(a), normalise_name(b)
+        if a != b:
+            differ.append(name)
+    return differ
+
+
+def _match_child(session: Session, region_id: int, sent: ChildIn) -> tuple[Child | None, list[str]]:
+    """The known child this referral names, and the identity fields that disagree with it.
+
+    A match on СНИЛС whose name, birth date or sex differ, and a match on name and birth date where
+    only one side has a СНИЛС, are not certain: they wait for the serving provider (`register`).
+    """
+    if sent.snils:
         found = session.exec(
-            select(Child).where(Child.region_id == region_id, Child.snils == c.snils)
+            select(Child).where(Child.region_id == region_id, Child.snils == sent.snils)
         ).first()
         if found:
-            return found
+            return found, _disagreeing(found, sent)
     query = select(Child).where(
         Child.region_id == region_id,
-        Child.name_key == normalise_name(c.last_name, c.first_name, c.middle_name),
-        Child.birth_date == c.birth_date,
+        Child.name_key == normalise_name(sent.last_name, sent.first_name, sent.middle_name),
+        Child.birth_date == sent.birth_date,
     )
-    if c.snils:  # a different СНИЛС means a different child, even with the same name
+    if sent.snils:  # a different СНИЛС means a different child, even with the same name
         query = query.where(col(Child.snils).is_(None))
-    return session.exec(query.limit(1)).first()
+    found = session.exec(query.order_by(col(Child.id)).limit(1)).first()
+    if found is None:
+        return None, []
+    differ = _disagreeing(found, sent)
+    if (found.snils is None) != (sent.snils is None):
+        differ.append("snils")
+    return found, differ
 
 
-def publish(session: Session, referrals: Sequence[Referral]) -> list[ReferralPublic]:
-    """Referrals as the API shows them; children, organisations and cases loaded in one go each."""
-    children = _by_id(session, Child, {r.child_id for r in referrals})
-    cases = _by_id(session, Case, {r.case_id for r in referrals if r.case_id})
-    org_ids = {r.provider_id for r in referrals} | {c.provider_id for c in cases.values()}
-    orgs = _by_id(session, Organisation, org_ids)
-    result = []
-    for referral in referrals:
-        child, provider = children[referral.child_id], orgs[referral.provider_id]
-        case = cases.get(referral.case_id) if referral.case_id else None
-        assert referral.id is not None
-        if referral.linked_to_existing and case is not None:
-            message = (
-                f"Ребёнок уже сопровождается: случай № {case.id} в организации "
-                f"«{orgs[case.provider_id].name}» ({STATE_LABELS[case.state].lower()}). "
-                "Направление присоединено к этому случаю."
-            )
-        else:
-            message = f"Направление зарегистрировано. Организация «{provider.name}» свяжется с семьёй."
-        result.append(
-            ReferralPublic(
-                id=referral.id,
-                child_id=referral.child_id,
-                child_name=full_name(child),
-                provider_id=referral.provider_id,
-                provider_name=provider.name,
-                referring_org_id=referral.referring_org_id,
-                self_referral=referral.referring_org_id is None,
-                criteria=referral.criteria,
-                criteria_document_ref=referral.criteria_document_ref,
-                comment=referral.comment,
-                referral_date=referral.referral_date,
-                case_id=referral.case_id,
-                case_state=case.state if case else None,
-                case_state_label=STATE_LABELS[case.state] if case else None,
-                linked_to_existing=referral.linked_to_existing,
-                message=message,
-                created_at=referral.created_at,
-            )
-        )
-    return result
-
-
-def _by_id(session: Session, table: Any, ids: set[Any]) -> dict[Any, Any]:
-    if not ids:
-        return {}
-    return {row.id: row for row in session.exec(select(table).where(col(table.id).in_(ids)))}
+def publish(session: Session, principal: Principal, referrals: Sequence[Referral]) -> list[ReferralPublic]:
+    """Referrals as `principal` may see them (the disclosure rule: api/services/disclosure.py)."""
+    return disclosure.referrals_public(session, principal, referrals)
 
 
 def _replay(session: Session, principal: Principal, key: str, digest: str) -> Registered | None:
@@ -166,12 +161,22 @@ def _replay(session: Session, principal: Principal, key: str, digest: str) -> Re
             "Этот ключ Idempotency-Key уже использован для другого направления",
             field="Idempotency-Key",
         )
-    return Registered(publish(session, [earlier])[0], created=False)
+    return Registered(earlier, publish(session, principal, [earlier])[0], created=False)
 
 
 def register(
     session: Session, principal: Principal, body: ReferralCreate, idempotency_key: str | None
 ) -> Registered:
+    """Register a referral; what the answer may say is decided by api/services/disclosure.py.
+
+    - No known child matches: a new child and a case at the addressed provider.
+    - A known child matches on every identity field: a child in an open case (at any provider) is
+      handed to that case (`linked_to_existing`, the serving provider is told); a child with no open
+      case gets a new case at the addressed provider.
+    - A known child matches but a field disagrees: nothing is linked; the referral waits for the
+      provider serving the child (else the one that served it last) to confirm or refuse
+      (`decide_match`).
+    """
     digest = request_hash(body)
     if idempotency_key and (replayed := _replay(session, principal, idempotency_key, digest)):
         return replayed
@@ -182,42 +187,17 @@ def register(
         raise Unprocessable("Дата направления не может быть в будущем", field="referral_date")
     if body.child.birth_date > today_in(region.timezone):
         raise Unprocessable("Дата рождения не может быть в будущем", field="child.birth_date")
+    if body.consent_personal_data and (
+        problem := consent_date_problem(
+            body.consent_personal_data.date, today=today_in(region.timezone), birth_date=body.child.birth_date
+        )
+    ):
+        raise Unprocessable(problem, field="consent_personal_data.date")
     _check_content(body, region, referral_date)
 
     assert region.id is not None and provider.id is not None
-    child = _match_child(session, region.id, body)
-    if child is None:
-        child = Child(region_id=region.id, **body.child.model_dump())
-        child.refresh_name_key()
-        session.add(child)
-        session.flush()
-    elif child.snils is None and body.child.snils:
-        child.snils = body.child.snils
-    assert child.id is not None
-    has_representatives = session.exec(
-        select(LegalRepresentative.id).where(LegalRepresentative.child_id == child.id)
-    ).first()
-    if not has_representatives:
-        session.add_all(
-            LegalRepresentative(child_id=child.id, **r.model_dump()) for r in body.representatives
-        )
-    if body.consent_personal_data:
-        session.add(
-            Consent(
-                child_id=child.id,
-                kind=ConsentKind.personal_data,
-                status=ConsentStatus.given,
-                date=body.consent_personal_data.date,
-                document_ref=body.consent_personal_data.document_ref,
-                recorded_by_id=principal.id,
-            )
-        )
-
-    open_case_row = session.exec(
-        select(Case).where(Case.child_id == child.id, col(Case.state).not_in(FINAL_STATES))
-    ).first()
     referral = Referral(
-        child_id=child.id,
+        child_id=None,
         provider_id=provider.id,
         referring_org_id=referring_org_id,
         created_by_id=principal.id,
@@ -226,8 +206,7 @@ def register(
         criteria_document_ref=body.criteria_document_ref,
         comment=body.comment,
         referral_date=referral_date,
-        linked_to_existing=open_case_row is not None,
-        case_id=open_case_row.id if open_case_row else None,
+        submitted=body.model_dump(mode="json", include={"child", "representatives", "consent_personal_data"}),
         idempotency_key=idempotency_key,
         request_hash=digest,
     )
@@ -240,14 +219,178 @@ def register(
         if idempotency_key and (replayed := _replay(session, principal, idempotency_key, digest)):
             return replayed
         raise
-    if open_case_row is None:
-        case = open_case(
-            session,
-            child_id=child.id,
-            provider_id=provider.id,
-            referral_id=referral.id,
-            actor=principal.user,
-        )
-        referral.case_id = case.id
+    assert referral.id is not None
+
+    known, differ = _match_child(session, region.id, body.child)
+    if known is None:
+        child = _new_child(session, region.id, body.child)
+        _add_family(session, child, body.representatives, body.consent_personal_data, principal.id)
+        _open_own_case(session, referral, child, principal.user)
+    elif differ:
+        reviewing = _serving_case(session, known)
+        referral.match_status = MatchStatus.awaiting_review
+        referral.matched_child_id = known.id
+        referral.match_mismatch = differ
+        referral.match_reviewer_id = reviewing.provider_id
         session.flush()
-    return Registered(publish(session, [referral])[0], created=True)
+        enqueue(session, "match_review_requested", case_id=reviewing.id, referral_id=referral.id)
+    else:
+        referral.match_status = MatchStatus.exact
+        _take_known_child(session, referral, known, body.child, principal.user)
+    return Registered(referral, publish(session, principal, [referral])[0], created=True)
+
+
+def _new_child(session: Session, region_id: int, sent: ChildIn, *, snils: bool = True) -> Child:
+    child = Child(region_id=region_id, **sent.model_dump(exclude=set() if snils else {"snils"}))
+    child.refresh_name_key()
+    session.add(child)
+    session.flush()
+    return child
+
+
+def _add_family(
+    session: Session,
+    child: Child,
+    representatives: Sequence[RepresentativeIn],
+    consent: ConsentGiven | None,
+    recorded_by_id: int,
+) -> None:
+    """The representatives (if the child has none yet) and the consent a referral brought."""
+    assert child.id is not None
+    has_representatives = session.exec(
+        select(LegalRepresentative.id).where(LegalRepresentative.child_id == child.id)
+    ).first()
+    if not has_representatives:
+        session.add_all(LegalRepresentative(child_id=child.id, **r.model_dump()) for r in representatives)
+    if consent is not None:
+        session.add(
+            Consent(
+                child_id=child.id,
+                kind=ConsentKind.personal_data,
+                status=ConsentStatus.given,
+                date=consent.date,
+                document_ref=consent.document_ref,
+                recorded_by_id=recorded_by_id,
+            )
+        )
+
+
+def _open_own_case(session: Session, referral: Referral, child: Child, actor: User) -> Case:
+    assert child.id is not None
+    referral.child_id = child.id
+    session.flush()
+    case = open_case(
+        session, child_id=child.id, provider_id=referral.provider_id, referral_id=referral.id, actor=actor
+    )
+    referral.case_id = case.id
+    session.flush()
+    return case
+
+
+def _open_case_of(session: Session, child: Child) -> Case | None:
+    return session.exec(
+        select(Case)
+        .where(Case.child_id == child.id, col(Case.state).not_in(FINAL_STATES))
+        .order_by(col(Case.id).desc())
+    ).first()
+
+
+def _serving_case(session: Session, child: Child) -> Case:
+    """The child's open case, else its latest: its provider knows the child and reviews a match."""
+    case = (
+        _open_case_of(session, child)
+        or session.exec(select(Case).where(Case.child_id == child.id).order_by(col(Case.id).desc())).first()
+    )
+    assert case is not None, "every child was registered with a case"
+    return case
+
+
+def _take_known_child(session: Session, referral: Referral, known: Child, sent: ChildIn, actor: User) -> None:
+    """The referral is about `known`: hand it to the child's open case, or open one of its own."""
+    assert known.id is not None and referral.id is not None
+    referral.child_id = known.id
+    serving = _open_case_of(session, known)
+    if serving is not None:
+        # The serving provider gets the referral as it was sent (`submitted`); the representatives
+        # and consents it records stay its own to change.
+        referral.case_id = serving.id
+        referral.linked_to_existing = True
+        session.flush()
+        enqueue(session, "referral_handed_over", case_id=serving.id, referral_id=referral.id)
+        return
+    if known.snils is None and sent.snils and not _snils_taken(session, known.region_id, sent.snils):
+        known.snils = sent.snils
+    submitted = _submitted(referral)
+    _add_family(
+        session, known, submitted.representatives, submitted.consent_personal_data, referral.created_by_id
+    )
+    _open_own_case(session, referral, known, actor)
+
+
+def _submitted(referral: Referral) -> SubmittedPublic:
+    assert referral.submitted is not None
+    return SubmittedPublic.model_validate(referral.submitted)
+
+
+def _snils_taken(session: Session, region_id: int, snils: str) -> bool:
+    return (
+        session.exec(select(Child.id).where(Child.region_id == region_id, Child.snils == snils)).first()
+        is not None
+    )
+
+
+MATCH_DECIDERS = {Role.intake_coordinator, Role.curator, Role.supervisor}
+
+
+def decide_match(
+    session: Session, principal: Principal, referral_id: int, decision: MatchDecision
+) -> Referral:
+    """The serving provider says whether a referral whose identity fields disagree names its child.
+
+    Confirmed: the referral joins the child's open case (or, with none open now, opens a case for
+    that child at the provider it was addressed to). Refused: what was sent becomes a child of its
+    own with a case at the addressed provider; a СНИЛС that another child holds is not copied to it
+    (one record per СНИЛС), so the provider clarifies it with the family.
+    """
+    referral = session.exec(
+        select(Referral).where(Referral.id == referral_id, referral_scope(principal))
+    ).first()
+    if referral is None:
+        raise NotFound("Направление не найдено", field="referral_id")
+    if not (
+        principal.is_provider_staff
+        and principal.role in MATCH_DECIDERS
+        and principal.org.id == referral.match_reviewer_id
+    ):
+        raise Forbidden(
+            "Подтвердить или отклонить совпадение может только координатор, куратор или руководитель "
+            "организации, которая сопровождает ребёнка"
+        )
+    # One decision wins, on both databases: the status moves only from awaiting_review.
+    status = MatchStatus.confirmed if decision == MatchDecision.confirm else MatchStatus.refused
+    now = utcnow()
+    moved = session.execute(
+        update(Referral)
+        .where(col(Referral.id) == referral.id, col(Referral.match_status) == MatchStatus.awaiting_review)
+        .values(match_status=status, match_decided_by_id=principal.id, match_decided_at=now)
+    )
+    if moved.rowcount != 1:  # type: ignore[attr-defined]
+        raise Conflict("Совпадение по этому направлению уже рассмотрено", field="referral_id")
+    session.refresh(referral)
+    # The case is opened in the name of whoever registered the referral.
+    author = session.get(User, referral.created_by_id)
+    assert author is not None
+    sent = _submitted(referral)
+    if decision == MatchDecision.confirm:
+        known = session.get(Child, referral.matched_child_id)
+        assert known is not None
+        _take_known_child(session, referral, known, sent.child, author)
+        return referral
+    region_id = session.exec(
+        select(Organisation.region_id).where(Organisation.id == referral.provider_id)
+    ).one()
+    keep_snils = not (sent.child.snils and _snils_taken(session, region_id, sent.child.snils))
+    child = _new_child(session, region_id, sent.child, snils=keep_snils)
+    _add_family(session, child, sent.representatives, sent.consent_personal_data, referral.created_by_id)
+    _open_own_case(session, referral, child, author)
+    return referral

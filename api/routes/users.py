@@ -1,0 +1,159 @@
+"""The administrator's work through the API: the users of the region's organisations. And the list of
+a provider's staff that a coordinator picks a curator from."""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import APIRouter, Query
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
+
+from api.deps import AuditDep, CurrentUser, SessionDep
+from api.security import PASSWORD_MAX_LENGTH
+from api.services import users as service
+from models.users import ROLE_LABELS, Role, StaffMember, UserAdmin, normalise_email
+
+router = APIRouter(tags=["Пользователи"])
+
+Email = Annotated[str, Field(min_length=3, max_length=254), AfterValidator(normalise_email)]
+FullName = Annotated[str, Field(min_length=1, max_length=300)]
+Password = Annotated[
+    str | None,
+    Field(
+        default=None,
+        max_length=PASSWORD_MAX_LENGTH,
+        description="Пароль по правилам (не короче 10 символов, не логин, не из списка "
+        "распространённых); без него пароль будет создан и показан один раз",
+    ),
+]
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    login: str = Field(min_length=1, max_length=100)
+    full_name: FullName
+    email: Email
+    role: Role
+    organisation_id: int
+    password: Password = None
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    full_name: FullName | None = None
+    email: Email | None = None
+    role: Role | None = None
+
+
+class PasswordReset(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    password: Password = None
+
+
+class UserWithPassword(BaseModel):
+    user: UserAdmin
+    # The generated password, shown this once; null when the administrator gave one.
+    password: str | None
+
+
+@router.get("/users", response_model=list[UserAdmin], summary="Пользователи организаций региона")
+def list_users(
+    principal: CurrentUser,
+    session: SessionDep,
+    audit: AuditDep,
+    organisation_id: int | None = None,
+    role: Role | None = None,
+    active: bool | None = None,
+) -> list[UserAdmin]:
+    found = service.list_users(session, principal, organisation_id=organisation_id, role=role, active=active)
+    audit("read", "user", None, None)
+    return [UserAdmin.of(u) for u in found]
+
+
+@router.post(
+    "/users",
+    response_model=UserWithPassword,
+    status_code=201,
+    summary="Создать пользователя (пароль по правилам или созданный и показанный один раз)",
+)
+def create_user(
+    body: UserCreate, principal: CurrentUser, session: SessionDep, audit: AuditDep
+) -> UserWithPassword:
+    user, generated = service.create_user(
+        session,
+        principal,
+        login=body.login,
+        full_name=body.full_name,
+        role=body.role,
+        organisation_id=body.organisation_id,
+        email=body.email,
+        password=body.password,
+    )
+    audit("create", "user", user.id, None)
+    return UserWithPassword(user=UserAdmin.of(user), password=generated)
+
+
+@router.get("/users/{user_id}", response_model=UserAdmin, summary="Пользователь")
+def get_user(user_id: int, principal: CurrentUser, session: SessionDep, audit: AuditDep) -> UserAdmin:
+    user = service.get_user(session, principal, user_id)
+    audit("read", "user", user.id, None)
+    return UserAdmin.of(user)
+
+
+@router.patch("/users/{user_id}", response_model=UserAdmin, summary="Изменить ФИО, e-mail или роль")
+def update_user(
+    user_id: int, body: UserUpdate, principal: CurrentUser, session: SessionDep, audit: AuditDep
+) -> UserAdmin:
+    user = service.update_user(
+        session, principal, user_id, full_name=body.full_name, email=body.email, role=body.role
+    )
+    audit("update", "user", user.id, None)
+    return UserAdmin.of(user)
+
+
+@router.post(
+    "/users/{user_id}/disable",
+    response_model=UserAdmin,
+    summary="Отключить пользователя: все его токены перестают действовать сразу",
+)
+def disable_user(user_id: int, principal: CurrentUser, session: SessionDep, audit: AuditDep) -> UserAdmin:
+    user = service.change_active(session, principal, user_id, active=False)
+    audit("disable", "user", user.id, None)
+    return UserAdmin.of(user)
+
+
+@router.post("/users/{user_id}/enable", response_model=UserAdmin, summary="Включить пользователя")
+def enable_user(user_id: int, principal: CurrentUser, session: SessionDep, audit: AuditDep) -> UserAdmin:
+    user = service.change_active(session, principal, user_id, active=True)
+    audit("enable", "user", user.id, None)
+    return UserAdmin.of(user)
+
+
+@router.post(
+    "/users/{user_id}/password",
+    response_model=UserWithPassword,
+    summary="Сбросить пароль (сеансы пользователя завершаются)",
+)
+def reset_password(
+    user_id: int, body: PasswordReset, principal: CurrentUser, session: SessionDep, audit: AuditDep
+) -> UserWithPassword:
+    user, generated = service.reset_password(session, principal, user_id, body.password)
+    audit("password", "user", user.id, None)
+    return UserWithPassword(user=UserAdmin.of(user), password=generated)
+
+
+@router.get(
+    "/organisations/{org_id}/staff",
+    response_model=list[StaffMember],
+    summary="Сотрудники организации ранней помощи (например, role=curator — выбрать куратора)",
+)
+def list_staff(
+    org_id: int,
+    principal: CurrentUser,
+    session: SessionDep,
+    role: Annotated[Role | None, Query()] = None,
+) -> list[StaffMember]:
+    return [
+        StaffMember(id=u.id or 0, full_name=u.full_name, role=u.role, role_label=ROLE_LABELS[u.role])
+        for u in service.staff_of(session, principal, org_id, role)
+    ]
