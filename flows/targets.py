@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, SQLModel, col, select
 
+from api.services import disclosure
 from core.config import Settings
 from core.tokens import key_store, session_link_token
 from models.cases import Case
@@ -259,10 +260,12 @@ def _resolve(row: Outbox, known: Known, settings: Settings) -> Resolved:
     if kind == EffectKind.notify_family:
         targets = _family_targets(known, child)
     elif kind == EffectKind.feedback_to_referrer:
-        # Every organisation that referred this child into this case hears back.
+        # The organisation whose referral opened this case hears back, about that referral only;
+        # one that linked a referral to the case by identifier does not (api/services/disclosure.py).
+        context |= disclosure.referrer_context(known.referrals.get(case.referral_id or 0), child)
         targets = []
-        for ref in sorted(known.referrals.values(), key=lambda r: r.id or 0):
-            if ref.case_id == case.id and (org := known.organisations.get(ref.referring_org_id or 0)):
+        for ref in disclosure.feedback_referrals(case, known.referrals.values()):
+            if org := known.organisations.get(ref.referring_org_id or 0):
                 targets += _org_targets(org, org.name, referral_id=ref.id)
     else:
         to = row.context.get("to")
@@ -295,7 +298,11 @@ def feedback_documents(session: Session, rows: list[Outbox]) -> list[int]:
         for referral_id in session.exec(
             select(Referral.id)
             .join(Organisation, col(Organisation.id) == col(Referral.referring_org_id))
-            .where(col(Referral.case_id).in_(cases), col(Organisation.email).is_not(None))
+            .where(
+                col(Referral.case_id).in_(cases),
+                disclosure.opened_its_case(),
+                col(Organisation.email).is_not(None),
+            )
         )
         if referral_id is not None
     ]

@@ -31,6 +31,11 @@ class Effect:
 
 EFFECTS: dict[str, list[Effect]] = {
     "refer": [Effect(ORGANISATION, "new_referral", to="provider")],
+    # A referral naming a child in an open case is handed to the provider serving it (the case's);
+    # one whose identity fields disagree waits for that provider (else the one that served the
+    # child last: the case given) to confirm or refuse the match.
+    "referral_handed_over": [Effect(ORGANISATION, "referral_handed_over", to="provider")],
+    "match_review_requested": [Effect(ORGANISATION, "match_review_requested", to="provider")],
     "accept": [
         Effect(FAMILY, "need_determination_invitation"),
         Effect(REFERRER, "referral_accepted"),
