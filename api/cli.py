@@ -146,6 +146,8 @@ def serve(
     workers: Annotated[int, typer.Option(help="Число процессов uvicorn")] = 1,
 ) -> None:
     """Запустить API (применив миграции)."""
+    import logging.config
+
     import uvicorn
 
     settings = get_settings()
@@ -153,6 +155,8 @@ def serve(
     upgrade(settings.database_url)
     for purpose in Purpose:  # create the keys once, before several workers race to do it
         key_store(settings).ensure(purpose)
+    # The same configuration uvicorn applies, from now on: the worker's watcher logs before uvicorn starts.
+    logging.config.dictConfig(uvicorn_log_config(settings.log_level))
     background = None
     if settings.relay_in_serve:  # embedded mode: one `earlyhelp worker` child, whatever --workers says
         from api.embedded import WorkerProcess
