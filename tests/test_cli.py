@@ -10,9 +10,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from click.testing import Result
 from fastapi.testclient import TestClient
 from sqlmodel import Session, select
+from typer.testing import Result
 
 from api.main import create_app
 from core.config import Settings
