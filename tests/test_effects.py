@@ -495,6 +495,12 @@ def test_feedback_pdf_for_the_referrer(world: World, contacts: dict[str, str]) -
         {"outcome": "consultation", "conclusion": "Нужны консультации"},
         who="coordinator",
     )
+    # The conclusion reaches the referrer only with the family's consent (tests/test_disclosure.py).
+    consent = {"kind": "share_with_referrer", "date": datetime.now(UTC).date().isoformat()}
+    shared = world.client.post(
+        f"{API}/children/{referral['child_id']}/consents", json=consent, headers=world.h("coordinator")
+    )
+    assert shared.status_code == 201, shared.text
     response = world.client.get(f"{API}/referrals/{referral['id']}/feedback", headers=world.h("referrer"))
     assert response.status_code == 200 and response.headers["content-type"] == "application/pdf"
     text = "".join(page.extract_text() for page in PdfReader(BytesIO(response.content)).pages)
