@@ -111,8 +111,13 @@ def decide_match(
     referral = service.decide_match(session, principal, referral_id, body.decision)
     assert referral.id is not None
     audit("update", "referral_match", referral.id, referral.child_id)
-    if body.decision == MatchDecision.confirm:
-        message = "Совпадение подтверждено: направление передано в случай ребёнка."
+    if body.decision == MatchDecision.confirm and referral.linked_to_existing:
+        message = "Совпадение подтверждено: направление присоединено к открытому случаю ребёнка."
+    elif body.decision == MatchDecision.confirm:
+        message = (
+            "Совпадение подтверждено: открытого случая у ребёнка нет, направление открыло случай "
+            "в организации, куда оно было направлено."
+        )
     else:
         message = (
             "Совпадение отклонено: ребёнок зарегистрирован отдельно, направление передано "

@@ -305,8 +305,18 @@ def _serving_case(session: Session, child: Child) -> Case:
     return case
 
 
-def _take_known_child(session: Session, referral: Referral, known: Child, sent: ChildIn, actor: User) -> None:
-    """The referral is about `known`: hand it to the child's open case, or open one of its own."""
+def _take_known_child(
+    session: Session,
+    referral: Referral,
+    known: Child,
+    sent: ChildIn,
+    actor: User,
+    decided_by_org: int | None = None,
+) -> None:
+    """The referral is about `known`: hand it to the child's open case, or open one of its own.
+
+    The serving provider is told of a referral handed to it, unless it is the one that just
+    confirmed the match (`decided_by_org`)."""
     assert known.id is not None and referral.id is not None
     referral.child_id = known.id
     serving = _open_case_of(session, known)
@@ -316,7 +326,8 @@ def _take_known_child(session: Session, referral: Referral, known: Child, sent: 
         referral.case_id = serving.id
         referral.linked_to_existing = True
         session.flush()
-        enqueue(session, "referral_handed_over", case_id=serving.id, referral_id=referral.id)
+        if serving.provider_id != decided_by_org:
+            enqueue(session, "referral_handed_over", case_id=serving.id, referral_id=referral.id)
         return
     if known.snils is None and sent.snils and not _snils_taken(session, known.region_id, sent.snils):
         known.snils = sent.snils
@@ -384,7 +395,7 @@ def decide_match(
     if decision == MatchDecision.confirm:
         known = session.get(Child, referral.matched_child_id)
         assert known is not None
-        _take_known_child(session, referral, known, sent.child, author)
+        _take_known_child(session, referral, known, sent.child, author, decided_by_org=principal.org.id)
         return referral
     region_id = session.exec(
         select(Organisation.region_id).where(Organisation.id == referral.provider_id)
