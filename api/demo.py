@@ -21,7 +21,9 @@ from models.common import utcnow
 from models.organisations import Organisation, OrgKind, Region
 from models.referrals import ConsentGiven, ReferralCreate
 from models.users import Role, User
+from standards import load_standard
 from statemachines import fire
+from statemachines.guards import age_limit_date
 
 DEMO_REGION = "demo"
 DEMO_PASSWORD = "demo"
@@ -106,19 +108,21 @@ PATHS: dict[str, list[tuple[str, dict[str, Any], str | None]]] = {
 }
 
 
-def _ipr_payload(today: date) -> dict[str, Any]:
+def _ipr_payload(today: date, birth: date) -> dict[str, Any]:
+    # Six months, or up to the day the child reaches the standard's age limit if that comes first.
+    last = age_limit_date(birth, load_standard(DEMO_REGION).age.max_months_at_referral)
     return {
         **_IPR,
         "period_start": today.isoformat(),
-        "period_end": (today + timedelta(days=180)).isoformat(),
+        "period_end": min(today + timedelta(days=180), last).isoformat(),
         "parent_agreement": {"agreed": True, "date": today.isoformat(), "document_ref": "Согласие № 17"},
     }
 
 
-def _path(state: str, today: date) -> list[tuple[str, dict[str, Any], str | None]]:
+def _path(state: str, today: date, birth: date) -> list[tuple[str, dict[str, Any], str | None]]:
     if state in PATHS:
         return PATHS[state]
-    implementation = [*PATHS["ipr_development"], ("approve_ipr", _ipr_payload(today), None)]
+    implementation = [*PATHS["ipr_development"], ("approve_ipr", _ipr_payload(today, birth), None)]
     paths: dict[str, list[tuple[str, dict[str, Any], str | None]]] = {
         "ipr_implementation": implementation,
         "ipr_assessment": [*implementation, ("start_assessment", {"kind": "intermediate"}, None)],
@@ -199,6 +203,7 @@ def load_demo(session: Session) -> bool:
     today = utcnow().date()
     provider = orgs[7]
     for seed, (last, first, middle, sex, months, state) in enumerate(CHILDREN):
+        birth = today - timedelta(days=int(months * 30.4))
         body = ReferralCreate(
             provider_id=provider.id or 0,
             child=ChildIn(
@@ -206,7 +211,7 @@ def load_demo(session: Session) -> bool:
                 first_name=first,
                 middle_name=middle,
                 sex=sex,
-                birth_date=today - timedelta(days=int(months * 30.4)),
+                birth_date=birth,
                 snils=_snils(seed + 1),
                 municipality="Центральный район",
             ),
@@ -236,7 +241,7 @@ def load_demo(session: Session) -> bool:
                 )
                 for i in range(3)
             )
-        for event, payload, reason in _path(state, today):
+        for event, payload, reason in _path(state, today, birth):
             actor = "coordinator" if event in ("accept", "reject", "determine_need") else "curator"
             if event == "accept":
                 payload = {"curator_id": users["curator"].id}

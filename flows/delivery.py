@@ -30,6 +30,7 @@ from prefect import flow, task
 from prefect.cache_policies import NONE as NO_CACHE
 from prefect.context import TagsContext
 from sqlalchemy import Engine, func, update
+from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as postgresql_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, col, select
@@ -57,7 +58,8 @@ FINAL = (DeliveryStatus.sent, DeliveryStatus.undeliverable, DeliveryStatus.skipp
 
 
 class Outcome(StrEnum):
-    done = "done"  # every recipient reached or recorded as unreachable
+    done = "done"  # at least one recipient reached; any other recorded as unreachable or skipped
+    undelivered = "undelivered"  # nobody reached: every recipient unreachable or skipped (reasons given)
     retry = "retry"  # a channel failed: the relay tries again later
     failed = "failed"  # cannot succeed by retrying (a broken template): shown, not retried
     later = "later"  # not now (the family's night): the row's available_at was moved, no attempt spent
@@ -312,13 +314,19 @@ async def deliver_chunk(outbox_ids: list[int], down: dict[str, int]) -> list[Res
             row.id or 0: row for row in session.exec(select(Outbox).where(col(Outbox.id).in_(outbox_ids)))
         }
         resolved = resolve_many(session, list(rows.values()), rt.settings)
-        settled = set(
-            session.exec(
-                select(Delivery.outbox_id, Delivery.channel, Delivery.address).where(
-                    col(Delivery.outbox_id).in_(outbox_ids), col(Delivery.status).in_(FINAL)
-                )
+        # What earlier attempts settled, with the result: (status, why not sent).
+        settled: dict[tuple[int, str, str], tuple[DeliveryStatus, str | None]] = {
+            (outbox_id, channel, address): (DeliveryStatus(status), error)
+            for outbox_id, channel, address, status, error in session.execute(
+                sa_select(
+                    col(Delivery.outbox_id),
+                    col(Delivery.channel),
+                    col(Delivery.address),
+                    col(Delivery.status),
+                    col(Delivery.error),
+                ).where(col(Delivery.outbox_id).in_(outbox_ids), col(Delivery.status).in_(FINAL))
             ).all()
-        )
+        }
     night: dict[int, Result] = {}
     mornings: dict[int, datetime] = {}
     for outbox_id in rows:
@@ -337,23 +345,45 @@ async def deliver_chunk(outbox_ids: list[int], down: dict[str, int]) -> list[Res
         if outbox_id in night:
             return night[outbox_id]
         row, target = rows[outbox_id], resolved[outbox_id]
-        pending = [t for t in target.targets if (outbox_id, t.channel, t.address) not in settled]
-        return await _deliver_row(rt, row, target, pending, down)
+        targets = target.targets or [NOBODY]
+        pending = [t for t in targets if (outbox_id, t.channel, t.address) not in settled]
+        earlier = [
+            (t, *result) for t in targets if (result := settled.get((outbox_id, t.channel, t.address)))
+        ]
+        return await _deliver_row(rt, row, target, pending, down, earlier)
 
     return await asyncio.gather(*(one(i) for i in outbox_ids), return_exceptions=True)
 
 
+# An effect that resolves to no recipient at all is recorded against this one, never dropped.
+NOBODY = Target("получатель не определён", "none", "-", blocked="некому доставить: получатель не определён")
+
+
 async def _deliver_row(
-    rt: Runtime, row: Outbox, resolved: Resolved, pending: list[Target], down: dict[str, int]
+    rt: Runtime,
+    row: Outbox,
+    resolved: Resolved,
+    pending: list[Target],
+    down: dict[str, int],
+    earlier: list[tuple[Target, DeliveryStatus, str | None]] | None = None,
 ) -> Result:
-    """Deliver one outbox row to every recipient not yet reached. Raises ChannelError to be retried."""
+    """Deliver one outbox row to every recipient not yet reached. Raises ChannelError to be retried.
+
+    A row that reaches nobody (every recipient unreachable or skipped, or none named) is
+    `undelivered` with the reasons, never `done`.
+    """
     outbox_id = row.id or 0
     deferred = False
     unreachable = [t for t in pending if t.unreachable]
+    # Earlier attempts of this row count: a recipient reached then was reached.
+    reached = any(status == DeliveryStatus.sent for _, status, _ in earlier or [])
+    missed = [f"{t.recipient}: {why}" for t, status, why in earlier or [] if status != DeliveryStatus.sent]
     for target in pending:
         if target.blocked:
-            status = DeliveryStatus.undeliverable if target.unreachable else DeliveryStatus.skipped
+            undeliverable = target.unreachable or target.no_address
+            status = DeliveryStatus.undeliverable if undeliverable else DeliveryStatus.skipped
             _record(rt.engine, row, target, status, error=target.blocked)
+            missed.append(f"{target.recipient}: {target.blocked}")
             continue
         tripped = down.get(target.channel)
         if tripped is not None and tripped != outbox_id:
@@ -366,6 +396,7 @@ async def _deliver_row(
             return Outcome.failed, str(error)
         except ChannelNotConfigured as error:
             _record(rt.engine, row, target, DeliveryStatus.skipped, error=str(error))
+            missed.append(f"{target.recipient}: {error}")
             continue
         except ChannelError as error:
             down[target.channel] = outbox_id
@@ -373,10 +404,13 @@ async def _deliver_row(
             raise
         down.pop(target.channel, None)
         _record(rt.engine, row, target, DeliveryStatus.sent, subject=subject, text=text)
+        reached = True
     if unreachable:
         _tell_curator(rt.engine, row, unreachable)
     if deferred:
         return Outcome.retry, "канал недоступен, доставка отложена"
+    if not reached:
+        return Outcome.undelivered, "Не доставлено никому: " + "; ".join(dict.fromkeys(missed))
     return Outcome.done, None
 
 

@@ -85,6 +85,8 @@ class Relay:
                 row.attempts += 1
                 if outcome == Outcome.done:
                     row.status, row.done_at = OutboxStatus.done, now
+                elif outcome == Outcome.undelivered:  # reached nobody: shown, not retried, never done
+                    row.status = OutboxStatus.undelivered
                 elif outcome == Outcome.failed or row.attempts >= self.settings.relay_max_attempts:
                     row.status = OutboxStatus.failed
                 else:

@@ -50,6 +50,7 @@ class Target:
     # Why it cannot be sent (status skipped/undeliverable), when it cannot.
     blocked: str | None = None
     unreachable: bool = False  # the family has no contact for its channel: tell the curator
+    no_address: bool = False  # a member of staff who must be told has no address: undeliverable
     webhook_secret: str | None = None
     referral_id: int | None = None  # feedback: which referral's document to attach
 
@@ -200,6 +201,12 @@ def _family_targets(known: Known, child: Child) -> list[Target]:
     return targets
 
 
+def _curator_not_reached(curator: User | None) -> Target:
+    if curator is None:
+        return Target("куратор", "none", "-", blocked="куратор не назначен")
+    return Target(curator.full_name, "email", "-", blocked="у куратора не указан e-mail", no_address=True)
+
+
 def resolve_many(session: Session, rows: list[Outbox], settings: Settings) -> dict[int, Resolved]:
     """Recipients and template context for each row of a chunk, by outbox id."""
     known = Known.load(session, rows)
@@ -272,9 +279,12 @@ def _resolve(row: Outbox, known: Known, settings: Settings) -> Resolved:
         if to in ("curator", "curator_or_provider") and curator is not None and curator.email:
             targets = [Target(curator.full_name, "email", curator.email)]
         elif to == "curator":
-            targets = []  # no curator yet: the provider's intake already has the referral
+            # Written only when a curator is assigned; one without e-mail is on record, not dropped.
+            targets = [_curator_not_reached(curator)]
         elif to == "curator_or_provider":
-            targets = _org_targets(provider, provider.name)
+            # Staff notifications go to the curator, else to the organisation (models/users.py).
+            missing = [_curator_not_reached(curator)] if curator is not None else []
+            targets = missing + _org_targets(provider, provider.name)
         elif to == "supervisors":
             heads = known.supervisors.get(provider.id or 0, [])
             targets = [Target(h.full_name, "email", h.email or "") for h in heads] or _org_targets(
@@ -282,7 +292,11 @@ def _resolve(row: Outbox, known: Known, settings: Settings) -> Resolved:
             )
         elif to == "destination":
             org = known.organisations.get(payload.get("destination_org_id") or 0)
-            targets = _org_targets(org, org.name) if org is not None else []
+            targets = (
+                _org_targets(org, org.name)
+                if org is not None
+                else [Target("принимающая организация", "none", "-", blocked="организация не найдена")]
+            )
         else:
             targets = _org_targets(provider, provider.name)
     return Resolved(region.code, region.timezone, AUDIENCE[kind], case.state, context, targets)

@@ -107,7 +107,11 @@ class CaseSummary(SQLModel):
 class CaseDetail(CaseSummary):
     suspended_from: str | None
     referral_id: int | None
+    # What the caller may fire now: the role allows it and nothing known about the case refuses it
+    # (guards about the payload or the reason are checked when it is fired).
     allowed_events: list[str]
+    # What the role allows but the case refuses now, with the reason (Russian): a disabled button.
+    blocked: dict[str, str] = Field(default_factory=dict)
     history: list[HistoryPublic]
     # What the transitions set in motion: messages and feedback, and where each stands.
     effects: list[EffectPublic]

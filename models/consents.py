@@ -45,6 +45,16 @@ class Consent(SQLModel, table=True):
     recorded_at: dt.datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+def consent_date_problem(value: dt.date, *, today: dt.date, birth_date: dt.date) -> str | None:
+    """Why a consent cannot bear this date, or None: not after today where the case is (the
+    region's today), and not before the child was born (a representative consents for a child)."""
+    if value > today:
+        return "Дата согласия не может быть в будущем"
+    if value < birth_date:
+        return "Дата согласия не может быть раньше даты рождения ребёнка"
+    return None
+
+
 class ConsentIn(SQLModel):
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 

@@ -53,7 +53,8 @@ class Deadline(SQLModel, table=True):
     warn_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     opened_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    # Clock stop: set while the case is suspended; on resume due_at and warn_at move by the pause.
+    # Clock stop: set while the case is suspended; on resume due_at and warn_at move by the working
+    # days of the pause (not a deadline anchored on the date of birth; statemachines/deadlines.py).
     paused_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # Each done once, by whichever sweep gets there first.
     warned_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

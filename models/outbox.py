@@ -23,6 +23,10 @@ class OutboxStatus(StrEnum):
     done = "done"
     # Gave up: a template error, or the retry budget spent. Visible in the case's deliveries.
     failed = "failed"
+    # Reached nobody: no recipient could be named or had an address (the reasons in last_error and
+    # in the deliveries). Not retried; a person must act: the case shows it, and
+    # GET /cases?undelivered=true lists such cases for their supervisors.
+    undelivered = "undelivered"
 
 
 class Outbox(SQLModel, table=True):
@@ -51,7 +55,7 @@ class Outbox(SQLModel, table=True):
 class DeliveryStatus(StrEnum):
     sent = "sent"
     failed = "failed"  # will be retried
-    undeliverable = "undeliverable"  # no address for the channel
+    undeliverable = "undeliverable"  # no address for the channel (a family, a curator without e-mail)
     skipped = "skipped"  # consent withdrawn, channel not configured, nobody to tell
 
 

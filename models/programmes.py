@@ -40,6 +40,21 @@ class SessionStatus(StrEnum):
     cancelled = "cancelled"
 
 
+# Services that are steps of the journey itself rather than the content of a programme (the 2025
+# standard's need determination, ИПРП development and assessment, and the consultations of a
+# transition): each may be planned in the states where its step happens. Every other service is
+# planned from the case's active ИПРП, or in `consultation` as a consultation without an ИПРП
+# (api/services/attendance.py).
+STEP_SERVICES: dict[str, frozenset[str]] = {
+    "need_determination": frozenset({"need_determination", "functioning_assessment"}),
+    "ipr_development": frozenset({"functioning_assessment", "ipr_development"}),
+    "ipr_assessment": frozenset({"functioning_assessment"}),
+    "transition": frozenset({"transition_counselling"}),
+}
+# Where any service of the catalogue may be planned without an ИПРП.
+WITHOUT_IPR_STATES = frozenset({"consultation"})
+
+
 class NeedConclusion(SQLModel, table=True):
     __tablename__ = "need_conclusion"
 

@@ -6,6 +6,7 @@ from statemachines.fire import (
     NotAllowed,
     StaleVersion,
     allowed_events,
+    available_events,
     fire,
     open_case,
 )
@@ -21,6 +22,7 @@ __all__ = [
     "NotAllowed",
     "StaleVersion",
     "allowed_events",
+    "available_events",
     "fire",
     "open_case",
 ]

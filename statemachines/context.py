@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from datetime import date, datetime
-from typing import Any
+from typing import Any, NamedTuple
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session
@@ -14,6 +14,11 @@ from models.users import User
 from standards import Standard
 
 
+class Refusal(NamedTuple):
+    field: str | None  # what the refusal is about (a dotted path), None for the case itself
+    reason: str  # Russian
+
+
 @dataclass
 class JourneyContext:
     # pytransitions reads and writes `state` here; the case row itself is never its model.
@@ -21,14 +26,14 @@ class JourneyContext:
     session: Session
     case: Case
     event: str
-    payload: Any  # the event's validated payload model
+    payload: Any  # the event's validated payload model (None while only preconditions are checked)
     actor: User | None  # None: the system (a timer of the standard)
     reason: str | None
     standard: Standard
     timezone: ZoneInfo
     now: datetime
-    # Guards append their reasons (Russian); records put column changes for the case here.
-    failures: list[str] = field(default_factory=list)
+    # Guards append their refusals; records put column changes for the case here.
+    failures: list[Refusal] = field(default_factory=list)
     changes: dict[str, Any] = field(default_factory=dict)
 
     @property

@@ -3,7 +3,7 @@ leaves them, paused while it is suspended. Called by `fire`, in its transaction.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, select
@@ -30,6 +30,33 @@ def _anchor(session: Session, case: Case, timer: TimerDef, today: date) -> date:
     return today
 
 
+def working_days_lost(calendar: WorkCalendar, paused: date, resumed: date) -> int:
+    """The working days a pause took from the clock: those from the day of the suspension up to the
+    day before the resumption (a case suspended and resumed on the same day loses none)."""
+    lost, day = 0, paused
+    while day < resumed:
+        lost += calendar.is_working_day(day)
+        day += timedelta(days=1)
+    return lost
+
+
+def _resume(row: Deadline, standard: Standard, calendar: WorkCalendar, zone: ZoneInfo, now: datetime) -> None:
+    """Resume: the clock restarts where it stopped. A deadline moves by the working days of the
+    pause, in the region's calendar, and falls due at the end of its (new) day as before; a warning
+    keeps its start-of-work hour. A deadline anchored on the date of birth does not move: the child
+    grows older during a suspension too."""
+    assert row.paused_at is not None
+    timer = standard.timer(row.timer)
+    if timer is None or timer.anchor != "birth_date":
+        lost = working_days_lost(calendar, row.paused_at.astimezone(zone).date(), now.astimezone(zone).date())
+        if lost:
+            row.due_at = end_of_day(calendar.add_working_days(row.due_at.astimezone(zone).date(), lost), zone)
+            if row.warn_at is not None:
+                warn_day = calendar.add_working_days(row.warn_at.astimezone(zone).date(), lost)
+                row.warn_at = start_of_work(warn_day, zone)
+    row.paused_at = None
+
+
 def on_transition(
     session: Session,
     case: Case,
@@ -50,14 +77,11 @@ def on_transition(
             row.paused_at = now
             session.add(row)
         return
+    calendar = WorkCalendar(standard.calendar)
     if source == "suspended":
-        # Resume: the clock restarts where it stopped.
         for row in open_rows:
             if row.paused_at is not None:
-                pause = now - row.paused_at
-                row.due_at += pause
-                row.warn_at = row.warn_at + pause if row.warn_at else None
-                row.paused_at = None
+                _resume(row, standard, calendar, zone, now)
                 session.add(row)
     running = {row.timer for row in open_rows}
     for row in open_rows:
@@ -73,7 +97,6 @@ def on_transition(
         running.discard(row.timer)
         session.add(row)
     today = now.astimezone(zone).date()
-    calendar = WorkCalendar(standard.calendar)
     for timer in standard.timers:
         if dest not in timer.states or timer.name in running:
             continue

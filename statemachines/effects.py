@@ -24,9 +24,12 @@ class Effect:
     kind: EffectKind
     template: str
     # notify_organisation only: "provider" (its intake), "destination" (the receiving
-    # pre-school), "curator" (nobody if none is assigned), "curator_or_provider", or
-    # "supervisors" (the provider's head, else the provider).
+    # pre-school), "curator", "curator_or_provider", or "supervisors" (the provider's head, else
+    # the provider).
     to: str | None = None
+    # The effect happens only when the event's payload names this (a curator assigned, a receiving
+    # organisation given): otherwise there is nobody it is for, and no outbox row is written.
+    requires: str | None = None
 
 
 EFFECTS: dict[str, list[Effect]] = {
@@ -39,19 +42,20 @@ EFFECTS: dict[str, list[Effect]] = {
     "accept": [
         Effect(FAMILY, "need_determination_invitation"),
         Effect(REFERRER, "referral_accepted"),
-        Effect(ORGANISATION, "case_assigned", to="curator"),
+        Effect(ORGANISATION, "case_assigned", to="curator", requires="curator_id"),
     ],
     "reject": [Effect(FAMILY, "referral_rejected"), Effect(REFERRER, "referral_rejected")],
     "determine_need": [Effect(FAMILY, "need_determined"), Effect(REFERRER, "need_determined")],
     "approve_ipr": [Effect(FAMILY, "ipr_agreed"), Effect(REFERRER, "ipr_agreed")],
     "begin_transition": [
         Effect(FAMILY, "transition_started"),
-        Effect(ORGANISATION, "transition_receiving", to="destination"),
+        Effect(ORGANISATION, "transition_receiving", to="destination", requires="destination_org_id"),
     ],
     "complete": [Effect(FAMILY, "journey_completed"), Effect(REFERRER, "journey_completed")],
     "decline": [Effect(REFERRER, "declined")],
     "mark_lost_contact": [Effect(REFERRER, "lost_contact")],
     # Not journey events, but effects all the same.
+    "curator_assigned": [Effect(ORGANISATION, "case_assigned", to="curator", requires="curator_id")],
     "session_planned": [Effect(FAMILY, "appointment_confirmation")],
     "family_unreachable": [Effect(ORGANISATION, "family_unreachable", to="curator_or_provider")],
     "session_missed": [Effect(ORGANISATION, "session_missed", to="curator_or_provider")],
@@ -74,6 +78,7 @@ def effect_rows(
 ) -> list[dict[str, Any]]:
     """The outbox rows `trigger` calls for, as plain values (sweeps insert thousands at once)."""
     now = utcnow()
+    payload = (context or {}).get("payload") or {}
     return [
         {
             "case_id": case_id,
@@ -87,6 +92,7 @@ def effect_rows(
             "created_at": now,
         }
         for effect in EFFECTS.get(trigger, [])
+        if effect.requires is None or payload.get(effect.requires) is not None
     ]
 
 

@@ -22,7 +22,7 @@ from models.organisations import Organisation, Region
 from models.users import User
 from standards import Standard, load_standard
 from statemachines import deadlines
-from statemachines.context import JourneyContext
+from statemachines.context import JourneyContext, Refusal
 from statemachines.effects import enqueue
 from statemachines.journey import (
     EVENTS,
@@ -77,9 +77,9 @@ def _conditions(row: Row) -> list[Any]:
 
         def guards_pass(ev: Any) -> bool:
             ctx: JourneyContext = ev.model
-            reasons = [reason for guard in guards if (reason := guard(ctx))]
-            ctx.failures.extend(reasons)
-            return not reasons
+            refusals = [Refusal(guard.field, reason) for guard in guards if (reason := guard(ctx))]
+            ctx.failures.extend(refusals)
+            return not refusals
 
         conditions.append(guards_pass)
     return conditions
@@ -115,11 +115,75 @@ def events_from(state: str) -> list[str]:
     return sorted(machine().get_triggers(state))
 
 
-def allowed_events(case: Case, user: User) -> list[str]:
-    """Events the user may fire on the case now (guards are checked only when firing)."""
+def _role_events(case: Case, user: User) -> list[str]:
+    """Events of the case's state that the user's role may fire on it."""
     if user.organisation_id != case.provider_id:
         return []
     return [e for e in events_from(case.state) if user.role in EVENTS[e].roles]
+
+
+@lru_cache(maxsize=64)
+def _preconditions(state: str, event: str) -> tuple[tuple[Any, ...], ...]:
+    """For each row of `event` from `state`: the guards that need nothing from the request."""
+    return tuple(
+        tuple(guard for guard in row.guards if not guard.needs_request)
+        for row in TRANSITIONS
+        if row.event == event and state in ([row.source] if isinstance(row.source, str) else row.source)
+    )
+
+
+def available_events(
+    session: Session,
+    case: Case,
+    user: User,
+    *,
+    standard: Standard | None = None,
+    now: datetime | None = None,
+) -> tuple[list[str], dict[str, str]]:
+    """What the user may fire on the case now, and what the role allows but a guard refuses now.
+
+    Returns (allowed, blocked): `allowed` the events whose role fits and whose guards that need
+    nothing from the request (consent recorded, enough failed contacts, a final assessment...)
+    pass; `blocked` the others the role allows, each with the reason (Russian) a page shows beside
+    the disabled button. Guards about the payload or the reason are checked when the event is fired.
+    """
+    events = _role_events(case, user)
+    checks = {event: _preconditions(case.state, event) for event in events}
+    if not any(any(rows) for rows in checks.values()):
+        return events, {}
+    region = region_of(session, case)
+    ctx = JourneyContext(
+        state=case.state,
+        session=session,
+        case=case,
+        event="",
+        payload=None,
+        actor=user,
+        reason=None,
+        standard=standard or load_standard(region.code),
+        timezone=ZoneInfo(region.timezone),
+        now=now or utcnow(),
+    )
+    allowed: list[str] = []
+    blocked: dict[str, str] = {}
+    for event in events:
+        rows = checks[event]
+        reasons: list[str] = []
+        for guards in rows or ((),):
+            failing = [reason for guard in guards if (reason := guard(ctx))]
+            if not failing:
+                break
+            reasons = reasons or failing
+        else:
+            blocked[event] = "; ".join(reasons)
+            continue
+        allowed.append(event)
+    return allowed, blocked
+
+
+def allowed_events(session: Session, case: Case, user: User) -> list[str]:
+    """Events the user may fire on the case now (see available_events)."""
+    return available_events(session, case, user)[0]
 
 
 def region_of(session: Session, case: Case) -> Region:
@@ -192,11 +256,13 @@ def fire(
         raise StaleVersion(case.version)
     available = events_from(case.state)
     if event not in available:
+        allowed, blocked = available_events(session, case, actor) if actor else (available, {})
         raise NotAllowed(
             f"Действие «{definition.label}» недопустимо в состоянии «{STATE_LABELS[case.state]}»",
             field="event",
             state=case.state,
-            allowed_events=allowed_events(case, actor) if actor else available,
+            allowed_events=allowed,
+            blocked=blocked,
         )
     try:
         parsed = definition.payload.model_validate(payload or {})
@@ -218,8 +284,13 @@ def fire(
         now=now,
     )
     if not machine().events[event].trigger(ctx):
+        reasons = [refusal.reason for refusal in ctx.failures]
+        # The field is the first refusal's: `payload.<name>`, `reason`, or None when the case
+        # itself is not ready (no consent recorded, too few failed contacts...).
         raise GuardFailed(
-            "; ".join(ctx.failures) or "Переход невозможен", field="payload", reasons=ctx.failures
+            "; ".join(reasons) or "Переход невозможен",
+            field=ctx.failures[0].field if ctx.failures else None,
+            reasons=reasons,
         )
 
     source, dest = case.state, ctx.state

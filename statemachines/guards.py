@@ -1,19 +1,48 @@
-"""Guards: each returns None when the event may proceed, or the reason (Russian) it may not."""
+"""Guards: each returns None when the event may proceed, or the reason (Russian) it may not.
+
+Each guard names what it is about (`field`, the dotted path an API error names) and whether it
+needs what the caller sends with the event (`needs_request`: the payload or the reason). A guard
+that does not is a precondition: the case detail checks it before anyone presses a button, and
+shows the event as blocked with the reason (statemachines.fire.available_events).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import date
+from typing import Protocol
 
+from dateutil.relativedelta import relativedelta
 from sqlmodel import Session, col, func, select
 
 from models.cases import CaseHistory, ContactAttempt
 from models.children import Child
-from models.consents import Consent, ConsentKind, ConsentStatus
+from models.consents import Consent, ConsentKind, ConsentStatus, consent_date_problem
+from models.organisations import Organisation, OrgKind
 from models.users import Role, User
 from statemachines.context import JourneyContext
 
-Guard = Callable[[JourneyContext], str | None]
+
+class Guard(Protocol):
+    __name__: str
+    field: str | None
+    needs_request: bool
+
+    def __call__(self, ctx: JourneyContext) -> str | None: ...
+
+
+Check = Callable[[JourneyContext], str | None]
+
+
+def guard(field: str | None, *, needs_request: bool = True) -> Callable[[Check], Guard]:
+    """Mark a guard with the field it is about and whether it needs the request to be checked."""
+
+    def mark(check: Check) -> Guard:
+        check.field = field  # type: ignore[attr-defined]
+        check.needs_request = needs_request  # type: ignore[attr-defined]
+        return check  # type: ignore[return-value]
+
+    return mark
 
 
 def current_consent(ctx: JourneyContext, kind: ConsentKind) -> ConsentStatus | None:
@@ -31,16 +60,22 @@ def age_in_months(birth: date, on: date) -> int:
     return months - 1 if on.day < birth.day else months
 
 
+@guard(None, needs_request=False)
 def personal_data_consent_given(ctx: JourneyContext) -> str | None:
     if current_consent(ctx, ConsentKind.personal_data) != ConsentStatus.given:
         return "Не зарегистрировано согласие законного представителя на обработку персональных данных"
     return None
 
 
-def child_under_age_limit(ctx: JourneyContext) -> str | None:
+def _child(ctx: JourneyContext) -> Child:
     child = ctx.session.get(Child, ctx.case.child_id)
     assert child is not None
-    birth = child.birth_date
+    return child
+
+
+@guard(None, needs_request=False)
+def child_under_age_limit(ctx: JourneyContext) -> str | None:
+    birth = _child(ctx).birth_date
     limit = ctx.standard.age.max_months_at_referral
     if age_in_months(birth, ctx.today) >= limit:
         return f"Возраст ребёнка превышает предельный по стандарту региона ({limit} мес.)"
@@ -62,28 +97,33 @@ def curator_problem(session: Session, provider_id: int, curator_id: int | None) 
     return None
 
 
+@guard("payload.curator_id")
 def curator_of_provider(ctx: JourneyContext) -> str | None:
     return curator_problem(ctx.session, ctx.case.provider_id, getattr(ctx.payload, "curator_id", None))
 
 
+@guard("payload.conclusion")
 def conclusion_written(ctx: JourneyContext) -> str | None:
     if not ctx.payload.conclusion.strip():
         return "Не написано заключение о нуждаемости"
     return None
 
 
+@guard("payload.goals")
 def ipr_has_goals(ctx: JourneyContext) -> str | None:
     if not any(goal.strip() for goal in ctx.payload.goals):
         return "В ИПРП не указаны цели"
     return None
 
 
+@guard("payload.services")
 def ipr_has_services(ctx: JourneyContext) -> str | None:
     if not ctx.payload.services:
         return "В ИПРП не указаны услуги"
     return None
 
 
+@guard("payload.services")
 def ipr_services_in_catalogue(ctx: JourneyContext) -> str | None:
     problems = []
     for service in ctx.payload.services:
@@ -95,16 +135,72 @@ def ipr_services_in_catalogue(ctx: JourneyContext) -> str | None:
     return "ИПРП: " + "; ".join(problems) if problems else None
 
 
+@guard("payload.period_end")
 def ipr_period_valid(ctx: JourneyContext) -> str | None:
     if ctx.payload.period_end <= ctx.payload.period_start:
         return "Срок окончания ИПРП должен быть позже даты начала"
     return None
 
 
+def age_limit_date(birth: date, months: int) -> date:
+    """The day a child born on `birth` reaches `months` of age."""
+    return birth + relativedelta(months=months)
+
+
+@guard("payload.period_end")
+def ipr_within_age_limit(ctx: JourneyContext) -> str | None:
+    """The programme ends by the day the child reaches the standard's age limit (early help is for
+    children up to it; what follows is the transition)."""
+    limit = ctx.standard.age.max_months_at_referral
+    last = age_limit_date(_child(ctx).birth_date, limit)
+    if ctx.payload.period_end > last:
+        return (
+            f"ИПРП должна закончиться не позже {last:%d.%m.%Y}: в этот день ребёнку исполнится"
+            f" {limit} мес. (предел стандарта региона)"
+        )
+    return None
+
+
+@guard("payload.parent_agreement")
 def parent_agreed_to_ipr(ctx: JourneyContext) -> str | None:
     agreement = ctx.payload.parent_agreement
     if agreement is None or not agreement.agreed:
         return "Нет согласия родителя (законного представителя) с ИПРП"
+    return None
+
+
+@guard("payload.parent_agreement.date")
+def parent_agreement_dated(ctx: JourneyContext) -> str | None:
+    agreement = ctx.payload.parent_agreement
+    if agreement is None:
+        return None  # parent_agreed_to_ipr says so
+    problem = consent_date_problem(agreement.date, today=ctx.today, birth_date=_child(ctx).birth_date)
+    return f"Согласие родителя с ИПРП: {problem}" if problem else None
+
+
+# Who may receive a child at the transition: a pre-school (ДОО) or another programme of the region.
+RECEIVING_KINDS = (OrgKind.education, OrgKind.social, OrgKind.ngo)
+
+
+@guard("payload.destination_org_id")
+def destination_can_receive(ctx: JourneyContext) -> str | None:
+    """The receiving organisation is told the child's name: only a real, active one of the case's
+    region, of a kind that receives children."""
+    org_id = ctx.payload.destination_org_id
+    if org_id is None:
+        return None
+    org = ctx.session.get(Organisation, org_id)
+    provider = ctx.session.get(Organisation, ctx.case.provider_id)
+    assert provider is not None
+    if org is None or org.region_id != provider.region_id:
+        return "Принимающая организация не найдена в регионе"
+    if not org.is_active:
+        return "Принимающая организация не действует"
+    if org.kind not in RECEIVING_KINDS:
+        return (
+            "Принимающей организацией может быть только образовательная организация (ДОО),"
+            " организация социального обслуживания или некоммерческая организация"
+        )
     return None
 
 
@@ -118,37 +214,43 @@ def _last_payload(ctx: JourneyContext, event: str) -> dict[str, object]:
     return dict(payload) if payload else {}
 
 
+@guard("payload.destination")
 def transition_destination_recorded(ctx: JourneyContext) -> str | None:
     if ctx.payload.destination.strip() or _last_payload(ctx, "begin_transition").get("destination"):
         return None
     return "Не указано, куда перешёл ребёнок (ДОО или иная программа)"
 
 
+@guard(None, needs_request=False)
 def final_assessment_started(ctx: JourneyContext) -> str | None:
     if _last_payload(ctx, "start_assessment").get("kind") != "final":
         return "Завершить можно только после итоговой оценки реализации ИПРП"
     return None
 
 
+@guard("reason")
 def reason_given(ctx: JourneyContext) -> str | None:
     if not (ctx.reason or "").strip():
         return "Укажите причину"
     return None
 
 
+@guard(None, needs_request=False)
 def enough_failed_contacts(ctx: JourneyContext) -> str | None:
     needed = ctx.standard.contact.failed_attempts_for_lost_contact
-    last_success = ctx.session.exec(
-        select(func.max(ContactAttempt.at)).where(
-            ContactAttempt.case_id == ctx.case.id, col(ContactAttempt.successful).is_(True)
+    # One query (the case detail runs this guard for every open case): failures after the last success.
+    last_success = (
+        select(func.max(ContactAttempt.at))
+        .where(ContactAttempt.case_id == ctx.case.id, col(ContactAttempt.successful).is_(True))
+        .scalar_subquery()
+    )
+    count = ctx.session.exec(
+        select(func.count()).where(
+            ContactAttempt.case_id == ctx.case.id,
+            col(ContactAttempt.successful).is_(False),
+            (last_success.is_(None)) | (col(ContactAttempt.at) > last_success),
         )
     ).one()
-    failed = select(func.count()).where(
-        ContactAttempt.case_id == ctx.case.id, col(ContactAttempt.successful).is_(False)
-    )
-    if last_success is not None:
-        failed = failed.where(ContactAttempt.at > last_success)
-    count = ctx.session.exec(failed).one()
     if count < needed:
         return (
             f"Связь можно признать утраченной после {needed} неудачных попыток связаться с семьёй; "

@@ -133,7 +133,8 @@ def test_event_not_allowed_in_state_lists_the_allowed_ones(world: World, engine:
     assert response.status_code == 409
     body = response.json()
     assert body["error"] == "event_not_allowed"
-    assert body["allowed_events"] == ["accept", "decline", "mark_lost_contact", "reject"]
+    assert body["allowed_events"] == ["accept", "decline", "reject"]  # what may fire now
+    assert list(body["blocked"]) == ["mark_lost_contact"]  # no failed contacts yet
     assert "«Направлен»" in body["message"]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import time_machine
 from sqlalchemy import Engine, func
@@ -22,6 +23,7 @@ from tests.world import API, World
 
 # Monday 2 March 2026, 10:00 in Moscow. 9 March is a holiday (8 March falls on a Sunday).
 MONDAY = datetime(2026, 3, 2, 7, 0, tzinfo=UTC)
+MOSCOW = ZoneInfo("Europe/Moscow")
 
 
 def deadline(case: dict[str, Any], timer: str) -> dict[str, Any]:
@@ -108,7 +110,72 @@ def test_suspension_stops_the_clock_and_shifts_the_deadline(world: World, engine
         assert paused["paused"] is True and paused["days_overdue"] == 0
         world.advance(case_id, "resume", who="coordinator")
         shifted = datetime.fromisoformat(deadline(world.case(case_id), "need_determination")["due_at"])
-    assert shifted - due == timedelta(days=37)
+    # Due Tuesday 17 March; suspended Thursday 5 March, resumed Saturday 11 April: the pause took
+    # 26 working days (5 March up to 10 April), so it is due 26 working days after 17 March.
+    assert due_day(due.isoformat()) == date(2026, 3, 17)
+    assert shifted == datetime(2026, 4, 22, 23, 59, 59, tzinfo=MOSCOW)
+
+
+def test_resume_moves_deadlines_by_the_working_days_of_the_pause_to_the_end_of_their_day(
+    world: World,
+) -> None:
+    """On resume a deadline moved by the exact pause: its due time left the end of its day."""
+    with time_machine.travel(MONDAY, tick=False):
+        case_id = world.refer()["case_id"]
+        world.advance(case_id, "accept", who="coordinator")
+        opened = deadline(world.case(case_id), "need_determination")
+    # 10 working days from Monday 2 March, the 9 March holiday skipped: due Tuesday 17 March, warned
+    # two working days before, on Friday 13 March.
+    assert datetime.fromisoformat(opened["due_at"]) == datetime(2026, 3, 17, 23, 59, 59, tzinfo=MOSCOW)
+    assert datetime.fromisoformat(opened["warn_at"]) == datetime(2026, 3, 13, 9, 0, tzinfo=MOSCOW)
+    with time_machine.travel(datetime(2026, 3, 5, 10, 0, tzinfo=MOSCOW), tick=False):  # Thursday
+        world.advance(case_id, "suspend", reason="Болезнь ребёнка", who="coordinator")
+    with time_machine.travel(datetime(2026, 3, 11, 15, 0, tzinfo=MOSCOW), tick=False):  # Wednesday
+        world.advance(case_id, "resume", who="coordinator")
+        moved = deadline(world.case(case_id), "need_determination")
+    # The pause took Thursday 5, Friday 6 and Tuesday 10 March (9 March is a holiday): 3 working days.
+    assert datetime.fromisoformat(moved["due_at"]) == datetime(2026, 3, 20, 23, 59, 59, tzinfo=MOSCOW)
+    assert datetime.fromisoformat(moved["warn_at"]) == datetime(2026, 3, 18, 9, 0, tzinfo=MOSCOW)
+
+
+def test_suspended_and_resumed_the_same_day_loses_no_day(world: World) -> None:
+    with time_machine.travel(MONDAY, tick=False):
+        case_id = world.refer()["case_id"]
+        world.advance(case_id, "accept", who="coordinator")
+        due = deadline(world.case(case_id), "need_determination")["due_at"]
+        world.advance(case_id, "suspend", reason="Ошибка", who="coordinator")
+    with time_machine.travel(MONDAY + timedelta(hours=5), tick=False):
+        world.advance(case_id, "resume", who="coordinator")
+        assert deadline(world.case(case_id), "need_determination")["due_at"] == due
+
+
+def test_deadlines_anchored_on_the_birth_date_stay_on_resume(world: World) -> None:
+    """The transition timers moved with the pause, though the child grows older all the same."""
+    born = date(2023, 8, 15)
+    with time_machine.travel(datetime(2025, 9, 1, 8, 0, tzinfo=UTC), tick=False):
+        case_id = world.refer(child={"birth_date": born.isoformat()})["case_id"]
+        world.advance(case_id, "accept", who="coordinator")
+        world.advance(
+            case_id, "determine_need", {"outcome": "ipr", "conclusion": "Нужна ИПРП"}, who="coordinator"
+        )
+        world.advance(
+            case_id,
+            "approve_ipr",
+            ipr_payload(
+                period_start="2025-09-01",
+                period_end="2026-03-01",
+                parent_agreement={"agreed": True, "date": "2025-09-01"},
+            ),
+        )
+        before = world.case(case_id)
+    with time_machine.travel(datetime(2025, 10, 1, 8, 0, tzinfo=UTC), tick=False):
+        world.advance(case_id, "suspend", reason="Госпитализация")
+    with time_machine.travel(datetime(2025, 11, 5, 8, 0, tzinfo=UTC), tick=False):
+        after = world.advance(case_id, "resume")
+    assert deadline(after, "transition_start")["due_at"] == deadline(before, "transition_start")["due_at"]
+    assert due_day(deadline(after, "transition_start")["due_at"]) == date(2026, 5, 17)
+    # A timer counted from entering the state does move.
+    assert deadline(after, "programme_review")["due_at"] > deadline(before, "programme_review")["due_at"]
 
 
 def test_sweep_warns_then_escalates_each_once_and_catches_up(world: World, engine: Engine) -> None:

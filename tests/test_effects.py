@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from fastapi import FastAPI
@@ -575,3 +576,87 @@ def test_planned_session_is_confirmed_to_the_family_in_its_time_zone(
     confirmations = [t for t in sms_texts(sink) if "занятие назначено" in t]
     # 07:30 UTC is 10:30 in Moscow, the demo region's zone.
     assert confirmations == [confirmations[0]] and f"{at:%d.%m.%Y} 10:30" in confirmations[0]
+
+
+def effect(world: World, case_id: int, template: str, who: str = "head") -> dict[str, Any]:
+    return next(e for e in world.case(case_id, who)["effects"] if e["template"] == template)
+
+
+def test_the_assigned_curator_is_told_at_the_e_mail_of_their_account(
+    world: World, relay: Relay, runner: asyncio.Runner, smtp: SmtpServer
+) -> None:
+    """Staff had no e-mail (nothing set one): the curator assigned at acceptance was never told."""
+    case_id = world.refer()["case_id"]
+    world.advance(case_id, "accept", {"curator_id": world.user_ids["curator"]}, who="coordinator")
+    drain(runner, relay)
+    (told,) = smtp.to("curator@example.org")  # the test world's staff have e-mails, as the demo's
+    assert str(told["Subject"]) == f"Вам назначен случай № {case_id}"
+    assert effect(world, case_id, "case_assigned")["status"] == "done"
+
+
+def test_an_effect_that_reaches_nobody_is_undelivered_with_the_reason_never_done(
+    world: World, engine: Engine, relay: Relay, runner: asyncio.Runner, smtp: SmtpServer
+) -> None:
+    """The curator effect of a curator without e-mail was marked done with no delivery at all."""
+    with Session(engine) as session:
+        session.execute(update(User).where(col(User.id) == world.user_ids["curator"]).values(email=None))
+        session.commit()
+    case_id = world.refer()["case_id"]
+    world.advance(case_id, "accept", {"curator_id": world.user_ids["curator"]}, who="coordinator")
+    drain(runner, relay)
+    drain(runner, relay)  # not retried: it waits for a person
+    assigned = effect(world, case_id, "case_assigned")
+    assert assigned["status"] == "undelivered" and assigned["done_at"] is None
+    assert "у куратора не указан e-mail" in assigned["last_error"]
+    assert [(d["recipient"], d["status"], d["error"]) for d in assigned["deliveries"]] == [
+        ("Петрова Анна Викторовна", "undeliverable", "у куратора не указан e-mail")
+    ]
+    assert smtp.to("curator@example.org") == []
+
+    # Supervisors find it: the provider's head and the region's РРМЦ, nobody else.
+    def undelivered(who: str) -> set[int]:
+        response = world.client.get(f"{API}/cases", params={"undelivered": "true"}, headers=world.h(who))
+        assert response.status_code == 200, response.text
+        return {item["id"] for item in response.json()["items"]}
+
+    assert case_id in undelivered("head") and case_id in undelivered("rrmc")
+    assert undelivered("coordinator2") == set() and undelivered("b_rrmc") == set()
+    other = world.refer()["case_id"]
+    drain(runner, relay)
+    assert other not in undelivered("head")
+
+
+def test_an_organisation_without_e_mail_or_webhook_is_not_reached_and_it_shows(
+    world: World, engine: Engine, relay: Relay, runner: asyncio.Runner
+) -> None:
+    with Session(engine) as session:
+        session.execute(
+            update(Organisation)
+            .where(col(Organisation.id) == world.provider_id)
+            .values(email=None, webhook_url=None)
+        )
+        session.commit()
+    case_id = world.refer()["case_id"]
+    drain(runner, relay)
+    new_referral = effect(world, case_id, "new_referral")
+    assert new_referral["status"] == "undelivered"
+    assert "у организации нет e-mail и webhook" in new_referral["last_error"]
+    assert [d["status"] for d in new_referral["deliveries"]] == ["skipped"]
+
+
+def test_a_curator_assigned_after_acceptance_is_told(
+    world: World, relay: Relay, runner: asyncio.Runner, smtp: SmtpServer
+) -> None:
+    case_id = world.refer()["case_id"]
+    case = world.advance(case_id, "accept", who="coordinator")
+    # No curator yet: no effect waits for one.
+    assert not [e for e in case["effects"] if e["template"] == "case_assigned"]
+    response = world.client.patch(
+        f"{API}/cases/{case_id}",
+        json={"version": case["version"], "curator_id": world.user_ids["curator"]},
+        headers=world.h("coordinator"),
+    )
+    assert response.status_code == 200, response.text
+    drain(runner, relay)
+    (told,) = smtp.to("curator@example.org")
+    assert str(told["Subject"]) == f"Вам назначен случай № {case_id}"

@@ -7,13 +7,12 @@ from typing import Any
 
 from tests.world import API, World
 
-TODAY = date.today()
-
 
 def ipr_payload(**overrides: Any) -> dict[str, Any]:
+    today = date.today()  # at the call: tests that travel in time agree with the parent that day
     payload: dict[str, Any] = {
-        "period_start": TODAY.isoformat(),
-        "period_end": (TODAY + timedelta(days=180)).isoformat(),
+        "period_start": today.isoformat(),
+        "period_end": (today + timedelta(days=180)).isoformat(),
         "goals": ["Ребёнок ходит с опорой на одну руку"],
         "services": [
             {
@@ -25,7 +24,7 @@ def ipr_payload(**overrides: Any) -> dict[str, Any]:
             },
             {"service_code": "family_support", "form": "remote", "count": 4, "minutes": 60},
         ],
-        "parent_agreement": {"agreed": True, "date": TODAY.isoformat(), "document_ref": "ИПРП № 5"},
+        "parent_agreement": {"agreed": True, "date": today.isoformat(), "document_ref": "ИПРП № 5"},
     }
     payload.update(overrides)
     return payload
@@ -167,15 +166,127 @@ def test_resume_returns_to_the_state_left(world: World) -> None:
 
 def test_allowed_events_depend_on_role(world: World) -> None:
     case_id = world.refer()["case_id"]
-    assert world.case(case_id, "coordinator")["allowed_events"] == [
-        "accept",
-        "decline",
-        "mark_lost_contact",
-        "reject",
-    ]
+    coordinator = world.case(case_id, "coordinator")
+    assert coordinator["allowed_events"] == ["accept", "decline", "reject"]
+    assert list(coordinator["blocked"]) == ["mark_lost_contact"]  # no failed contacts yet
     assert world.case(case_id, "specialist")["allowed_events"] == []
-    assert world.case(case_id, "curator")["allowed_events"] == ["decline", "mark_lost_contact"]
+    assert world.case(case_id, "curator")["allowed_events"] == ["decline"]
     assert world.case(case_id, "rrmc")["allowed_events"] == []
+    assert world.case(case_id, "rrmc")["blocked"] == {}  # the role may not: not a disabled button
+
+
+def add_contact_attempt(world: World, case_id: int, hours_ago: int, successful: bool = False) -> None:
+    response = world.client.post(
+        f"{API}/cases/{case_id}/contact-attempts",
+        json={
+            "at": (datetime.now(UTC) - timedelta(hours=hours_ago)).isoformat(),
+            "channel": "phone",
+            "successful": successful,
+        },
+        headers=world.h("coordinator"),
+    )
+    assert response.status_code == 201, response.text
+
+
+def test_allowed_events_are_what_may_fire_now_and_blocked_ones_say_why(world: World) -> None:
+    """allowed_events once listed events whose guards then refused them (accept without consent,
+    mark_lost_contact without failed contacts, complete without a final assessment)."""
+    referral = world.refer(consent_personal_data=None)
+    case_id = referral["case_id"]
+    case = world.case(case_id, "coordinator")
+    assert case["allowed_events"] == ["decline", "reject"]
+    assert set(case["blocked"]) == {"accept", "mark_lost_contact"}
+    assert "согласие" in case["blocked"]["accept"]
+    assert "зарегистрировано 0" in case["blocked"]["mark_lost_contact"]
+    # A blocked event fired anyway is refused with the same reason.
+    refused = world.event(case_id, "accept", who="coordinator")
+    assert refused.status_code == 422 and refused.json()["message"] == case["blocked"]["accept"]
+    assert refused.json()["field"] is None  # about the case, not about anything sent
+
+    given = world.client.post(
+        f"{API}/children/{referral['child_id']}/consents",
+        json={"kind": "personal_data", "date": date.today().isoformat(), "document_ref": "Согласие № 2"},
+        headers=world.h("coordinator"),
+    )
+    assert given.status_code == 201, given.text
+    for hours in (30, 20, 10):
+        add_contact_attempt(world, case_id, hours)
+    case = world.case(case_id, "coordinator")
+    assert case["allowed_events"] == ["accept", "decline", "mark_lost_contact", "reject"]
+    assert case["blocked"] == {}
+    # Every event listed as allowed does fire (here: the one that was blocked).
+    assert world.advance(case_id, "accept", who="coordinator")["state"] == "need_determination"
+
+
+def test_guards_about_the_payload_leave_the_event_allowed(world: World) -> None:
+    case_id = to_need_determination(world)
+    # determine_need needs a conclusion, which comes with the event: it is not blocked.
+    assert "determine_need" in world.case(case_id, "coordinator")["allowed_events"]
+
+
+def test_complete_is_blocked_until_the_final_assessment(world: World) -> None:
+    case_id = to_ipr_implementation(world)
+    case = world.advance(case_id, "start_assessment", {"kind": "intermediate"})
+    assert "complete" not in case["allowed_events"]
+    assert "итоговой оценки" in case["blocked"]["complete"]
+    world.advance(case_id, "approve_ipr", ipr_payload())
+    case = world.advance(case_id, "start_assessment", {"kind": "final"})
+    assert "complete" in case["allowed_events"] and "complete" not in case["blocked"]
+    assert world.advance(case_id, "complete")["state"] == "completed"
+
+
+def test_a_stale_event_answer_lists_what_may_fire_now(world: World) -> None:
+    case_id = world.refer()["case_id"]
+    response = world.event(case_id, "approve_ipr", {}, who="head")
+    assert response.status_code == 409
+    assert response.json()["allowed_events"] == ["accept", "decline", "reject"]
+    assert list(response.json()["blocked"]) == ["mark_lost_contact"]
+
+
+def plan_session(world: World, case_id: int, **body: Any) -> Any:
+    at = (datetime.now(UTC) + timedelta(days=3)).replace(microsecond=0)
+    return world.client.post(
+        f"{API}/cases/{case_id}/sessions",
+        json={"scheduled_at": at.isoformat(), **body},
+        headers=world.h("curator"),
+    )
+
+
+def test_a_session_is_planned_only_for_a_service_of_the_programme(world: World, engine: Any) -> None:
+    """A session for a service the ИПРП does not have was accepted."""
+    case_id = to_ipr_implementation(world)  # motor_development and family_support
+    outside = plan_session(world, case_id, service_code="cognitive_development")
+    assert outside.status_code == 422, outside.text
+    assert outside.json()["field"] == "service_code"
+    assert "нет в действующей ИПРП" in outside.json()["message"]
+    assert plan_session(world, case_id, service_code="motor_development").status_code == 201
+
+    from sqlmodel import Session, select
+
+    from models.programmes import PlannedService
+
+    with Session(engine) as session:
+        motor = session.exec(
+            select(PlannedService.id).where(PlannedService.service_code == "motor_development")
+        ).first()
+    mismatch = plan_session(world, case_id, service_code="family_support", planned_service_id=motor)
+    assert mismatch.status_code == 422 and mismatch.json()["field"] == "service_code"
+
+
+def test_before_a_programme_only_the_steps_services_are_planned(world: World) -> None:
+    case_id = to_need_determination(world)
+    refused = plan_session(world, case_id, service_code="motor_development")
+    assert refused.status_code == 422 and refused.json()["field"] == "service_code"
+    assert "нет утверждённой ИПРП" in refused.json()["message"]
+    assert plan_session(world, case_id, service_code="need_determination").status_code == 201
+    world.advance(
+        case_id,
+        "determine_need",
+        {"outcome": "consultation", "conclusion": "Консультации"},
+        who="coordinator",
+    )
+    # Consultations without a programme: any service of the catalogue.
+    assert plan_session(world, case_id, service_code="family_support").status_code == 201
 
 
 def test_journey_is_published_as_json_and_mermaid(world: World) -> None:

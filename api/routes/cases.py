@@ -62,6 +62,9 @@ def list_cases(
     child_id: int | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0)] = 0,
+    undelivered: Annotated[
+        bool, Query(description="Только случаи с сообщениями, не доставленными никому (нужны действия)")
+    ] = False,
 ) -> dict[str, Any]:
     for value in state or []:
         if value not in STATE_NAMES:
@@ -76,6 +79,7 @@ def list_cases(
         provider_id=provider_id,
         curator_id=curator_id,
         child_id=child_id,
+        undelivered=undelivered,
         limit=limit,
         offset=offset,
     )
@@ -146,6 +150,7 @@ def update_case(
         raise Unprocessable("Случай закрыт; изменить его нельзя", field="case_id")
     if problem := curator_problem(session, case.provider_id, body.curator_id):
         raise Unprocessable(problem, field="curator_id")
+    previous_curator = case.curator_id
     result = session.execute(
         update(Case)
         .where(Case.id == case.id, Case.version == body.version)  # type: ignore[arg-type]
@@ -154,6 +159,7 @@ def update_case(
     if result.rowcount != 1:  # type: ignore[attr-defined]
         raise StaleVersion(case.version)
     session.refresh(case)
+    service.tell_new_curator(session, case, previous_curator, principal)
     audit("update", "case", case.id, case.child_id)
     _etag(response, case)
     return service.detail(session, principal, case)

@@ -9,8 +9,9 @@ from api.deps import AuditDep, CurrentUser, SessionDep
 from api.scoping import child_scope, get_child, require_provider_staff
 from core.errors import Unprocessable
 from models.children import Child, ChildPublic, LegalRepresentative, RepresentativePublic, validate_snils
-from models.common import normalise_name
-from models.consents import CONSENT_LABELS, Consent, ConsentIn, ConsentPublic
+from models.common import normalise_name, today_in
+from models.consents import CONSENT_LABELS, Consent, ConsentIn, ConsentPublic, consent_date_problem
+from models.organisations import Region
 from models.users import Role
 
 router = APIRouter(tags=["Дети"])
@@ -99,6 +100,11 @@ def add_consent(
     require_provider_staff(principal, {Role.intake_coordinator, Role.curator, Role.supervisor})
     child = get_child(session, principal, child_id)
     assert child.id is not None
+    region = session.get(Region, child.region_id)
+    assert region is not None
+    today = today_in(region.timezone)  # the region's today, not the server's
+    if problem := consent_date_problem(body.date, today=today, birth_date=child.birth_date):
+        raise Unprocessable(problem, field="date")
     row = Consent(child_id=child.id, recorded_by_id=principal.id, **body.model_dump())
     session.add(row)
     session.flush()

@@ -9,8 +9,6 @@ from api.services import attendance
 from core.errors import NotFound, Unprocessable
 from models.common import utcnow
 from models.programmes import (
-    Ipr,
-    PlannedService,
     ServiceSession,
     SessionIn,
     SessionPublic,
@@ -44,22 +42,9 @@ def plan_session(
     if case.state in FINAL_STATES or case.state in ("referred", "suspended"):
         raise Unprocessable("В текущем состоянии случая занятия не планируются", field="case_id")
     region = region_of(session, case)
-    if load_standard(region.code).service(body.service_code) is None:
-        raise Unprocessable(f"Услуги «{body.service_code}» нет в перечне стандарта", field="service_code")
+    attendance.check_service(session, case, body, load_standard(region.code))
     if body.scheduled_at < utcnow():
         raise Unprocessable("Нельзя запланировать занятие в прошлом", field="scheduled_at")
-    if body.planned_service_id is not None:
-        planned = session.exec(
-            select(PlannedService.id)
-            .join(Ipr)
-            .where(
-                PlannedService.id == body.planned_service_id, Ipr.case_id == case.id, Ipr.status == "active"
-            )
-        ).first()
-        if planned is None:
-            raise Unprocessable(
-                "Услуга не входит в действующую ИПРП этого случая", field="planned_service_id"
-            )
     if body.specialist_id is not None:
         specialist = session.get(User, body.specialist_id)
         if specialist is None or specialist.organisation_id != case.provider_id:

@@ -14,8 +14,10 @@ from models.cases import Case, CaseDetail, CaseHistory, CaseSummary, HistoryPubl
 from models.children import Child, full_name
 from models.common import utcnow
 from models.deadlines import Deadline, DeadlinePublic
-from models.outbox import Delivery, DeliveryPublic, EffectPublic, Outbox
-from statemachines import STATE_LABELS, allowed_events
+from models.outbox import Delivery, DeliveryPublic, EffectPublic, Outbox, OutboxStatus
+from models.users import User
+from statemachines import STATE_LABELS, available_events
+from statemachines.effects import enqueue
 
 
 def summary(case: Case, child: Child) -> dict[str, Any]:
@@ -44,10 +46,20 @@ def list_cases(
     provider_id: int | None = None,
     curator_id: int | None = None,
     child_id: int | None = None,
+    undelivered: bool = False,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[CaseSummary], int]:
     conditions = [case_scope(principal)]
+    if undelivered:
+        # Effects that reached nobody wait for a person (an e-mail to add, a curator to assign).
+        conditions.append(
+            col(Case.id).in_(
+                select(Outbox.case_id).where(
+                    Outbox.status == OutboxStatus.undelivered, col(Outbox.case_id).is_not(None)
+                )
+            )
+        )
     if states:
         conditions.append(col(Case.state).in_(states))
     if provider_id is not None:
@@ -68,17 +80,33 @@ def list_cases(
     return [CaseSummary(**summary(case, child)) for case, child in rows], total
 
 
+def tell_new_curator(session: Session, case: Case, previous: int | None, principal: Principal) -> None:
+    """A curator assigned after acceptance is told, as one assigned at acceptance is."""
+    if case.curator_id is None or case.curator_id == previous:
+        return
+    user: User = principal.user
+    enqueue(
+        session,
+        "curator_assigned",
+        case_id=case.id,
+        referral_id=case.referral_id,
+        context={"payload": {"curator_id": case.curator_id}, "actor_id": user.id},
+    )
+
+
 def detail(session: Session, principal: Principal, case: Case) -> CaseDetail:
     child = session.get(Child, case.child_id)
     assert child is not None
     history = session.exec(
         select(CaseHistory).where(CaseHistory.case_id == case.id).order_by(col(CaseHistory.id))
     ).all()
+    allowed, blocked = available_events(session, case, principal.user)
     return CaseDetail(
         **summary(case, child),
         suspended_from=case.suspended_from,
         referral_id=case.referral_id,
-        allowed_events=allowed_events(case, principal.user),
+        allowed_events=allowed,
+        blocked=blocked,
         history=[HistoryPublic.model_validate(h, from_attributes=True) for h in history],
         effects=effects(session, case),
         deadlines=deadlines(session, case),
