@@ -8,7 +8,6 @@ Validation errors add "errors": [{"field", "message", "type"}].
 from __future__ import annotations
 
 import logging
-import re
 from collections.abc import Iterable, Sequence
 from typing import Any
 
@@ -18,6 +17,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from core.errors import DomainError
 from statemachines.fire import PayloadInvalid
@@ -72,9 +72,6 @@ _MESSAGES: dict[str, str] = {
     "recursion_loop": "Слишком глубокая вложенность",
 }
 
-# "line 1 column 18" in the JSON decoder's (English) message.
-_JSON_POSITION = re.compile(r"line (\d+) column (\d+)")
-
 
 def _message(error: Any) -> str:
     kind = error.get("type", "")
@@ -86,8 +83,9 @@ def _message(error: Any) -> str:
         return "Некорректное значение"
     ctx = dict(error.get("ctx") or {})
     if kind == "json_invalid":
-        where = _JSON_POSITION.search(str(ctx.get("error", "")))
-        return f"{template} (строка {where[1]}, столбец {where[2]})" if where else template
+        # FastAPI puts the character's position after "body" in loc; the decoder's text is English.
+        position = [part for part in error.get("loc", ())[1:] if isinstance(part, int)]
+        return f"{template}: ошибка в символе {position[0] + 1}" if position else template
     if "expected" in ctx:
         # pydantic lists the choices as "'a', 'b' or 'c'": the last separator is English.
         head, sep, tail = str(ctx["expected"]).rpartition(" or ")
@@ -145,6 +143,21 @@ _HTTP_ERRORS: dict[int, tuple[str, str]] = {
 _FASTAPI_BODY_ERROR = "There was an error parsing the body"
 
 
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE")
+
+
+def _allowed_methods(request: Request) -> list[str]:
+    """Every method some route answers on the request's path."""
+    return [
+        method
+        for method in _METHODS
+        if any(
+            route.matches({**request.scope, "method": method})[0] == Match.FULL
+            for route in request.app.router.routes
+        )
+    ]
+
+
 def _sqlstate(exc: DBAPIError) -> str:
     return str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "sqlite_errorname", "") or "")
 
@@ -177,7 +190,7 @@ def install(app: FastAPI) -> None:
         return _invalid(validation_errors(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
         if exc.status_code == 400 and exc.detail == _FASTAPI_BODY_ERROR:
             return _invalid(
                 [
@@ -188,6 +201,10 @@ def install(app: FastAPI) -> None:
                     }
                 ]
             )
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette names the methods of the first route that matched the path only.
+            headers["Allow"] = ", ".join(_allowed_methods(request))
         code, message = _HTTP_ERRORS.get(exc.status_code, ("http_error", "Ошибка запроса"))
         # A Russian detail raised by our own code is kept; Starlette's English phrases are not.
         if isinstance(exc.detail, str) and exc.status_code not in _HTTP_ERRORS:
@@ -195,7 +212,7 @@ def install(app: FastAPI) -> None:
         return JSONResponse(
             status_code=exc.status_code,
             content={"error": code, "message": message, "field": None},
-            headers=exc.headers,
+            headers=headers,
         )
 
     @app.exception_handler(IntegrityError)

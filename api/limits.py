@@ -94,10 +94,14 @@ class UnsupportedMediaType(DomainError):
 READ_HEADERS = ("authorization", "idempotency-key", "if-match", "x-forwarded-for")
 
 
-def _refuse_control(field: str, char: str) -> Unprocessable:
+class ControlCharacter(Unprocessable):
+    code = "control_character"
+
+
+def _refuse_control(field: str, char: str) -> ControlCharacter:
     if not field:
-        return Unprocessable(f"Недопустимый управляющий символ {char} в теле запроса")
-    return Unprocessable(
+        return ControlCharacter(f"Недопустимый управляющий символ {char} в теле запроса")
+    return ControlCharacter(
         f"{field}: недопустимый управляющий символ {char}; уберите его из значения", field=field
     )
 

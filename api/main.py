@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter, Depends, FastAPI
 from sqlalchemy import Engine
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import standards
-from api import docs, errors
+from api import docs, errors, openapi
 from api.audit import RefusalAudit
 from api.headers import SecurityHeaders
-from api.limits import BodySizeLimit
+from api.limits import BodySizeLimit, check_input
 from api.routes import (
     auth,
     cases,
@@ -45,6 +45,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         # /docs and /redoc from the app's own files (api/docs.py), not from a CDN.
         docs_url=None,
         redoc_url=None,
+        # Control characters and non-JSON bodies refused on every route (api/limits.py).
+        dependencies=[Depends(check_input)],
     )
     app.state.settings = settings
     app.state.engine = engine or make_engine(settings.database_url, echo=settings.echo_sql)
@@ -56,6 +58,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     standards.configure(settings.standards_dir)
     standards.load_all()  # a broken standard file stops the start, not the first request
     errors.install(app)
+    openapi.install(app)
     app.add_middleware(BodySizeLimit, max_bytes=settings.max_body_bytes)
     # Added last is outermost: refusals are audited with the client's address (a trusted proxy's
     # X-Forwarded-For, else the peer), and every answer gets the security headers.

@@ -71,6 +71,10 @@ def responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return result
 
 
+# What api/limits.py refuses in every string of a request, as a JSON Schema pattern: no C0 control
+# character but tab, line feed and carriage return, and no DEL.
+NO_CONTROL_CHARACTERS = "^[^\\u0000-\\u0008\\u000B\\u000C\\u000E-\\u001F\\u007F]*$"
+
 _REF = "#/components/schemas/ErrorOut"
 _METHODS = {"get", "put", "post", "delete", "options", "head", "patch", "trace"}
 
@@ -86,8 +90,36 @@ def _error_response(status: int) -> dict[str, Any]:
     return answer
 
 
+def _restrict_strings(node: Any, components: dict[str, Any], seen: set[str]) -> None:
+    """Give every free-text string of a request schema the NO_CONTROL_CHARACTERS pattern."""
+    if isinstance(node, list):
+        for item in node:
+            _restrict_strings(item, components, seen)
+        return
+    if not isinstance(node, dict):
+        return
+    ref = node.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+        name = ref.rsplit("/", 1)[1]
+        if name not in seen and name in components:
+            seen.add(name)
+            _restrict_strings(components[name], components, seen)
+        return
+    kind = node.get("type")
+    is_string = kind == "string" or (isinstance(kind, list) and "string" in kind)
+    if is_string and not ({"pattern", "enum", "const", "format"} & node.keys()):
+        node["pattern"] = NO_CONTROL_CHARACTERS
+    for key in ("properties", "$defs"):
+        for child in (node.get(key) or {}).values():
+            _restrict_strings(child, components, seen)
+    for key in ("items", "additionalProperties", "anyOf", "oneOf", "allOf", "prefixItems"):
+        if key in node:
+            _restrict_strings(node[key], components, seen)
+
+
 def document_common_errors(schema: dict[str, Any]) -> dict[str, Any]:
-    """Add the statuses every operation can get from the app's machinery, and the error schemas."""
+    """Add what the app's machinery does on every operation: the statuses it answers (with the
+    error schemas), and the strings it refuses (control characters, as a pattern)."""
     components = schema.setdefault("components", {}).setdefault("schemas", {})
     for model in (FieldErrorOut, ErrorOut):
         definition = model.model_json_schema(ref_template="#/components/schemas/{model}")
@@ -95,10 +127,15 @@ def document_common_errors(schema: dict[str, Any]) -> dict[str, Any]:
         components[model.__name__] = definition
     components.pop("HTTPValidationError", None)
     components.pop("ValidationError", None)
+    seen: set[str] = set()
     for path_item in schema.get("paths", {}).values():
         for method, operation in path_item.items():
             if method not in _METHODS:
                 continue
+            for parameter in operation.get("parameters", []):
+                _restrict_strings(parameter.get("schema"), components, seen)
+            for media in operation.get("requestBody", {}).get("content", {}).values():
+                _restrict_strings(media.get("schema"), components, seen)
             answers = operation.setdefault("responses", {})
             common = [422, 503]
             if operation.get("security"):

@@ -6,11 +6,11 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from pydantic import AwareDatetime, ConfigDict
+from pydantic import ConfigDict
 from sqlalchemy import Column, Index, String
 from sqlmodel import Field, SQLModel
 
-from models.common import JSONType, UTCDateTime, utcnow
+from models.common import Count, DbId, JsonBool, JsonDatetime, JSONType, UTCDateTime, utcnow
 from models.deadlines import DeadlinePublic
 from models.outbox import EffectPublic
 
@@ -72,9 +72,9 @@ class ContactAttempt(SQLModel, table=True):
 class ContactAttemptIn(SQLModel):
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
-    at: AwareDatetime
+    at: JsonDatetime
     channel: ContactChannel = ContactChannel.phone
-    successful: bool
+    successful: JsonBool
     note: str | None = Field(default=None, max_length=1000)
 
 
@@ -122,8 +122,8 @@ class CaseDetail(CaseSummary):
 class CaseUpdate(SQLModel):
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
-    version: int
-    curator_id: int | None
+    version: Count
+    curator_id: DbId | None
 
 
 class EventRequest(SQLModel):
@@ -131,6 +131,6 @@ class EventRequest(SQLModel):
 
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
-    version: int | None = None
+    version: Count | None = None
     reason: str | None = Field(default=None, max_length=2000)
     payload: dict[str, Any] = Field(default_factory=dict)

@@ -10,7 +10,7 @@ from pydantic import ConfigDict, field_validator
 from sqlalchemy import Column, Index, String, text
 from sqlmodel import Field, SQLModel
 
-from models.common import UTCDateTime, latest_today, normalise_name, utcnow
+from models.common import JsonDate, UTCDateTime, latest_today, normalise_name, utcnow
 
 
 class Sex(StrEnum):
@@ -122,7 +122,7 @@ class ChildIn(SQLModel):
     last_name: str = Field(min_length=1, max_length=100)
     first_name: str = Field(min_length=1, max_length=100)
     middle_name: str | None = Field(default=None, max_length=100)
-    birth_date: date
+    birth_date: JsonDate
     sex: Sex
     snils: str | None = Field(default=None, max_length=14)
     municipality: str | None = Field(default=None, max_length=200)

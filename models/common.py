@@ -8,7 +8,8 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from pydantic import Field
+from pydantic import AwareDatetime, BeforeValidator, Field, StrictBool
+from pydantic_core import PydanticCustomError
 from sqlalchemy import JSON, DateTime, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.engine import Dialect
@@ -18,10 +19,40 @@ from sqlalchemy.engine import Dialect
 # never left for the database driver to refuse (a 500).
 INT32_MAX = 2_147_483_647
 
-# The id of a row: what path parameters, query filters and payload fields name.
-DbId = Annotated[int, Field(ge=1, le=INT32_MAX)]
-# A non-negative integer stored in or compared with an INTEGER column (a version, an offset).
-Count = Annotated[int, Field(ge=0, le=INT32_MAX)]
+
+def _json_number(value: Any) -> Any:
+    # pydantic's lax mode would also take "5" and true for an integer; a JSON body gives a number.
+    if isinstance(value, str | bytes | bool):
+        raise PydanticCustomError("int_type", "Input should be a valid integer")
+    return value
+
+
+def _json_date(value: Any) -> Any:
+    # ...and a number (a Unix time) for a date; a JSON body gives a date as text.
+    if not isinstance(value, str):
+        raise PydanticCustomError("date_type", "Input should be a valid date")
+    return value
+
+
+def _json_datetime(value: Any) -> Any:
+    if not isinstance(value, str):
+        raise PydanticCustomError("datetime_type", "Input should be a valid datetime")
+    return value
+
+
+# Types of request bodies: what the JSON schema says is what is accepted, no more (lax coercion
+# would accept "5" for an integer, 1 for true, 0 for a date).
+JsonInt = Annotated[int, BeforeValidator(_json_number)]
+JsonDate = Annotated[date, BeforeValidator(_json_date)]
+JsonDatetime = Annotated[AwareDatetime, BeforeValidator(_json_datetime)]
+JsonBool = StrictBool
+
+# The id of a row in a request body (a payload's curator_id, a referral's provider_id).
+DbId = Annotated[JsonInt, Field(ge=1, le=INT32_MAX)]
+# A non-negative integer of a request body stored in or compared with an INTEGER column (a version).
+Count = Annotated[JsonInt, Field(ge=0, le=INT32_MAX)]
+# The id of a row in a path or a query string (text by nature: "5" is 5 there).
+IdParam = Annotated[int, Field(ge=1, le=INT32_MAX)]
 
 
 def utcnow() -> datetime:

@@ -9,7 +9,7 @@ from pydantic import ConfigDict, field_validator
 from sqlalchemy import Column, String
 from sqlmodel import Field, SQLModel
 
-from models.common import UTCDateTime, latest_today, utcnow
+from models.common import JsonDate, UTCDateTime, latest_today, utcnow
 
 
 class ConsentKind(StrEnum):
@@ -60,7 +60,7 @@ class ConsentIn(SQLModel):
 
     kind: ConsentKind
     status: ConsentStatus = ConsentStatus.given
-    date: dt.date
+    date: JsonDate
     document_ref: str | None = Field(default=None, max_length=300)
 
     @field_validator("date")

@@ -6,12 +6,12 @@ Shape errors (types, lengths) are caught here and answered 422 with the field; d
 
 from __future__ import annotations
 
-from datetime import date
 from enum import StrEnum
 
 from pydantic import ConfigDict
 from sqlmodel import Field, SQLModel
 
+from models.common import DbId, JsonBool, JsonDate, JsonInt
 from models.programmes import NeedOutcome, PlannedServiceIn
 
 
@@ -24,7 +24,7 @@ class EmptyPayload(_Payload):
 
 
 class AcceptPayload(_Payload):
-    curator_id: int | None = None
+    curator_id: DbId | None = None
 
 
 class RejectReason(StrEnum):
@@ -50,19 +50,19 @@ class RejectPayload(_Payload):
 class DetermineNeedPayload(_Payload):
     outcome: NeedOutcome
     conclusion: str = Field(default="", max_length=10_000)
-    concluded_on: date | None = None
-    duration_minutes: int | None = Field(default=None, ge=1, le=600)
+    concluded_on: JsonDate | None = None
+    duration_minutes: JsonInt | None = Field(default=None, ge=1, le=600)
 
 
 class ParentAgreement(_Payload):
-    agreed: bool
-    date: date
+    agreed: JsonBool
+    date: JsonDate
     document_ref: str | None = Field(default=None, max_length=300)
 
 
 class ApproveIprPayload(_Payload):
-    period_start: date
-    period_end: date
+    period_start: JsonDate
+    period_end: JsonDate
     goals: list[str] = Field(default_factory=list, max_length=30)
     services: list[PlannedServiceIn] = Field(default_factory=list, max_length=50)
     parent_agreement: ParentAgreement | None = None
@@ -80,7 +80,7 @@ class StartAssessmentPayload(_Payload):
 class TransitionPayload(_Payload):
     destination: str = Field(default="", max_length=300)
     # The receiving pre-school (an education organisation of the region), told of the child.
-    destination_org_id: int | None = None
+    destination_org_id: DbId | None = None
 
 
 class CompletePayload(_Payload):

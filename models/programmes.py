@@ -5,11 +5,11 @@ from __future__ import annotations
 from datetime import date, datetime
 from enum import StrEnum
 
-from pydantic import AwareDatetime, ConfigDict
+from pydantic import ConfigDict
 from sqlalchemy import Column, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from models.common import JSONType, UTCDateTime, utcnow
+from models.common import DbId, JsonDatetime, JsonInt, JSONType, UTCDateTime, utcnow
 
 
 class NeedOutcome(StrEnum):
@@ -134,19 +134,19 @@ class PlannedServiceIn(SQLModel):
     service_code: str = Field(min_length=1, max_length=64)
     specialist_role: str | None = Field(default=None, max_length=64)
     form: ServiceForm
-    count: int = Field(ge=1, le=500)
-    minutes: int = Field(ge=5, le=480)
+    count: JsonInt = Field(ge=1, le=500)
+    minutes: JsonInt = Field(ge=5, le=480)
 
 
 class SessionIn(SQLModel):
     model_config = ConfigDict(extra="forbid")  # type: ignore[assignment]
 
     service_code: str = Field(min_length=1, max_length=64)
-    planned_service_id: int | None = None
+    planned_service_id: DbId | None = None
     form: ServiceForm = ServiceForm.in_person
-    scheduled_at: AwareDatetime
-    duration_minutes: int = Field(default=60, ge=5, le=480)
-    specialist_id: int | None = None
+    scheduled_at: JsonDatetime
+    duration_minutes: JsonInt = Field(default=60, ge=5, le=480)
+    specialist_id: DbId | None = None
 
 
 class SessionUpdate(SQLModel):

@@ -6,6 +6,7 @@ from fastapi import APIRouter, Header, Query, Response
 from sqlmodel import col, select, update
 
 from api.deps import AuditDep, CurrentUser, SessionDep
+from api.openapi import responses
 from api.scoping import get_case, require_provider_staff
 from api.services import cases as service
 from core.errors import DomainError, Unprocessable
@@ -17,12 +18,12 @@ from models.cases import (
     ContactAttemptIn,
     EventRequest,
 )
-from models.common import utcnow
+from models.common import INT32_MAX, IdParam, utcnow
 from models.users import Role
 from statemachines import FINAL_STATES, STATES, StaleVersion, fire
 from statemachines.guards import curator_problem
 
-router = APIRouter(tags=["Случаи"])
+router = APIRouter(tags=["Случаи"], responses=responses(403))
 
 STATE_NAMES = [name for name, _ in STATES]
 
@@ -36,7 +37,7 @@ def _version(if_match: str | None, body_version: int | None) -> int:
     """The version the client saw: from If-Match ("3" or W/"3") or from the body."""
     if if_match is not None:
         raw = if_match.strip().removeprefix("W/").strip('"')
-        if not raw.isdigit():
+        if not (raw.isascii() and raw.isdigit()) or int(raw) > INT32_MAX:
             raise Unprocessable("Заголовок If-Match должен содержать версию случая", field="If-Match")
         return int(raw)
     if body_version is None:
@@ -57,11 +58,11 @@ def list_cases(
     session: SessionDep,
     audit: AuditDep,
     state: Annotated[list[str] | None, Query(description="Состояние (можно несколько)")] = None,
-    provider_id: int | None = None,
-    curator_id: int | None = None,
-    child_id: int | None = None,
+    provider_id: IdParam | None = None,
+    curator_id: IdParam | None = None,
+    child_id: IdParam | None = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
     undelivered: Annotated[
         bool, Query(description="Только случаи с сообщениями, не доставленными никому (нужны действия)")
     ] = False,
@@ -88,10 +89,13 @@ def list_cases(
 
 
 @router.get(
-    "/cases/{case_id}", response_model=CaseDetail, summary="Случай: состояние, доступные действия, история"
+    "/cases/{case_id}",
+    response_model=CaseDetail,
+    summary="Случай: состояние, доступные действия, история",
+    responses=responses(404),
 )
 def get_case_detail(
-    case_id: int, response: Response, principal: CurrentUser, session: SessionDep, audit: AuditDep
+    case_id: IdParam, response: Response, principal: CurrentUser, session: SessionDep, audit: AuditDep
 ) -> CaseDetail:
     case = get_case(session, principal, case_id)
     audit("read", "case", case.id, case.child_id)
@@ -103,14 +107,11 @@ def get_case_detail(
     "/cases/{case_id}/events/{event}",
     response_model=CaseDetail,
     summary="Выполнить событие маршрута (переход)",
-    responses={
-        409: {"description": "Событие недопустимо в текущем состоянии или версия устарела"},
-        422: {"description": "Не выполнено условие перехода или некорректные данные"},
-        428: {"description": "Не указана версия случая"},
-    },
+    # 409: the event is not allowed in the state, or the version is stale; 422: a guard failed.
+    responses=responses(404, 409, 428),
 )
 def fire_event(
-    case_id: int,
+    case_id: IdParam,
     event: str,
     body: EventRequest,
     response: Response,
@@ -135,9 +136,14 @@ def fire_event(
     return service.detail(session, principal, case)
 
 
-@router.patch("/cases/{case_id}", response_model=CaseDetail, summary="Назначить куратора")
+@router.patch(
+    "/cases/{case_id}",
+    response_model=CaseDetail,
+    summary="Назначить куратора",
+    responses=responses(404, 409),
+)
 def update_case(
-    case_id: int,
+    case_id: IdParam,
     body: CaseUpdate,
     response: Response,
     principal: CurrentUser,
@@ -169,9 +175,10 @@ def update_case(
     "/cases/{case_id}/contact-attempts",
     status_code=201,
     summary="Зарегистрировать попытку связаться с семьёй",
+    responses=responses(404, 409),
 )
 def add_contact_attempt(
-    case_id: int, body: ContactAttemptIn, principal: CurrentUser, session: SessionDep, audit: AuditDep
+    case_id: IdParam, body: ContactAttemptIn, principal: CurrentUser, session: SessionDep, audit: AuditDep
 ) -> ContactAttempt:
     require_provider_staff(principal)
     case = get_case(session, principal, case_id)
@@ -187,9 +194,11 @@ def add_contact_attempt(
     return attempt
 
 
-@router.get("/cases/{case_id}/contact-attempts", summary="Попытки связаться с семьёй")
+@router.get(
+    "/cases/{case_id}/contact-attempts", summary="Попытки связаться с семьёй", responses=responses(404)
+)
 def list_contact_attempts(
-    case_id: int, principal: CurrentUser, session: SessionDep, audit: AuditDep
+    case_id: IdParam, principal: CurrentUser, session: SessionDep, audit: AuditDep
 ) -> list[ContactAttempt]:
     case = get_case(session, principal, case_id)
     audit("read", "contact_attempt", case.id, case.child_id)

@@ -6,15 +6,16 @@ from fastapi import APIRouter, Query
 from sqlmodel import col, select
 
 from api.deps import AuditDep, CurrentUser, SessionDep
+from api.openapi import responses
 from api.scoping import child_scope, get_child, require_provider_staff
 from core.errors import Unprocessable
 from models.children import Child, ChildPublic, LegalRepresentative, RepresentativePublic, validate_snils
-from models.common import normalise_name, today_in
+from models.common import IdParam, normalise_name, today_in
 from models.consents import CONSENT_LABELS, Consent, ConsentIn, ConsentPublic, consent_date_problem
 from models.organisations import Region
 from models.users import Role
 
-router = APIRouter(tags=["Дети"])
+router = APIRouter(tags=["Дети"], responses=responses(403))
 
 
 def _public(child: Child, representatives: list[LegalRepresentative]) -> ChildPublic:
@@ -64,9 +65,14 @@ def search_children(
     return [_public(c, reps.get(c.id or 0, [])) for c in children]
 
 
-@router.get("/children/{child_id}", response_model=ChildPublic, summary="Сведения о ребёнке")
+@router.get(
+    "/children/{child_id}",
+    response_model=ChildPublic,
+    summary="Сведения о ребёнке",
+    responses=responses(404),
+)
 def get_child_detail(
-    child_id: int, principal: CurrentUser, session: SessionDep, audit: AuditDep
+    child_id: IdParam, principal: CurrentUser, session: SessionDep, audit: AuditDep
 ) -> ChildPublic:
     child = get_child(session, principal, child_id)
     reps = list(session.exec(select(LegalRepresentative).where(LegalRepresentative.child_id == child.id)))
@@ -93,9 +99,10 @@ def _consent_public(row: Consent) -> ConsentPublic:
     response_model=ConsentPublic,
     status_code=201,
     summary="Зарегистрировать согласие или его отзыв",
+    responses=responses(404, 409),
 )
 def add_consent(
-    child_id: int, body: ConsentIn, principal: CurrentUser, session: SessionDep, audit: AuditDep
+    child_id: IdParam, body: ConsentIn, principal: CurrentUser, session: SessionDep, audit: AuditDep
 ) -> ConsentPublic:
     require_provider_staff(principal, {Role.intake_coordinator, Role.curator, Role.supervisor})
     child = get_child(session, principal, child_id)
@@ -113,10 +120,13 @@ def add_consent(
 
 
 @router.get(
-    "/children/{child_id}/consents", response_model=list[ConsentPublic], summary="Согласия (вся история)"
+    "/children/{child_id}/consents",
+    response_model=list[ConsentPublic],
+    summary="Согласия (вся история)",
+    responses=responses(404),
 )
 def list_consents(
-    child_id: int, principal: CurrentUser, session: SessionDep, audit: AuditDep
+    child_id: IdParam, principal: CurrentUser, session: SessionDep, audit: AuditDep
 ) -> list[ConsentPublic]:
     child = get_child(session, principal, child_id)
     audit("read", "consent", None, child.id)

@@ -8,18 +8,19 @@ from sqlalchemy.orm import aliased
 from sqlmodel import col, func, select
 
 from api.deps import AuditDep, CurrentUser, SessionDep
+from api.openapi import responses
 from api.scoping import deadline_scope
 from api.services.cases import days_late
 from core.errors import Unprocessable
 from models.cases import Case
 from models.children import Child, full_name
-from models.common import utcnow
+from models.common import INT32_MAX, IdParam, utcnow
 from models.deadlines import Deadline, OverdueItem, running
 from models.organisations import Organisation
 from models.users import User
 from statemachines import STATE_LABELS
 
-router = APIRouter(tags=["Сроки"])
+router = APIRouter(tags=["Сроки"], responses=responses(403))
 
 
 @router.get("/overdue", summary="Просроченные (и подходящие) сроки по случаям")
@@ -27,8 +28,8 @@ def overdue(
     principal: CurrentUser,
     session: SessionDep,
     audit: AuditDep,
-    organisation_id: int | None = None,
-    curator_id: int | None = None,
+    organisation_id: IdParam | None = None,
+    curator_id: IdParam | None = None,
     state: str | None = None,
     timer: Annotated[
         str | None, Query(max_length=64, description="Вид срока (имя таймера стандарта)")
@@ -39,7 +40,7 @@ def overdue(
         Query(ge=0, le=365, description="Вместо просроченных: сроки, наступающие в ближайшие N дней"),
     ] = None,
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
 ) -> dict[str, Any]:
     if state is not None and state not in STATE_LABELS:
         raise Unprocessable(f"Неизвестное состояние «{state}»", field="state")

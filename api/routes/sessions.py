@@ -4,10 +4,11 @@ from fastapi import APIRouter
 from sqlmodel import col, select
 
 from api.deps import AuditDep, CurrentUser, SessionDep
+from api.openapi import responses
 from api.scoping import get_case, require_provider_staff
 from api.services import attendance
 from core.errors import NotFound, Unprocessable
-from models.common import utcnow
+from models.common import IdParam, utcnow
 from models.programmes import (
     ServiceSession,
     SessionIn,
@@ -21,7 +22,7 @@ from statemachines import FINAL_STATES
 from statemachines.effects import enqueue
 from statemachines.fire import region_of
 
-router = APIRouter(tags=["Занятия"])
+router = APIRouter(tags=["Занятия"], responses=responses(403, 404))
 
 
 def _public(row: ServiceSession) -> SessionPublic:
@@ -33,9 +34,10 @@ def _public(row: ServiceSession) -> SessionPublic:
     response_model=SessionPublic,
     status_code=201,
     summary="Запланировать занятие (услугу)",
+    responses=responses(409),
 )
 def plan_session(
-    case_id: int, body: SessionIn, principal: CurrentUser, session: SessionDep, audit: AuditDep
+    case_id: IdParam, body: SessionIn, principal: CurrentUser, session: SessionDep, audit: AuditDep
 ) -> SessionPublic:
     require_provider_staff(principal)
     case = get_case(session, principal, case_id)
@@ -66,7 +68,7 @@ def plan_session(
 
 @router.get("/cases/{case_id}/sessions", response_model=list[SessionPublic], summary="Занятия по случаю")
 def list_sessions(
-    case_id: int, principal: CurrentUser, session: SessionDep, audit: AuditDep
+    case_id: IdParam, principal: CurrentUser, session: SessionDep, audit: AuditDep
 ) -> list[SessionPublic]:
     case = get_case(session, principal, case_id)
     audit("read", "session", case.id, case.child_id)
@@ -82,10 +84,11 @@ def list_sessions(
     "/cases/{case_id}/sessions/{session_id}",
     response_model=SessionPublic,
     summary="Отметить занятие: проведено, пропущено, отменено",
+    responses=responses(409),
 )
 def update_session(
-    case_id: int,
-    session_id: int,
+    case_id: IdParam,
+    session_id: IdParam,
     body: SessionUpdate,
     principal: CurrentUser,
     session: SessionDep,

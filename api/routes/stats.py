@@ -4,13 +4,14 @@ from fastapi import APIRouter
 from sqlmodel import col, func, select
 
 from api.deps import CurrentUser, SessionDep
+from api.openapi import responses
 from core.errors import Forbidden
 from models.cases import Case
 from models.organisations import Organisation
 from models.users import Role
 from statemachines import STATE_LABELS
 
-router = APIRouter(tags=["Статистика"])
+router = APIRouter(tags=["Статистика"], responses=responses(403))
 
 
 @router.get("/stats/cases", summary="Число случаев по состояниям (обезличенно)")

@@ -9,11 +9,13 @@ from fastapi import APIRouter, Query
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from api.deps import AuditDep, CurrentUser, SessionDep
+from api.openapi import responses
 from api.security import PASSWORD_MAX_LENGTH
 from api.services import users as service
+from models.common import DbId, IdParam
 from models.users import ROLE_LABELS, Role, StaffMember, UserAdmin, normalise_email
 
-router = APIRouter(tags=["Пользователи"])
+router = APIRouter(tags=["Пользователи"], responses=responses(403, 404))
 
 Email = Annotated[str, Field(min_length=3, max_length=254), AfterValidator(normalise_email)]
 FullName = Annotated[str, Field(min_length=1, max_length=300)]
@@ -34,7 +36,7 @@ class UserCreate(BaseModel):
     full_name: FullName
     email: Email
     role: Role
-    organisation_id: int
+    organisation_id: DbId
     password: Password = None
 
 
@@ -61,7 +63,7 @@ def list_users(
     principal: CurrentUser,
     session: SessionDep,
     audit: AuditDep,
-    organisation_id: int | None = None,
+    organisation_id: IdParam | None = None,
     role: Role | None = None,
     active: bool | None = None,
 ) -> list[UserAdmin]:
@@ -75,6 +77,7 @@ def list_users(
     response_model=UserWithPassword,
     status_code=201,
     summary="Создать пользователя (пароль по правилам или созданный и показанный один раз)",
+    responses=responses(409),
 )
 def create_user(
     body: UserCreate, principal: CurrentUser, session: SessionDep, audit: AuditDep
@@ -94,15 +97,20 @@ def create_user(
 
 
 @router.get("/users/{user_id}", response_model=UserAdmin, summary="Пользователь")
-def get_user(user_id: int, principal: CurrentUser, session: SessionDep, audit: AuditDep) -> UserAdmin:
+def get_user(user_id: IdParam, principal: CurrentUser, session: SessionDep, audit: AuditDep) -> UserAdmin:
     user = service.get_user(session, principal, user_id)
     audit("read", "user", user.id, None)
     return UserAdmin.of(user)
 
 
-@router.patch("/users/{user_id}", response_model=UserAdmin, summary="Изменить ФИО, e-mail или роль")
+@router.patch(
+    "/users/{user_id}",
+    response_model=UserAdmin,
+    summary="Изменить ФИО, e-mail или роль",
+    responses=responses(409),
+)
 def update_user(
-    user_id: int, body: UserUpdate, principal: CurrentUser, session: SessionDep, audit: AuditDep
+    user_id: IdParam, body: UserUpdate, principal: CurrentUser, session: SessionDep, audit: AuditDep
 ) -> UserAdmin:
     user = service.update_user(
         session, principal, user_id, full_name=body.full_name, email=body.email, role=body.role
@@ -115,15 +123,16 @@ def update_user(
     "/users/{user_id}/disable",
     response_model=UserAdmin,
     summary="Отключить пользователя: все его токены перестают действовать сразу",
+    responses=responses(409),
 )
-def disable_user(user_id: int, principal: CurrentUser, session: SessionDep, audit: AuditDep) -> UserAdmin:
+def disable_user(user_id: IdParam, principal: CurrentUser, session: SessionDep, audit: AuditDep) -> UserAdmin:
     user = service.change_active(session, principal, user_id, active=False)
     audit("disable", "user", user.id, None)
     return UserAdmin.of(user)
 
 
 @router.post("/users/{user_id}/enable", response_model=UserAdmin, summary="Включить пользователя")
-def enable_user(user_id: int, principal: CurrentUser, session: SessionDep, audit: AuditDep) -> UserAdmin:
+def enable_user(user_id: IdParam, principal: CurrentUser, session: SessionDep, audit: AuditDep) -> UserAdmin:
     user = service.change_active(session, principal, user_id, active=True)
     audit("enable", "user", user.id, None)
     return UserAdmin.of(user)
@@ -135,7 +144,7 @@ def enable_user(user_id: int, principal: CurrentUser, session: SessionDep, audit
     summary="Сбросить пароль (сеансы пользователя завершаются)",
 )
 def reset_password(
-    user_id: int, body: PasswordReset, principal: CurrentUser, session: SessionDep, audit: AuditDep
+    user_id: IdParam, body: PasswordReset, principal: CurrentUser, session: SessionDep, audit: AuditDep
 ) -> UserWithPassword:
     user, generated = service.reset_password(session, principal, user_id, body.password)
     audit("password", "user", user.id, None)
@@ -148,7 +157,7 @@ def reset_password(
     summary="Сотрудники организации ранней помощи (например, role=curator — выбрать куратора)",
 )
 def list_staff(
-    org_id: int,
+    org_id: IdParam,
     principal: CurrentUser,
     session: SessionDep,
     role: Annotated[Role | None, Query()] = None,
