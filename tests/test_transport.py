@@ -27,7 +27,7 @@ from aiosmtpd.controller import Controller
 from fastapi.testclient import TestClient
 from sqlalchemy import Engine, func, select, text
 from sqlalchemy.exc import DBAPIError
-from sqlmodel import Session
+from sqlmodel import Session, col
 
 from api.main import create_app
 from core.config import Settings
@@ -220,7 +220,7 @@ def test_no_personal_data_in_any_log_line_of_a_journey(
             secrets += ["Гонкина", race["child"]["first_name"], race["child"]["snils"]]
             with Session(engine) as session:
                 region_id = session.execute(
-                    select(Organisation.region_id).where(Organisation.id == world.provider_id)  # type: ignore[arg-type]
+                    select(col(Organisation.region_id)).where(col(Organisation.id) == world.provider_id)
                 ).scalar_one()
             release = threading.Event()
             holder = threading.Thread(target=_hold_the_snils, args=(engine, race, region_id, release))
