@@ -28,13 +28,18 @@ def _json_number(value: Any) -> Any:
 
 
 def _json_date(value: Any) -> Any:
-    # ...and a number (a Unix time) for a date; a JSON body gives a date as text.
+    # ...and a number (a Unix time) for a date; a JSON body gives a date as text. Python callers
+    # (the demo, services) pass date objects.
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
     if not isinstance(value, str):
         raise PydanticCustomError("date_type", "Input should be a valid date")
     return value
 
 
 def _json_datetime(value: Any) -> Any:
+    if isinstance(value, datetime):
+        return value
     if not isinstance(value, str):
         raise PydanticCustomError("datetime_type", "Input should be a valid datetime")
     return value
