@@ -17,8 +17,10 @@ import subprocess
 import sys
 from pathlib import Path
 
+from fastapi.testclient import TestClient
 from sqlalchemy import Engine
 
+from api.openapi import NO_CONTROL_CHARACTERS
 from api.security import new_api_token
 from core.db import session_scope
 from models.users import ApiToken
@@ -69,3 +71,34 @@ def test_api_answers_as_documented(server_url: str, engine: Engine, world: World
     result = subprocess.run(command, capture_output=True, text=True, timeout=600, env=env, cwd=tmp_path)
     assert result.returncode == 0, result.stdout[-40_000:] + result.stderr[-5000:]
     print(result.stdout[-2500:])  # the summary, with `pytest -s`
+
+
+def test_openapi_documents_every_error_with_the_error_shape(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    components = schema["components"]["schemas"]
+    assert "HTTPValidationError" not in components and "ValidationError" not in components
+    assert {"error", "message", "field"} <= set(components["ErrorOut"]["required"])
+    for path, item in schema["paths"].items():
+        for method, operation in item.items():
+            where = f"{method.upper()} {path}"
+            answers = operation["responses"]
+            expected = {"422", "503"}
+            if operation.get("security"):
+                expected.add("401")
+            if "requestBody" in operation:
+                expected |= {"413", "415"}
+            assert expected <= answers.keys(), where
+            for status, answer in answers.items():
+                if status.startswith(("4", "5")):
+                    json_schema = answer["content"]["application/json"]["schema"]
+                    assert json_schema == {"$ref": "#/components/schemas/ErrorOut"}, (where, status)
+            assert "Retry-After" in answers["503"]["headers"], where
+
+
+def test_openapi_strings_of_requests_refuse_control_characters(client: TestClient) -> None:
+    schema = client.get("/openapi.json").json()
+    login = schema["components"]["schemas"]["LoginIn"]["properties"]["login"]
+    assert login["pattern"] == NO_CONTROL_CHARACTERS
+    case_filters = schema["paths"]["/api/v1/children"]["get"]["parameters"]
+    q = next(p for p in case_filters if p["name"] == "q")
+    assert {"type": "string", "maxLength": 200, "pattern": NO_CONTROL_CHARACTERS} in q["schema"]["anyOf"]
