@@ -70,6 +70,7 @@ _MESSAGES: dict[str, str] = {
     "union_tag_invalid": "Недопустимое значение",
     "none_required": "Ожидается null",
     "recursion_loop": "Слишком глубокая вложенность",
+    "date_range": "Дата должна быть в пределах {earliest}–{latest} гг.",
 }
 
 

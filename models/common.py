@@ -8,7 +8,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, Any
 from zoneinfo import ZoneInfo
 
-from pydantic import AwareDatetime, BeforeValidator, Field, StrictBool
+from pydantic import AfterValidator, AwareDatetime, BeforeValidator, Field, StrictBool
 from pydantic_core import PydanticCustomError
 from sqlalchemy import JSON, DateTime, TypeDecorator
 from sqlalchemy.dialects.postgresql import JSONB
@@ -45,11 +45,24 @@ def _json_datetime(value: Any) -> Any:
     return value
 
 
+# Dates a request may name: a child's, a consent's, an appointment's. Outside them a date is a typo,
+# and at the edges of Python's calendar a time zone's offset overflows it (year 1 at +14:00).
+EARLIEST_YEAR, LATEST_YEAR = 1900, 2199
+
+
+def _in_range(value: date) -> date:
+    if not EARLIEST_YEAR <= value.year <= LATEST_YEAR:
+        raise PydanticCustomError(
+            "date_range", "Date out of range", {"earliest": EARLIEST_YEAR, "latest": LATEST_YEAR}
+        )
+    return value
+
+
 # Types of request bodies: what the JSON schema says is what is accepted, no more (lax coercion
 # would accept "5" for an integer, 1 for true, 0 for a date).
 JsonInt = Annotated[int, BeforeValidator(_json_number)]
-JsonDate = Annotated[date, BeforeValidator(_json_date)]
-JsonDatetime = Annotated[AwareDatetime, BeforeValidator(_json_datetime)]
+JsonDate = Annotated[date, BeforeValidator(_json_date), AfterValidator(_in_range)]
+JsonDatetime = Annotated[AwareDatetime, BeforeValidator(_json_datetime), AfterValidator(_in_range)]
 JsonBool = StrictBool
 
 # The id of a row in a request body (a payload's curator_id, a referral's provider_id).

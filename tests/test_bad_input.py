@@ -453,3 +453,23 @@ def test_wrong_method_names_every_allowed_one(world: World) -> None:
     response = world.client.put(f"{API}/cases/1", headers=world.h("curator"))
     assert_error(response, 405)
     assert response.headers["allow"] == "GET, PATCH"
+
+
+def test_time_at_the_edge_of_the_calendar_is_refused(world: World, engine: Engine) -> None:
+    # Year 1 at +14:00 is before year 1 in UTC: storing it overflowed (a 500).
+    case_id = to_need_determination(world)
+    with unchanged(engine):
+        attempt = world.client.post(
+            f"{API}/cases/{case_id}/contact-attempts",
+            json={"at": "0001-01-01T00:00:00+14:00", "successful": False},
+            headers=world.h("coordinator"),
+        )
+        assert "1900–2199" in assert_error(attempt, 422, "at")["message"]
+        session = world.client.post(
+            f"{API}/cases/{case_id}/sessions",
+            json={"service_code": "need_determination", "scheduled_at": "9999-12-31T23:59:00-14:00"},
+            headers=world.h("coordinator"),
+        )
+        assert_error(session, 422, "scheduled_at")
+    body = post_referral(world, engine, world.referral_body(child={"birth_date": "0001-01-01"}))
+    assert body["field"] == "child.birth_date"
