@@ -13,6 +13,7 @@ from sqlmodel import Session
 
 from models.common import utcnow
 from models.outbox import EffectKind, Outbox, OutboxStatus
+from models.referrals import Referral
 
 FAMILY = EffectKind.notify_family
 ORGANISATION = EffectKind.notify_organisation
@@ -104,8 +105,15 @@ def enqueue(
     referral_id: int | None = None,
     context: dict[str, Any] | None = None,
 ) -> None:
-    """Write the outbox rows `trigger` calls for, in the caller's transaction."""
-    session.add_all(
-        Outbox(**row)
-        for row in effect_rows(trigger, case_id=case_id, referral_id=referral_id, context=context)
-    )
+    """Write the outbox rows `trigger` calls for, in the caller's transaction.
+
+    Feedback goes to the organisation whose referral opened the case (api/services/disclosure.py):
+    a case a family came with on its own has nobody to give feedback to, so none is written (an
+    effect written for nobody would wait as undelivered for ever).
+    """
+    rows = effect_rows(trigger, case_id=case_id, referral_id=referral_id, context=context)
+    if any(row["kind"] == REFERRER for row in rows):
+        referral = session.get(Referral, referral_id) if referral_id is not None else None
+        if referral is None or referral.referring_org_id is None:
+            rows = [row for row in rows if row["kind"] != REFERRER]
+    session.add_all(Outbox(**row) for row in rows)

@@ -660,3 +660,14 @@ def test_a_curator_assigned_after_acceptance_is_told(
     drain(runner, relay)
     (told,) = smtp.to("curator@example.org")
     assert str(told["Subject"]) == f"Вам назначен случай № {case_id}"
+
+
+def test_a_family_that_came_on_its_own_gets_no_feedback_effect_written_for_nobody(
+    world: World, engine: Engine
+) -> None:
+    """Feedback of a case without a referring organisation was written, and went nowhere."""
+    referral = world.refer(who="coordinator", self_referral=True)
+    world.advance(referral["case_id"], "accept", who="coordinator")
+    with Session(engine) as session:
+        kinds = set(session.exec(select(Outbox.kind).where(Outbox.case_id == referral["case_id"])))
+    assert kinds == {"notify_organisation", "notify_family"}
