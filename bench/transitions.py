@@ -104,7 +104,7 @@ from models.common import today_in, utcnow
 from models.consents import Consent, ConsentKind, ConsentStatus
 from models.organisations import OrgKind
 from models.outbox import Outbox, OutboxStatus
-from models.referrals import ConsentGiven, Referral, ReferralCreate
+from models.referrals import ConsentGiven, MatchStatus, Referral, ReferralCreate
 from models.users import ApiToken, User
 from statemachines import fire, open_case
 
@@ -329,6 +329,10 @@ def bulk_referrals(
                 referral_date=referral_date,
                 case_id=None,  # set below, once the case exists (as register() does)
                 linked_to_existing=False,
+                submitted=body.model_dump(
+                    mode="json", include={"child", "representatives", "consent_personal_data"}
+                ),
+                match_status=MatchStatus.none,
                 idempotency_key=f"bench-{seed}",
                 request_hash=request_hash(body),
                 created_at=now,
