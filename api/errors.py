@@ -15,7 +15,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
-from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
@@ -226,6 +226,21 @@ def install(app: FastAPI) -> None:
                 "error": "conflict",
                 "message": "Данные противоречат уже сохранённым; ничего не изменено",
                 "field": None,
+            },
+        )
+
+    @app.exception_handler(DataError)
+    async def _data(_: Request, exc: DataError) -> JSONResponse:
+        # A value the schema let through but the column refuses (too long, out of range): the
+        # request's fault, and never a 500 whose text would quote the value.
+        log.warning("data error: %s %s", type(exc.orig).__name__, _sqlstate(exc))
+        return JSONResponse(
+            status_code=422,
+            content={
+                "error": "validation_error",
+                "message": "Значение не помещается в поле базы данных; ничего не изменено",
+                "field": None,
+                "errors": [],
             },
         )
 

@@ -6,11 +6,15 @@ import re
 from datetime import date, datetime
 from enum import StrEnum
 
-from pydantic import ConfigDict, field_validator
+from pydantic import ConfigDict, field_validator, model_validator
 from sqlalchemy import Column, Index, String, text
 from sqlmodel import Field, SQLModel
 
 from models.common import JsonDate, UTCDateTime, latest_today, normalise_name, utcnow
+
+# The normalised name (search key) column's width: three names of 100 characters and two spaces, and a
+# margin.
+NAME_KEY_LENGTH = 310
 
 
 class Sex(StrEnum):
@@ -89,7 +93,7 @@ class Child(SQLModel, table=True):
     municipality: str | None = Field(default=None, max_length=200)
     address: str | None = Field(default=None, max_length=500)
     # normalise_name(last, first, middle): case- and ё-insensitive search on both databases.
-    name_key: str = Field(max_length=310)
+    name_key: str = Field(max_length=NAME_KEY_LENGTH)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
     def refresh_name_key(self) -> None:
@@ -142,6 +146,13 @@ class ChildIn(SQLModel):
     @classmethod
     def _snils(cls, value: str | None) -> str | None:
         return validate_snils(value) if value else None
+
+    @model_validator(mode="after")
+    def _name_key_fits(self) -> ChildIn:
+        # Case folding can lengthen a name (ß → ss), and the search key has a column of its own.
+        if len(normalise_name(self.last_name, self.first_name, self.middle_name)) > NAME_KEY_LENGTH:
+            raise ValueError("ФИО слишком длинное")
+        return self
 
     @field_validator("birth_date")
     @classmethod

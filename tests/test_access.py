@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from datetime import date
+
 import pytest
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -164,3 +166,18 @@ def test_every_read_and_write_of_a_child_is_audited(
 
 
 # The audit log's append-only triggers, against every write path: tests/test_audit.py.
+
+
+def test_only_the_provider_serving_the_child_records_a_consent_given(world: World) -> None:
+    """Consents steer every provider's messages and what referrers see: a provider whose case of the
+    child is closed may record a withdrawal, never a consent given."""
+    referral = world.refer()
+    world.advance(int(referral["case_id"]), "reject", {"reason_code": "other"}, who="coordinator", reason="x")
+    url = f"{API}/children/{referral['child_id']}/consents"
+    today = date.today().isoformat()
+    given = {"kind": "share_with_referrer", "status": "given", "date": today, "document_ref": "№ 9"}
+    response = world.client.post(url, json=given, headers=world.h("coordinator"))
+    assert response.status_code == 409, response.text
+    withdrawn = {**given, "status": "withdrawn"}
+    response = world.client.post(url, json=withdrawn, headers=world.h("coordinator"))
+    assert response.status_code == 201, response.text

@@ -473,3 +473,11 @@ def test_time_at_the_edge_of_the_calendar_is_refused(world: World, engine: Engin
         assert_error(session, 422, "scheduled_at")
     body = post_referral(world, engine, world.referral_body(child={"birth_date": "0001-01-01"}))
     assert body["field"] == "child.birth_date"
+
+
+def test_a_name_that_grows_when_case_folded_is_refused_not_a_500(world: World) -> None:
+    # 100 characters each, but the search key folds ß to ss and ﬃ to ffi: 500 characters.
+    body = world.referral_body(child={"last_name": "ß" * 100, "first_name": "ﬃ" * 100})
+    response = world.client.post(f"{API}/referrals", json=body, headers=world.h("referrer"))
+    assert response.status_code == 422, response.text
+    assert response.json()["message"].endswith("ФИО слишком длинное")

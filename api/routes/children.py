@@ -8,12 +8,21 @@ from sqlmodel import col, select
 from api.deps import AuditDep, CurrentUser, SessionDep
 from api.openapi import responses
 from api.scoping import child_scope, get_child, require_provider_staff
-from core.errors import Unprocessable
+from core.errors import Conflict, Unprocessable
+from models.cases import Case
 from models.children import Child, ChildPublic, LegalRepresentative, RepresentativePublic, validate_snils
 from models.common import IdParam, normalise_name, today_in
-from models.consents import CONSENT_LABELS, Consent, ConsentIn, ConsentPublic, consent_date_problem
+from models.consents import (
+    CONSENT_LABELS,
+    Consent,
+    ConsentIn,
+    ConsentPublic,
+    ConsentStatus,
+    consent_date_problem,
+)
 from models.organisations import Region
 from models.users import Role
+from statemachines import FINAL_STATES
 
 router = APIRouter(tags=["Дети"], responses=responses(403))
 
@@ -107,6 +116,23 @@ def add_consent(
     require_provider_staff(principal, {Role.intake_coordinator, Role.curator, Role.supervisor})
     child = get_child(session, principal, child_id)
     assert child.id is not None
+    # Consents belong to the child, so they steer every provider's messages and what referrers see:
+    # only the provider serving the child now records a consent given (not one with an old, closed
+    # case); a withdrawal, which only narrows what is shared, any provider the child is known to.
+    serving = (
+        body.status == ConsentStatus.withdrawn
+        or session.exec(
+            select(Case.id).where(
+                Case.child_id == child.id,
+                Case.provider_id == principal.org.id,
+                col(Case.state).not_in(FINAL_STATES),
+            )
+        ).first()
+    )
+    if not serving:
+        raise Conflict(
+            "Согласие регистрирует организация, которая сейчас сопровождает ребёнка", field="child_id"
+        )
     region = session.get(Region, child.region_id)
     assert region is not None
     today = today_in(region.timezone)  # the region's today, not the server's
