@@ -142,8 +142,9 @@ class ThrottleUnavailable(Exception):
 
 
 class LoginThrottle:
-    """Failed logins per login and attempts per client address, in a moving window (the `limits`
-    library; storage by URI: memory:// in one process, redis://... shared by replicas).
+    """Attempts per login (cleared by a success, so in effect failures) and per client address, in a
+    moving window (the `limits` library; storage by URI: memory:// in one process, redis://... shared
+    by replicas).
 
     Asked before any password hash is computed, so a flood is turned away cheaply; a window, not a
     lock: the real user can log in again once it has passed."""
@@ -162,7 +163,9 @@ class LoginThrottle:
         """None if the attempt may go on (it counts against the address); else seconds to wait."""
         key = self._login_key(login)
         try:
-            if not self._limiter.test(self._per_login, "login", key):
+            # Counted now, not after a failed verification: parallel attempts would otherwise all
+            # pass the test before the first failure is counted. A success clears it (succeeded).
+            if not self._limiter.hit(self._per_login, "login", key):
                 return self._wait(self._per_login, "login", key)
             if not self._limiter.hit(self._per_address, "address", address):
                 return self._wait(self._per_address, "address", address)
@@ -171,9 +174,10 @@ class LoginThrottle:
             raise ThrottleUnavailable from error
         return None
 
-    def failed(self, login: str) -> None:
+    def succeeded(self, login: str) -> None:
+        """The attempts counted against a login end with its successful sign-in."""
         try:
-            self._limiter.hit(self._per_login, "login", self._login_key(login))
+            self._limiter.clear(self._per_login, "login", self._login_key(login))
         except Exception as error:
             log.error("login throttle storage unavailable: %s", type(error).__name__)
             raise ThrottleUnavailable from error

@@ -23,7 +23,7 @@ from sqlmodel import Session, select
 import api.routes.auth as auth_routes
 from api.main import create_app
 from api.routes.auth import LoginIn
-from api.security import PASSWORD_MAX_LENGTH, password_problem
+from api.security import PASSWORD_MAX_LENGTH, LoginThrottle, password_problem
 from core.config import Settings
 from core.tokens import AUDIENCE, ISSUER, KeyStore, Purpose, key_store, session_link_token
 from models.audit import AuditLog
@@ -583,3 +583,13 @@ def test_key_files_are_readable_by_the_owner_only(make_client: ClientMaker, sett
     for purpose in Purpose:
         path = keys_of(client).path(purpose)
         assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+
+
+def test_an_attempt_counts_before_its_password_is_checked(settings: Settings) -> None:
+    """Parallel guesses cannot outrun the per-login limit: each is counted when admitted, not after
+    its failed verification; a success clears the count."""
+    throttle = LoginThrottle(settings.model_copy(update={"login_failures_per_login": "3/15 minutes"}))
+    assert [throttle.admit("curator", "10.0.0.1") for _ in range(3)] == [None, None, None]
+    assert throttle.admit("Curator", "10.0.0.2") is not None  # no failure recorded yet: still refused
+    throttle.succeeded("curator")
+    assert throttle.admit("curator", "10.0.0.1") is None

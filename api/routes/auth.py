@@ -76,8 +76,8 @@ def login(body: LoginIn, request: Request, session: SessionDep, settings: Settin
         # answers in the same time as a known one, so logins cannot be found by timing.
         verified = verify_password(body.password, user.password_hash if user and usable else None)
         if not (user and usable and verified):
-            throttle.failed(body.login)
             raise Unauthorized("Неверный логин или пароль", field="login")
+        throttle.succeeded(body.login)
     except ThrottleUnavailable:
         return _refused(503, "unavailable", "Вход временно недоступен; повторите через минуту", 60)
     assert user.id is not None
