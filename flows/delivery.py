@@ -370,7 +370,8 @@ async def _deliver_row(
     """Deliver one outbox row to every recipient not yet reached. Raises ChannelError to be retried.
 
     A row that reaches nobody (every recipient unreachable or skipped, or none named) is
-    `undelivered` with the reasons, never `done`.
+    `undelivered` with the reasons, never `done` — unless nobody was to be reached because the family
+    chose so (consent to messages withdrawn, "no messages"): that is recorded and settles the row.
     """
     outbox_id = row.id or 0
     deferred = False
@@ -378,12 +379,16 @@ async def _deliver_row(
     # Earlier attempts of this row count: a recipient reached then was reached.
     reached = any(status == DeliveryStatus.sent for _, status, _ in earlier or [])
     missed = [f"{t.recipient}: {why}" for t, status, why in earlier or [] if status != DeliveryStatus.sent]
+    chose_none = False
     for target in pending:
         if target.blocked:
             undeliverable = target.unreachable or target.no_address
             status = DeliveryStatus.undeliverable if undeliverable else DeliveryStatus.skipped
             _record(rt.engine, row, target, status, error=target.blocked)
-            missed.append(f"{target.recipient}: {target.blocked}")
+            if target.by_choice:
+                chose_none = True
+            else:
+                missed.append(f"{target.recipient}: {target.blocked}")
             continue
         tripped = down.get(target.channel)
         if tripped is not None and tripped != outbox_id:
@@ -409,7 +414,7 @@ async def _deliver_row(
         _tell_curator(rt.engine, row, unreachable)
     if deferred:
         return Outcome.retry, "канал недоступен, доставка отложена"
-    if not reached:
+    if not reached and (missed or not chose_none):
         return Outcome.undelivered, "Не доставлено никому: " + "; ".join(dict.fromkeys(missed))
     return Outcome.done, None
 

@@ -51,6 +51,9 @@ class Target:
     blocked: str | None = None
     unreachable: bool = False  # the family has no contact for its channel: tell the curator
     no_address: bool = False  # a member of staff who must be told has no address: undeliverable
+    # The family chose to get no messages (consent withdrawn, "no messages"): not sending is the
+    # right outcome, so it settles the effect instead of leaving it undelivered for a supervisor.
+    by_choice: bool = False
     webhook_secret: str | None = None
     referral_id: int | None = None  # feedback: which referral's document to attach
 
@@ -179,14 +182,20 @@ class Known:
 
 def _family_targets(known: Known, child: Child) -> list[Target]:
     if child.id in known.messages_withdrawn:
-        return [Target("семья", "none", "-", blocked="согласие на получение сообщений отозвано")]
+        return [
+            Target("семья", "none", "-", blocked="согласие на получение сообщений отозвано", by_choice=True)
+        ]
     representatives = known.representatives.get(child.id or 0, [])
     if not representatives:
         return [Target("семья", "none", "-", blocked="нет законного представителя", unreachable=True)]
     targets = []
     for rep in representatives:
         if rep.preferred_channel == Channel.none:
-            targets.append(Target(rep.full_name, "none", "-", blocked="представитель отказался от сообщений"))
+            targets.append(
+                Target(
+                    rep.full_name, "none", "-", blocked="представитель отказался от сообщений", by_choice=True
+                )
+            )
             continue
         address = rep.phone if rep.preferred_channel == Channel.sms else rep.email
         if not address:

@@ -482,6 +482,14 @@ def test_withdrawn_consent_to_messages_stops_them(
     assert [(d.status, d.error) for d in family] == [
         (DeliveryStatus.skipped, "согласие на получение сообщений отозвано")
     ]
+    # Not sending is what the family asked for: the effect is settled, not left for a supervisor.
+    with Session(engine) as session:
+        rows = session.exec(
+            select(Outbox).where(
+                Outbox.case_id == referral["case_id"], Outbox.template == "need_determination_invitation"
+            )
+        ).all()
+    assert [r.status for r in rows] == [OutboxStatus.done]
 
 
 def test_feedback_pdf_for_the_referrer(world: World, contacts: dict[str, str]) -> None:
