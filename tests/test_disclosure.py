@@ -347,3 +347,81 @@ def test_earlier_referrer_keeps_the_state_of_its_own_referral(world: World) -> N
     seen = detail(world, "referrer", first["id"])
     assert seen["case_id"] == first["case_id"] and seen["status"] == "ipr_development"
     assert seen["status_label"] == "Разработка ИПРП" and seen["child_id"] == first["child_id"]
+
+
+# A child whose case is closed at another provider: knowing it opens nothing there either.
+
+
+def closed_child(world: World) -> tuple[dict[str, Any], dict[str, Any]]:
+    """A child referred by the clinic to «Первые шаги» and rejected there: its case is closed."""
+    body = world.referral_body()
+    response = world.client.post(f"{API}/referrals", json=body, headers=world.h("referrer"))
+    assert response.status_code == 201, response.text
+    first = response.json()
+    world.advance(first["case_id"], "reject", {"reason_code": "outside_service_area"}, who="coordinator")
+    return first, body["child"]
+
+
+def assert_stored_child_closed_to(world: World, who: str, child_id: int) -> None:
+    for path in (f"children/{child_id}", f"children/{child_id}/consents"):
+        response = world.client.get(f"{API}/{path}", headers=world.h(who))
+        assert response.status_code == 404, (path, response.text)
+        assert "mother@example.org" not in response.text and "123-45-67" not in response.text
+
+
+def test_exact_match_of_a_child_closed_at_another_provider_waits_for_that_provider(
+    world: World, engine: Engine
+) -> None:
+    first, child = closed_child(world)
+    cases = count(engine, Case)
+    response = refer(world, child, who="coordinator2", self_referral=True, representatives=[])
+    assert response.status_code == 201, response.text
+    answer = response.json()
+    assert answer["status"] == "registered" and answer["child_id"] is None and answer["case_id"] is None
+    assert "mother@example.org" not in response.text and "123-45-67" not in response.text
+    assert_stored_child_closed_to(world, "coordinator2", first["child_id"])
+    assert count(engine, Case) == cases
+    # The provider that served the child last decides, as for a match whose fields disagree.
+    seen = detail(world, "coordinator", answer["id"])
+    assert seen["status"] == "awaiting_match_review"
+    assert seen["match"]["matched_child_id"] == first["child_id"] and seen["match"]["mismatched_fields"] == []
+    assert "не совпадает: )" not in seen["message"]
+    with Session(engine) as session:
+        row = session.get(Referral, answer["id"])
+        assert row is not None and row.match_reviewer_id == world.org_ids["provider"]
+    # Confirmed, it opens a case for that child at the provider it was addressed to.
+    assert decide(world, answer["id"], "confirm").status_code == 200
+    own = detail(world, "coordinator2", answer["id"])
+    assert own["status"] == "referred" and own["child_id"] == first["child_id"]
+
+
+def test_name_and_birth_date_match_of_a_child_closed_at_another_provider_waits(world: World) -> None:
+    body = world.referral_body()
+    body["child"]["snils"] = None
+    first = world.client.post(f"{API}/referrals", json=body, headers=world.h("referrer")).json()
+    world.advance(first["case_id"], "reject", {"reason_code": "outside_service_area"}, who="coordinator")
+    response = refer(world, body["child"], who="coordinator2", self_referral=True, representatives=[])
+    assert response.status_code == 201, response.text
+    assert response.json()["status"] == "registered" and response.json()["child_id"] is None
+    assert_stored_child_closed_to(world, "coordinator2", first["child_id"])
+    assert detail(world, "coordinator", response.json()["id"])["status"] == "awaiting_match_review"
+    # Refused, the referral's child is a child of its own at the addressed provider.
+    assert decide(world, response.json()["id"], "refuse").status_code == 200
+    own = detail(world, "coordinator2", response.json()["id"])
+    assert own["status"] == "referred" and own["child_id"] not in (None, first["child_id"])
+    assert_stored_child_closed_to(world, "coordinator2", first["child_id"])
+
+
+def test_exact_match_of_a_child_closed_at_the_addressed_provider_reopens_there_disclosing_nothing(
+    world: World,
+) -> None:
+    first, child = closed_child(world)
+    response = refer(world, child, provider="provider", representatives=[])  # the social centre
+    assert response.status_code == 201, response.text
+    answer = response.json()
+    assert answer["status"] == "referred" and answer["child_id"] == first["child_id"]
+    assert answer["case_id"] not in (None, first["case_id"])
+    # The sender's answer carries what it sent: not the family the first referral recorded.
+    text = response.text
+    assert "mother@example.org" not in text and "123-45-67" not in text and answer.get("submitted") is None
+    assert answer["child_name"] == " ".join(child[k] for k in ("last_name", "first_name", "middle_name"))

@@ -230,11 +230,14 @@ def _for_handler(
     mismatch = referral.match_mismatch or []
     if pending:
         labels = ", ".join(MATCH_FIELD_LABELS.get(f, f) for f in mismatch)
-        message = (
+        found = (
             f"Сведения о ребёнке совпадают с ребёнком, известным вашей организации, не полностью"
-            f" (не совпадает: {labels}). Подтвердите или отклоните совпадение:"
-            f" POST /api/v1/referrals/{referral.id}/match."
+            f" (не совпадает: {labels})."
+            if mismatch
+            else "Сведения о ребёнке совпадают с ребёнком, которого сопровождала ваша организация;"
+            " направление адресовано другой организации."
         )
+        message = f"{found} Подтвердите или отклоните совпадение: POST /api/v1/referrals/{referral.id}/match."
         if not (principal.is_provider_staff and principal.org.id == referral.provider_id):
             # What may be another family's child: its identity to compare, nothing more.
             data |= {"criteria": [], "criteria_document_ref": None, "comment": None}

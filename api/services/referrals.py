@@ -172,7 +172,8 @@ def register(
     - No known child matches: a new child and a case at the addressed provider.
     - A known child matches on every identity field: a child in an open case (at any provider) is
       handed to that case (`linked_to_existing`, the serving provider is told); a child with no open
-      case gets a new case at the addressed provider.
+      case gets a new case at the addressed provider if that provider has had a case of it (or it
+      has none), else the referral waits for the provider of its latest case, as below.
     - A known child matches but a field disagrees: nothing is linked; the referral waits for the
       provider serving the child (else the one that served it last) to confirm or refuse
       (`decide_match`).
@@ -227,17 +228,27 @@ def register(
         _add_family(session, child, body.representatives, body.consent_personal_data, principal.id)
         _open_own_case(session, referral, child, principal.user)
     elif differ:
-        reviewing = _serving_case(session, known)
-        referral.match_status = MatchStatus.awaiting_review
-        referral.matched_child_id = known.id
-        referral.match_mismatch = differ
-        referral.match_reviewer_id = reviewing.provider_id
-        session.flush()
-        enqueue(session, "match_review_requested", case_id=reviewing.id, referral_id=referral.id)
+        _await_review(session, referral, known, differ, _serving_case(session, known))
+    elif (closed := _closed_elsewhere(session, known, provider.id)) is not None:
+        # Reusing the child would open its whole record (representatives, consents, history) to
+        # the addressed provider (api/scoping.child_scope): the provider that served it decides.
+        _await_review(session, referral, known, [], closed)
     else:
         referral.match_status = MatchStatus.exact
         _take_known_child(session, referral, known, body.child, principal.user)
     return Registered(referral, publish(session, principal, [referral])[0], created=True)
+
+
+def _await_review(
+    session: Session, referral: Referral, known: Child, differ: list[str], reviewing: Case
+) -> None:
+    """Nothing is linked: the referral waits for `reviewing`'s provider to confirm or refuse."""
+    referral.match_status = MatchStatus.awaiting_review
+    referral.matched_child_id = known.id
+    referral.match_mismatch = differ
+    referral.match_reviewer_id = reviewing.provider_id
+    session.flush()
+    enqueue(session, "match_review_requested", case_id=reviewing.id, referral_id=referral.id)
 
 
 def _new_child(session: Session, region_id: int, sent: ChildIn, *, snils: bool = True) -> Child:
@@ -303,6 +314,18 @@ def _serving_case(session: Session, child: Child) -> Case:
     )
     assert case is not None, "every child was registered with a case"
     return case
+
+
+def _closed_elsewhere(session: Session, child: Child, provider_id: int) -> Case | None:
+    """The child's latest case, when none is open and `provider_id` has never had one: a
+    provider that does not know the child yet must not get its record without the consent of the
+    one that served it. None when reusing the child opens nothing new."""
+    if _open_case_of(session, child) is not None:
+        return None
+    cases = session.exec(select(Case).where(Case.child_id == child.id).order_by(col(Case.id).desc())).all()
+    if not cases or any(case.provider_id == provider_id for case in cases):
+        return None
+    return cases[0]
 
 
 def _take_known_child(
