@@ -237,8 +237,11 @@ def test_no_personal_data_in_any_log_line_of_a_journey(
                 with engine.connect() as conn:
                     waiting = conn.execute(
                         text(
+                            # The server's INSERT of the child, not any other lock wait (a sweep's,
+                            # say): released early, the server would match the committed child (201).
                             "SELECT count(*) FROM pg_stat_activity "
-                            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+                            "WHERE wait_event_type = 'Lock' AND datname = current_database() "
+                            "AND query ILIKE 'INSERT INTO child %'"
                         )
                     ).scalar_one()
                 return bool(waiting)
