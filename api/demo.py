@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, timedelta
+from functools import cache
 from typing import Any
 
 from sqlmodel import Session, select
@@ -27,6 +28,13 @@ from statemachines.guards import age_limit_date
 
 DEMO_REGION = "demo"
 DEMO_PASSWORD = "demo"
+
+
+@cache
+def _demo_password_hash() -> str:
+    # One Argon2 hash (0.1-0.2 s) per process: the tests seed two demo regions for every test.
+    return hash_password(DEMO_PASSWORD)
+
 
 ORGANISATIONS: list[tuple[str, OrgKind, list[str]]] = [
     ("ГБУЗ «Детская городская поликлиника № 1»", OrgKind.health, []),
@@ -176,7 +184,7 @@ def seed_region(session: Session, code: str, name: str, timezone: str, *, login_
     ]
     session.add_all(orgs)
     session.flush()
-    password = hash_password(DEMO_PASSWORD)
+    password = _demo_password_hash()
     users = {
         login: User(
             organisation_id=orgs[i].id or 0,
