@@ -49,6 +49,16 @@ def backend(
     yield "postgres", POSTGRES_URL
 
 
+@pytest.fixture(scope="session")
+def prefect_server() -> Iterator[None]:
+    """One Prefect test server for the whole run (each start costs 15-20 s on a busy machine); it
+    changes Prefect's settings in this process only, so subprocesses start their own unless told."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=90):
+        yield
+
+
 @pytest.fixture
 def engine(backend: tuple[str, str], tmp_path: Path) -> Iterator[Engine]:
     name, source = backend

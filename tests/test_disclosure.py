@@ -29,7 +29,7 @@ from models.organisations import Organisation
 from models.referrals import Referral
 from models.users import User
 from tests.servers import HttpSink, SmtpServer
-from tests.test_effects import drain, prefect_server, relay, runner, settings, sink, smtp  # noqa: F401
+from tests.test_effects import drain, relay, runner, settings, sink, smtp  # noqa: F401
 from tests.test_journey import ipr_payload
 from tests.world import API, World
 

@@ -47,14 +47,6 @@ def _no_night(app: FastAPI, tmp_path: Path) -> Iterator[None]:
 
 
 @pytest.fixture(scope="module")
-def prefect_server() -> Iterator[None]:
-    from prefect.testing.utilities import prefect_test_harness
-
-    with prefect_test_harness(server_startup_timeout=90):
-        yield
-
-
-@pytest.fixture(scope="module")
 def runner(prefect_server: None) -> Iterator[asyncio.Runner]:
     with asyncio.Runner() as loop:
         yield loop

@@ -126,15 +126,13 @@ def _hold_the_snils(engine: Engine, body: dict[str, Any], region_id: int, releas
         session.commit()
 
 
-@pytest.fixture(scope="module")
-def prefect_api_url() -> Iterator[str]:
-    """One Prefect server for the module's serve processes (a worker's own temporary server takes
-    long to start on a busy machine)."""
+@pytest.fixture
+def prefect_api_url(prefect_server: None) -> str:
+    """The session's Prefect server, for the serve processes' workers (a worker's own temporary
+    server takes long to start on a busy machine)."""
     from prefect.settings import PREFECT_API_URL
-    from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=90):
-        yield str(PREFECT_API_URL.value())
+    return str(PREFECT_API_URL.value())
 
 
 def test_no_personal_data_in_any_log_line_of_a_journey(
