@@ -644,7 +644,9 @@ def measure_phase(
     enqueued = sum(v for k, v in after.items() if k != "due") - sum(
         v for k, v in before.items() if k != "due"
     )
-    delivered = after.get(OutboxStatus.done, 0) - before.get(OutboxStatus.done, 0)
+    # Settled by the relay: done, or undelivered (reached nobody, e.g. no channel configured here).
+    settled = (OutboxStatus.done, OutboxStatus.undelivered)
+    delivered = sum(after.get(s, 0) - before.get(s, 0) for s in settled)
     run.extra |= {
         "effects_enqueued": enqueued,
         "effects_done_during_run": delivered,
