@@ -114,7 +114,9 @@ class _RefusingSmtp:
         return "250 OK"
 
 
-def _hold_the_snils(engine: Engine, body: dict[str, Any], region_id: int, release: threading.Event) -> None:
+def _hold_the_snils(
+    engine: Engine, body: dict[str, Any], region_id: int, held: threading.Event, release: threading.Event
+) -> None:
     """Insert the same child, uncommitted, so that the server's insert waits on the unique index
     and fails when this commits (PostgreSQL: an IntegrityError whose DETAIL names the СНИЛС)."""
     with Session(engine) as session:
@@ -122,6 +124,7 @@ def _hold_the_snils(engine: Engine, body: dict[str, Any], region_id: int, releas
         child.refresh_name_key()
         session.add(child)
         session.flush()
+        held.set()
         release.wait(30)
         session.commit()
 
@@ -220,9 +223,11 @@ def test_no_personal_data_in_any_log_line_of_a_journey(
                 region_id = session.execute(
                     select(col(Organisation.region_id)).where(col(Organisation.id) == world.provider_id)
                 ).scalar_one()
-            release = threading.Event()
-            holder = threading.Thread(target=_hold_the_snils, args=(engine, race, region_id, release))
+            held, release = threading.Event(), threading.Event()
+            holder = threading.Thread(target=_hold_the_snils, args=(engine, race, region_id, held, release))
             holder.start()
+            # The server must come second: had it inserted first, it would win the race (201).
+            assert held.wait(30), "the test's own insert of the child did not happen"
             answer: list[httpx.Response] = []
             poster = threading.Thread(
                 target=lambda: answer.append(
