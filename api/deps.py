@@ -89,14 +89,8 @@ class Principal:
 _bearer = HTTPBearer(auto_error=False, description="JWT из /api/v1/auth/login или API-токен (eh_...)")
 
 
-def get_principal(
-    request: Request,
-    session: SessionDep,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> Principal:
-    if credentials is None:
-        raise Unauthorized("Требуется вход в систему: передайте заголовок Authorization: Bearer <токен>")
-    token = credentials.credentials
+def principal_from_token(request: Request, session: Session, token: str) -> Principal:
+    """The caller a bearer token or a page's session cookie names; Unauthorized otherwise."""
     if token.startswith(TOKEN_PREFIX):
         row = session.exec(
             select(User, Organisation, ApiToken.id)
@@ -129,6 +123,16 @@ def get_principal(
     # since the request's rollback on an error expires the rows.
     request.state.caller = (principal.id, principal.org.id)
     return principal
+
+
+def get_principal(
+    request: Request,
+    session: SessionDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    if credentials is None:
+        raise Unauthorized("Требуется вход в систему: передайте заголовок Authorization: Bearer <токен>")
+    return principal_from_token(request, session, credentials.credentials)
 
 
 CurrentUser = Annotated[Principal, Depends(get_principal)]

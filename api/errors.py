@@ -13,7 +13,7 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
@@ -168,13 +168,45 @@ def _constraint(exc: DBAPIError) -> str:
     return str(getattr(diag, "constraint_name", None) or _sqlstate(exc))
 
 
+_NOT_PAGES = ("/api/", "/static/", "/openapi.json", "/docs", "/redoc", "/healthz")
+
+_PAGE_TITLES = {
+    401: "Требуется вход",
+    403: "Недостаточно прав",
+    404: "Страница не найдена",
+    409: "Конфликт",
+    413: "Слишком большой запрос",
+    422: "Проверьте данные",
+    429: "Слишком много попыток",
+}
+
+
+def is_page(request: Request) -> bool:
+    """A staff page (api/pages/), answered in HTML; the API and the rest answer JSON."""
+    return not request.url.path.startswith(_NOT_PAGES)
+
+
+def _page_error(request: Request, status: int, message: str) -> Response:
+    from api.pages.web import login_redirect, render
+
+    if status == 401:
+        return login_redirect(request)
+    if status == 404:
+        # The same page whether the object does not exist or is not the caller's (DESIGN §6).
+        message = "Такой страницы нет, или у вас нет к ней доступа."
+    title = _PAGE_TITLES.get(status, "Ошибка")
+    return render(request, "pages/error.html", {"title": title, "message": message}, status)
+
+
 def install(app: FastAPI) -> None:
     @app.exception_handler(PayloadInvalid)
     async def _payload(_: Request, exc: PayloadInvalid) -> JSONResponse:
         return _invalid(validation_errors(exc.error.errors(), prefix="payload"))
 
     @app.exception_handler(DomainError)
-    async def _domain(_: Request, exc: DomainError) -> JSONResponse:
+    async def _domain(request: Request, exc: DomainError) -> Response:
+        if is_page(request):
+            return _page_error(request, exc.status_code, exc.message)
         headers = {"WWW-Authenticate": "Bearer"} if exc.status_code == 401 else None
         return JSONResponse(
             status_code=exc.status_code,
@@ -183,15 +215,21 @@ def install(app: FastAPI) -> None:
         )
 
     @app.exception_handler(RequestValidationError)
-    async def _request(_: Request, exc: RequestValidationError) -> JSONResponse:
-        return _invalid(validation_errors(exc.errors()))
+    async def _request(request: Request, exc: RequestValidationError) -> Response:
+        errors = validation_errors(exc.errors())
+        if is_page(request):
+            first = errors[0] if errors else {"field": "", "message": "Некорректные данные"}
+            return _page_error(request, 422, f"{first['field']}: {first['message']}")
+        return _invalid(errors)
 
     @app.exception_handler(ValidationError)
     async def _pydantic(_: Request, exc: ValidationError) -> JSONResponse:
         return _invalid(validation_errors(exc.errors()))
 
     @app.exception_handler(StarletteHTTPException)
-    async def _http(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        if is_page(request) and exc.status_code in _PAGE_TITLES:
+            return _page_error(request, exc.status_code, _HTTP_ERRORS.get(exc.status_code, ("", "Ошибка"))[1])
         if exc.status_code == 400 and exc.detail == _FASTAPI_BODY_ERROR:
             return _invalid(
                 [

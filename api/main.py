@@ -7,7 +7,7 @@ from sqlalchemy import Engine
 from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 import standards
-from api import docs, errors, openapi
+from api import docs, errors, openapi, pages
 from api.audit import RefusalAudit
 from api.headers import SecurityHeaders
 from api.limits import BodySizeLimit, check_input
@@ -73,6 +73,7 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(family.router)
+    pages.install(app)
 
     @app.get("/healthz", include_in_schema=False)
     def healthz() -> dict[str, str]:

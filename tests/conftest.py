@@ -50,6 +50,23 @@ def backend(
 
 
 @pytest.fixture(scope="session")
+def browser() -> Iterator[object]:
+    """One Chromium for the whole run (Debian's; Playwright never downloads one)."""
+    from tests.browser import CHROMIUM, CHROMIUM_ARGS
+
+    if not Path(CHROMIUM).exists():
+        pytest.skip(
+            "Debian's chromium is not installed (make test installs it as root: apt-get install chromium)"
+        )
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        launched = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield launched
+        launched.close()
+
+
+@pytest.fixture(scope="session")
 def prefect_server() -> Iterator[None]:
     """One Prefect test server for the whole run (each start costs 15-20 s on a busy machine); it
     changes Prefect's settings in this process only, so subprocesses start their own unless told."""

@@ -3,20 +3,12 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict, Field
-from sqlalchemy import delete, update
-from sqlmodel import select
 
-from api.deps import CurrentUser, SessionDep, SettingsDep, Unauthorized
+from api.deps import CurrentUser, SessionDep, SettingsDep
 from api.openapi import responses
-from api.security import (
-    PASSWORD_MAX_LENGTH,
-    LoginThrottle,
-    ThrottleUnavailable,
-    issue_jwt,
-    verify_password,
-)
-from models.common import utcnow
-from models.users import ROLE_LABELS, ApiToken, RevokedToken, User, UserPublic
+from api.security import PASSWORD_MAX_LENGTH, LoginThrottle, ThrottleUnavailable, issue_jwt
+from api.services.auth import TooManyAttempts, authenticate, end_session
+from models.users import ROLE_LABELS, UserPublic
 
 router = APIRouter(tags=["Вход"])
 
@@ -42,11 +34,6 @@ def _refused(status: int, code: str, message: str, retry_after: int) -> JSONResp
     )
 
 
-def _minutes(seconds: int) -> str:
-    minutes = max(1, -(-seconds // 60))
-    return f"{minutes} мин."
-
-
 @router.post(
     "/auth/login",
     response_model=TokenOut,
@@ -61,23 +48,9 @@ def login(body: LoginIn, request: Request, session: SessionDep, settings: Settin
     throttle: LoginThrottle = request.app.state.login_throttle
     address = request.client.host if request.client else "unknown"
     try:
-        # Before the password hash: a flood of attempts is turned away without costing Argon2 time.
-        wait = throttle.admit(body.login, address)
-        if wait is not None:
-            return _refused(
-                429,
-                "too_many_attempts",
-                f"Слишком много попыток входа. Повторите через {_minutes(wait)}",
-                wait,
-            )
-        user = session.exec(select(User).where(User.login == body.login)).first()
-        usable = user is not None and user.is_active and user.password_hash
-        # One Argon2 verification whatever the login: an unknown, disabled or password-less account
-        # answers in the same time as a known one, so logins cannot be found by timing.
-        verified = verify_password(body.password, user.password_hash if user and usable else None)
-        if not (user and usable and verified):
-            raise Unauthorized("Неверный логин или пароль", field="login")
-        throttle.succeeded(body.login)
+        user = authenticate(session, throttle, body.login, body.password, address)
+    except TooManyAttempts as refused:
+        return _refused(429, refused.code, refused.message, refused.wait)
     except ThrottleUnavailable:
         return _refused(503, "unavailable", "Вход временно недоступен; повторите через минуту", 60)
     assert user.id is not None
@@ -95,15 +68,7 @@ def login(body: LoginIn, request: Request, session: SessionDep, settings: Settin
     ),
 )
 def logout(principal: CurrentUser, session: SessionDep) -> Response:
-    credential = principal.credential
-    assert credential is not None
-    now = utcnow()
-    if credential.api_token_id is not None:
-        session.execute(update(ApiToken).where(ApiToken.id == credential.api_token_id).values(revoked_at=now))  # type: ignore[arg-type]
-    elif credential.jti is not None and credential.expires_at is not None:
-        # Rows of tokens that have expired anyway are no longer needed.
-        session.execute(delete(RevokedToken).where(RevokedToken.expires_at < now))  # type: ignore[arg-type]
-        session.add(RevokedToken(jti=credential.jti, user_id=principal.id, expires_at=credential.expires_at))
+    end_session(session, principal)
     return Response(status_code=204)
 
 

@@ -1,0 +1,21 @@
+"""The staff pages (DESIGN §9): server-rendered, Russian, everything served by the app itself."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from fastapi import APIRouter, FastAPI
+from fastapi.staticfiles import StaticFiles
+
+from api.headers import STATIC_PREFIX
+from api.pages import auth
+
+STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
+
+
+def install(app: FastAPI) -> None:
+    app.mount(STATIC_PREFIX + "app", StaticFiles(directory=STATIC_DIR), name="app-assets")
+    router = APIRouter(include_in_schema=False)
+    for module in (auth,):
+        router.include_router(module.router)
+    app.include_router(router)
