@@ -20,7 +20,7 @@ from httpx import Response
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
-import api.routes.auth as auth_routes
+import api.services.auth as auth_routes
 from api.main import create_app
 from api.routes.auth import LoginIn
 from api.security import PASSWORD_MAX_LENGTH, LoginThrottle, password_problem
