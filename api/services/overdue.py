@@ -1,0 +1,242 @@
+"""Deadlines that are late or coming (DESIGN §3, the standard's timers): the overdue list of the API,
+the supervisor's dashboard (counts by organisation, curator and step; the last weeks' chart; the XLSX
+export) and the worklists all read them here. Scoping is api/scoping.py's deadline_scope; a suspended
+case's clock is stopped, so its deadlines are neither late nor coming."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import case as when
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, and_, col, func, or_, select
+
+from api.deps import Principal
+from api.scoping import deadline_scope
+from api.services.cases import days_late
+from core.errors import Unprocessable
+from models.cases import Case
+from models.children import Child, full_name
+from models.common import utcnow
+from models.deadlines import OPEN, Deadline, DeadlineStatus, OverdueItem, running
+from models.organisations import Organisation
+from models.users import User
+from statemachines import STATE_LABELS
+
+
+@dataclass(frozen=True)
+class OverdueFilter:
+    organisation_id: int | None = None
+    curator_id: int | None = None
+    # Cases nobody curates (the pages' "без куратора" row); the API has no such filter.
+    no_curator: bool = False
+    state: str | None = None
+    timer: str | None = None
+    min_days_overdue: int = 0
+    # Instead of the late ones: those falling due within the next N days...
+    due_within_days: int | None = None
+    # ...or whose warning time has come (a worklist's "what falls due").
+    or_warned: bool = False
+
+
+@dataclass
+class OverduePage:
+    items: list[OverdueItem]
+    child_ids: list[int]  # each item's child, for the audit rows
+    total: int
+    now: datetime
+
+
+def _conditions(principal: Principal, wanted: OverdueFilter, now: datetime) -> tuple[list[Any], bool]:
+    if wanted.state is not None and wanted.state not in STATE_LABELS:
+        raise Unprocessable(f"Неизвестное состояние «{wanted.state}»", field="state")
+    conditions: list[Any] = [deadline_scope(principal), *running()]
+    if wanted.due_within_days is None:
+        conditions.append(col(Deadline.due_at) <= now - timedelta(days=wanted.min_days_overdue))
+    else:
+        coming = col(Deadline.due_at) <= now + timedelta(days=wanted.due_within_days)
+        if wanted.or_warned:
+            coming = or_(coming, col(Deadline.warn_at) <= now)
+        conditions += [col(Deadline.due_at) > now, coming]
+    if wanted.organisation_id is not None:
+        conditions.append(Deadline.provider_id == wanted.organisation_id)
+    if wanted.timer is not None:
+        conditions.append(Deadline.timer == wanted.timer)
+    needs_case = wanted.curator_id is not None or wanted.state is not None or wanted.no_curator
+    if wanted.curator_id is not None:
+        conditions.append(Case.curator_id == wanted.curator_id)
+    if wanted.no_curator:
+        conditions.append(col(Case.curator_id).is_(None))
+    if wanted.state is not None:
+        conditions.append(Case.state == wanted.state)
+    return conditions, needs_case
+
+
+def overdue(
+    session: Session,
+    principal: Principal,
+    wanted: OverdueFilter,
+    *,
+    limit: int,
+    offset: int = 0,
+    now: datetime | None = None,
+) -> OverduePage:
+    """Late (or coming) deadlines with their case, child, organisation and curator; the earliest
+    due first, so the longest late lead."""
+    now = now or utcnow()
+    conditions, needs_case = _conditions(principal, wanted, now)
+    count = select(func.count()).select_from(Deadline)
+    if needs_case:
+        count = count.join(Case, col(Case.id) == Deadline.case_id)
+    total = session.exec(count.where(*conditions)).one()
+
+    curator = aliased(User)
+    rows = session.exec(
+        select(Deadline, Case, Child, Organisation.name, curator.full_name)  # type: ignore[call-overload]
+        .join(Case, col(Case.id) == Deadline.case_id)
+        .join(Child, col(Child.id) == Case.child_id)
+        .join(Organisation, col(Organisation.id) == Deadline.provider_id)
+        .outerjoin(curator, curator.id == Case.curator_id)
+        .where(*conditions)
+        .order_by(col(Deadline.due_at), col(Deadline.id))
+        .offset(offset)
+        .limit(limit)
+    ).all()
+    items = [
+        OverdueItem(
+            deadline_id=d.id,
+            case_id=c.id,
+            provider_id=d.provider_id,
+            provider_name=org_name,
+            curator_id=c.curator_id,
+            curator_name=curator_name,
+            child_name=full_name(child),
+            state=c.state,
+            state_label=STATE_LABELS[c.state],
+            timer=d.timer,
+            label=d.label,
+            due_at=d.due_at,
+            days_overdue=days_late(d.due_at, now),
+            escalated=d.expired_at is not None,
+        )
+        for d, c, child, org_name, curator_name in rows
+    ]
+    return OverduePage(items=items, child_ids=[c.child_id for _, c, *_rest in rows], total=total, now=now)
+
+
+# --- the dashboard ----------------------------------------------------------------------------
+
+
+@dataclass
+class CountRow:
+    key: str  # the filter's value ("" for "no curator")
+    label: str
+    overdue: int
+    soon: int
+
+
+@dataclass
+class Counts:
+    soon_days: int
+    overdue: int
+    soon: int
+    by_organisation: list[CountRow] = field(default_factory=list)
+    by_curator: list[CountRow] = field(default_factory=list)
+    by_step: list[CountRow] = field(default_factory=list)
+
+
+def counts(
+    session: Session, principal: Principal, *, soon_days: int = 7, now: datetime | None = None
+) -> Counts:
+    """Late and coming (within `soon_days`) running deadlines, counted by organisation, by the
+    case's curator and by step (the standard's timer); one grouped query each."""
+    now = now or utcnow()
+    base = [deadline_scope(principal), *running(), col(Deadline.due_at) <= now + timedelta(days=soon_days)]
+    late = func.sum(when((col(Deadline.due_at) <= now, 1), else_=0))
+    coming = func.sum(when((col(Deadline.due_at) > now, 1), else_=0))
+
+    by_org = session.exec(
+        select(Deadline.provider_id, Organisation.name, late, coming)  # type: ignore[call-overload]
+        .join(Organisation, col(Organisation.id) == Deadline.provider_id)
+        .where(*base)
+        .group_by(col(Deadline.provider_id), col(Organisation.name))
+        .order_by(Organisation.name)
+    ).all()
+    curator = aliased(User)
+    by_curator = session.exec(
+        select(Case.curator_id, curator.full_name, late, coming)  # type: ignore[call-overload]
+        .select_from(Deadline)
+        .join(Case, col(Case.id) == Deadline.case_id)
+        .outerjoin(curator, col(curator.id) == Case.curator_id)
+        .where(*base)
+        .group_by(col(Case.curator_id), col(curator.full_name))
+    ).all()
+    by_step = session.exec(
+        select(Deadline.timer, func.max(Deadline.label), late, coming)  # type: ignore[call-overload]
+        .where(*base)
+        .group_by(Deadline.timer)
+    ).all()
+
+    def rows(found: Any, none_label: str = "") -> list[CountRow]:
+        return [
+            CountRow(
+                key="" if key is None else str(key),
+                label=label or none_label,
+                overdue=int(o or 0),
+                soon=int(s or 0),
+            )
+            for key, label, o, s in found
+        ]
+
+    organisations = rows(by_org)
+    curators = sorted(rows(by_curator, "Без куратора"), key=lambda r: (r.key == "", r.label))
+    steps = sorted(rows(by_step), key=lambda r: (-r.overdue, r.label))
+    return Counts(
+        soon_days=soon_days,
+        overdue=sum(r.overdue for r in organisations),
+        soon=sum(r.soon for r in organisations),
+        by_organisation=organisations,
+        by_curator=curators,
+        by_step=steps,
+    )
+
+
+@dataclass
+class WeekBar:
+    start: date  # the week's Monday, in the region's zone
+    end: date  # its Sunday
+    count: int
+
+
+def weekly_overdue(
+    session: Session, principal: Principal, zone: ZoneInfo, *, weeks: int = 12, now: datetime | None = None
+) -> list[WeekBar]:
+    """For each of the last `weeks` calendar weeks (Monday to Sunday in the region's zone, the
+    current one so far): how many deadlines fell due in it without their step done in time —
+    missed (closed late), still open, or cancelled only after they fell due. One query."""
+    now = now or utcnow()
+    today = now.astimezone(zone).date()
+    first = today - timedelta(days=today.weekday() + 7 * (weeks - 1))
+    bounds = [datetime.combine(first + timedelta(weeks=i), time(), zone) for i in range(weeks + 1)]
+    due = col(Deadline.due_at)
+    late = or_(
+        and_(
+            col(Deadline.status) == OPEN,
+            or_(col(Deadline.paused_at).is_(None), col(Deadline.paused_at) > due),
+        ),
+        col(Deadline.status) == DeadlineStatus.missed.value,
+        and_(col(Deadline.status) == DeadlineStatus.cancelled.value, col(Deadline.closed_at) > due),
+    )
+    sums = [func.sum(when((and_(due >= bounds[i], due < bounds[i + 1]), 1), else_=0)) for i in range(weeks)]
+    found = session.exec(
+        select(*sums).where(deadline_scope(principal), due >= bounds[0], due <= now, late)  # type: ignore[call-overload]
+    ).one()
+    return [
+        WeekBar(
+            start=first + timedelta(weeks=i), end=first + timedelta(weeks=i, days=6), count=int(found[i] or 0)
+        )
+        for i in range(weeks)
+    ]
