@@ -1,0 +1,260 @@
+"""Screenshots of every staff page (issue 10), at 1366×768 and at a tablet width (820×1180).
+
+The app runs on a fresh SQLite demo database in a temporary directory (``api.demo.load_demo``, what
+``earlyhelp demo`` loads: a region with users of every role, password ``demo``, and a child in
+every state of the journey), plus a few sessions for the case in ``ipr_implementation`` planned
+through the app's own ``api.services.attendance.plan_session`` (today if the day is not over,
+tomorrow, next week) and two past ones held and missed, so «Сегодня» and the case page have them.
+It is served by uvicorn on a free loopback port in a thread and driven by Debian's Chromium with
+Playwright (``tests/browser.py``: the same Chromium, arguments and sign-in through the form).
+
+Pages come from ``bench/pagelist.py`` (one table), plus the case page in several states and the 404
+page. A page whose path no route matches is reported as missing and skipped. Full-page PNGs go to
+``docs/screenshots/<name>.png`` and ``docs/screenshots/tablet/<name>.png``.
+
+Run::
+
+    .venv/bin/python bench/screenshots.py
+    .venv/bin/python bench/screenshots.py --pages today,case --out /tmp/shots
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+# bench/ holds transitions.py, which would shadow the pytransitions package: move it to the end.
+if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
+    sys.path.append(sys.path.pop(0))
+if str(Path(__file__).resolve().parent.parent) not in sys.path:
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.browser
+
+import argparse
+import tempfile
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import uvicorn
+from pagelist import PAGES, Page, route_exists
+from playwright.sync_api import sync_playwright
+from sqlalchemy import Engine
+from sqlmodel import Session, col, select
+
+from api.deps import Principal
+from api.main import create_app
+from api.services import attendance
+from core.config import Settings
+from core.db import make_engine, session_scope
+from core.migrate import upgrade
+from core.tokens import session_link_token
+from models.cases import Case
+from models.children import Child
+from models.common import utcnow
+from models.organisations import Organisation, Region
+from models.programmes import Ipr, PlannedService, ServiceForm, ServiceSession, SessionIn, SessionStatus
+from models.users import User
+from standards import load_standard
+from tests.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, TABLET, login
+from tests.servers import free_port
+
+ROOT = Path(__file__).resolve().parent.parent
+OUT = ROOT / "docs" / "screenshots"
+SECRET = "screenshots-secret-key-of-sufficient-length-for-hs256"
+
+# The case page in the states worth a picture: (name, state, who opens it).
+CASES: list[tuple[str, str, str]] = [
+    ("case-referred", "referred", "coordinator"),
+    ("case-need-determination", "need_determination", "coordinator"),
+    ("case-ipr-development", "ipr_development", "curator"),
+    ("case-suspended", "suspended", "curator"),
+    ("case-completed", "completed", "curator"),
+    ("case-referrer-404", "ipr_implementation", "social"),  # another organisation's case: the 404 page
+]
+
+
+def log(message: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
+
+
+def principal(session: Session, login_name: str) -> Principal:
+    user = session.exec(select(User).where(User.login == login_name)).one()
+    org = session.get(Organisation, user.organisation_id)
+    assert org is not None
+    return Principal(user=user, org=org)
+
+
+def add_sessions(engine: Engine) -> None:
+    """Sessions for the demo's ipr_implementation case: future ones planned by the service, two past."""
+    with session_scope(engine) as session:
+        case = session.exec(select(Case).where(Case.state == "ipr_implementation")).one()
+        zone = ZoneInfo(session.exec(select(Region)).one().timezone)
+        curator = principal(session, "curator")
+        service = session.exec(
+            select(PlannedService)
+            .join(Ipr)
+            .where(Ipr.case_id == case.id, PlannedService.service_code == "communication_development")
+        ).first()
+        now = utcnow().astimezone(zone)
+        soon = (now + timedelta(hours=1)).replace(minute=0, second=0, microsecond=0)
+        tomorrow = (now + timedelta(days=1)).replace(hour=10, minute=0, second=0, microsecond=0)
+        times = [soon] if soon.date() == now.date() else []
+        times += [tomorrow, tomorrow + timedelta(days=7, hours=4)]
+        for at in times:
+            attendance.plan_session(
+                session,
+                curator,
+                case,
+                SessionIn(
+                    service_code="communication_development",
+                    planned_service_id=service.id if service else None,
+                    scheduled_at=at,
+                    duration_minutes=45,
+                ),
+            )
+        for days_ago, status in ((7, SessionStatus.held), (14, SessionStatus.missed)):
+            at = (now - timedelta(days=days_ago)).replace(hour=10, minute=0, second=0, microsecond=0)
+            session.add(
+                ServiceSession(
+                    case_id=case.id or 0,
+                    planned_service_id=service.id if service else None,
+                    service_code="communication_development",
+                    form=service.form if service else ServiceForm.in_person,
+                    scheduled_at=at,
+                    duration_minutes=45,
+                    status=status,
+                    created_at=at - timedelta(days=7),
+                    updated_at=at,
+                )
+            )
+
+
+def values_for(engine: Engine, app: Any) -> dict[str, Any]:
+    with Session(engine) as session:
+        by_state = {case.state: case for case in session.exec(select(Case)).all()}
+        case = by_state["ipr_implementation"]
+        planned = session.exec(
+            select(ServiceSession)
+            .where(ServiceSession.case_id == case.id, ServiceSession.status == SessionStatus.planned)
+            .order_by(col(ServiceSession.scheduled_at))
+        ).first()
+        assert planned is not None
+        hours = load_standard("demo").reminders.link_valid_hours_after
+        code = session_link_token(
+            planned.id or 0, planned.scheduled_at + timedelta(hours=hours), app.state.keys
+        )
+        child = session.get(Child, case.child_id)
+        assert child is not None
+        values: dict[str, Any] = {
+            "case_id": case.id,
+            "referral_id": case.referral_id,
+            "q": child.last_name[:4],
+            "code": code,
+        }
+        for name, state, _who in CASES:
+            values[name] = by_state[state].id
+    return values
+
+
+def pages_to_take() -> list[Page]:
+    extra = [Page(name, f"/cases/{{{name}}}", who, f"case page, {state}") for name, state, who in CASES]
+    return [*PAGES, *extra]
+
+
+@contextmanager
+def serving(app: Any) -> Iterator[str]:
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 15
+    while not server.started:
+        if time.monotonic() > deadline:
+            raise RuntimeError("uvicorn did not start")
+        time.sleep(0.05)
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.should_exit = True
+        thread.join(timeout=10)
+
+
+def take(
+    browser: Any, base: str, app: Any, pages: list[Page], values: dict[str, Any], out: Path
+) -> dict[str, str]:
+    """Every page at both sizes; returns name -> "ok" / "missing" / "HTTP nnn"."""
+    outcome: dict[str, str] = {}
+    for viewport, folder in ((DESKTOP, out), (TABLET, out / "tablet")):
+        folder.mkdir(parents=True, exist_ok=True)
+        signed_in: dict[str, Any] = {}
+        anonymous = browser.new_context(viewport=viewport, locale="ru-RU", base_url=base)
+        try:
+            for page_def in pages:
+                url = page_def.url(values)
+                if not route_exists(app, url):
+                    outcome[page_def.name] = "missing"
+                    continue
+                if page_def.binary:
+                    outcome[page_def.name] = "download (no picture)"
+                    continue
+                if page_def.login is None:
+                    tab = anonymous.new_page()
+                else:
+                    if page_def.login not in signed_in:
+                        signed_in[page_def.login] = login(browser, base, page_def.login, viewport=viewport)
+                    tab = signed_in[page_def.login]
+                response = tab.goto(url)
+                status = response.status if response else 0
+                expected_error = page_def.name.endswith("-404")
+                outcome[page_def.name] = "ok" if status == 200 or expected_error else f"HTTP {status}"
+                tab.screenshot(path=str(folder / f"{page_def.name}.png"), full_page=True)
+                if page_def.login is None:
+                    tab.close()
+        finally:
+            for tab in signed_in.values():
+                tab.context.close()
+            anonymous.close()
+    return outcome
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
+    parser.add_argument("--out", type=Path, default=OUT, help=f"where the PNGs go (default {OUT})")
+    parser.add_argument("--pages", default="", help="comma-separated page names (default: all)")
+    args = parser.parse_args(argv)
+    pages = pages_to_take()
+    if args.pages:
+        wanted = {name.strip() for name in args.pages.split(",")}
+        pages = [page for page in pages if page.name in wanted]
+    with tempfile.TemporaryDirectory(prefix="earlyhelp-screenshots-") as tmp:
+        url = f"sqlite:///{tmp}/demo.db"
+        upgrade(url)
+        engine = make_engine(url)
+        from api.demo import load_demo
+
+        with session_scope(engine) as session:
+            load_demo(session)
+        add_sessions(engine)
+        settings = Settings(database_url=url, var_dir=Path(tmp), secret_key=SECRET, relay_in_serve=False)
+        app = create_app(settings, engine)
+        values = values_for(engine, app)
+        started = datetime.now()
+        with serving(app) as base, sync_playwright() as playwright:
+            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            try:
+                outcome = take(browser, base, app, pages, values, args.out)
+            finally:
+                browser.close()
+        engine.dispose()
+    for page in pages:
+        print(f"{page.name:28} {page.login or '—':12} {outcome.get(page.name, '?')}")
+    log(f"screenshots in {args.out} ({(datetime.now() - started).total_seconds():.0f} s)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
