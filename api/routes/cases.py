@@ -3,25 +3,16 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Header, Query, Response
-from sqlmodel import col, select, update
 
 from api.deps import AuditDep, CurrentUser, SessionDep
 from api.openapi import responses
-from api.scoping import get_case, require_provider_staff
+from api.scoping import get_case
 from api.services import cases as service
+from api.services import contacts
 from core.errors import DomainError, Unprocessable
-from models.cases import (
-    Case,
-    CaseDetail,
-    CaseUpdate,
-    ContactAttempt,
-    ContactAttemptIn,
-    EventRequest,
-)
-from models.common import INT32_MAX, IdParam, utcnow
-from models.users import Role
-from statemachines import FINAL_STATES, STATES, StaleVersion, fire
-from statemachines.guards import curator_problem
+from models.cases import Case, CaseDetail, CaseUpdate, ContactAttempt, ContactAttemptIn, EventRequest
+from models.common import INT32_MAX, IdParam
+from statemachines import STATES
 
 router = APIRouter(tags=["Случаи"], responses=responses(403))
 
@@ -122,14 +113,8 @@ def fire_event(
 ) -> CaseDetail:
     case = get_case(session, principal, case_id)
     expected = _version(if_match, body.version)
-    fire(
-        session,
-        case,
-        event,
-        actor=principal.user,
-        payload=body.payload,
-        reason=body.reason,
-        expected_version=expected,
+    service.fire_event(
+        session, principal, case, event, version=expected, payload=body.payload, reason=body.reason
     )
     audit("transition", "case", case.id, case.child_id)
     _etag(response, case)
@@ -150,22 +135,9 @@ def update_case(
     session: SessionDep,
     audit: AuditDep,
 ) -> CaseDetail:
-    require_provider_staff(principal, {Role.intake_coordinator, Role.supervisor})
+    service.require_curator_assigner(principal)
     case = get_case(session, principal, case_id)
-    if case.state in FINAL_STATES:
-        raise Unprocessable("Случай закрыт; изменить его нельзя", field="case_id")
-    if problem := curator_problem(session, case.provider_id, body.curator_id):
-        raise Unprocessable(problem, field="curator_id")
-    previous_curator = case.curator_id
-    result = session.execute(
-        update(Case)
-        .where(Case.id == case.id, Case.version == body.version)  # type: ignore[arg-type]
-        .values(curator_id=body.curator_id, version=body.version + 1, updated_at=utcnow())
-    )
-    if result.rowcount != 1:  # type: ignore[attr-defined]
-        raise StaleVersion(case.version)
-    session.refresh(case)
-    service.tell_new_curator(session, case, previous_curator, principal)
+    service.assign_curator(session, principal, case, body.curator_id, body.version)
     audit("update", "case", case.id, case.child_id)
     _etag(response, case)
     return service.detail(session, principal, case)
@@ -180,16 +152,9 @@ def update_case(
 def add_contact_attempt(
     case_id: IdParam, body: ContactAttemptIn, principal: CurrentUser, session: SessionDep, audit: AuditDep
 ) -> ContactAttempt:
-    require_provider_staff(principal)
+    contacts.require_recorder(principal)
     case = get_case(session, principal, case_id)
-    if case.state in FINAL_STATES:
-        raise Unprocessable("Случай закрыт", field="case_id")
-    if body.at > utcnow():
-        raise Unprocessable("Время попытки не может быть в будущем", field="at")
-    assert case.id is not None
-    attempt = ContactAttempt(case_id=case.id, recorded_by_id=principal.id, **body.model_dump())
-    session.add(attempt)
-    session.flush()
+    attempt = contacts.add_contact_attempt(session, principal, case, body)
     audit("create", "contact_attempt", attempt.id, case.child_id)
     return attempt
 
@@ -202,8 +167,4 @@ def list_contact_attempts(
 ) -> list[ContactAttempt]:
     case = get_case(session, principal, case_id)
     audit("read", "contact_attempt", case.id, case.child_id)
-    return list(
-        session.exec(
-            select(ContactAttempt).where(ContactAttempt.case_id == case.id).order_by(col(ContactAttempt.at))
-        )
-    )
+    return contacts.list_contact_attempts(session, principal, case)

@@ -1,11 +1,19 @@
-"""What a held or missed session means for contact with the family (the standard's contact rule)."""
+"""Service sessions of a case: planning, listing, marking held/missed/cancelled, and what a held or
+missed session means for contact with the family (the standard's contact rule).
+
+The API routes (api/routes/sessions.py) and the case page call the same functions; each does its own
+role check. The caller writes the audit row.
+"""
 
 from __future__ import annotations
 
 from sqlmodel import Session, col, select
 
-from core.errors import Unprocessable
+from api.deps import Principal
+from api.scoping import require_provider_staff
+from core.errors import NotFound, Unprocessable
 from models.cases import Case, ContactAttempt, ContactChannel
+from models.common import utcnow
 from models.programmes import (
     STEP_SERVICES,
     WITHOUT_IPR_STATES,
@@ -13,12 +21,90 @@ from models.programmes import (
     PlannedService,
     ServiceSession,
     SessionIn,
+    SessionPublic,
     SessionStatus,
+    SessionUpdate,
 )
 from models.users import User
 from standards import Standard, load_standard
+from statemachines import FINAL_STATES
 from statemachines.effects import enqueue
 from statemachines.fire import region_of
+
+# States where no session may be planned (besides the final ones).
+NO_SESSIONS_STATES = frozenset({"referred", "suspended"})
+
+
+def public(row: ServiceSession) -> SessionPublic:
+    return SessionPublic.model_validate(row, from_attributes=True)
+
+
+def require_planner(principal: Principal) -> None:
+    """Raises Forbidden unless the caller is staff of a provider (who plans and marks sessions)."""
+    require_provider_staff(principal)
+
+
+def plan_session(session: Session, principal: Principal, case: Case, body: SessionIn) -> ServiceSession:
+    """Plans a session of a service the case may have now (flushed, with an id); the family hears of it
+    through the outbox. Raises Forbidden (role) or Unprocessable naming the field."""
+    require_planner(principal)
+    if case.state in FINAL_STATES or case.state in NO_SESSIONS_STATES:
+        raise Unprocessable("В текущем состоянии случая занятия не планируются", field="case_id")
+    region = region_of(session, case)
+    check_service(session, case, body, load_standard(region.code))
+    if body.scheduled_at < utcnow():
+        raise Unprocessable("Нельзя запланировать занятие в прошлом", field="scheduled_at")
+    if body.specialist_id is not None:
+        specialist = session.get(User, body.specialist_id)
+        if specialist is None or specialist.organisation_id != case.provider_id:
+            raise Unprocessable("Специалист не найден в этой организации", field="specialist_id")
+    assert case.id is not None
+    row = ServiceSession(case_id=case.id, status=SessionStatus.planned, **body.model_dump())
+    session.add(row)
+    session.flush()
+    enqueue(
+        session,
+        "session_planned",
+        case_id=case.id,
+        referral_id=case.referral_id,
+        context={"session_id": row.id},
+    )
+    return row
+
+
+def list_sessions(session: Session, principal: Principal, case: Case) -> list[ServiceSession]:
+    """The case's sessions in the order they are scheduled."""
+    return list(
+        session.exec(
+            select(ServiceSession)
+            .where(ServiceSession.case_id == case.id)
+            .order_by(col(ServiceSession.scheduled_at))
+        )
+    )
+
+
+def update_session(
+    session: Session, principal: Principal, case: Case, session_id: int, body: SessionUpdate
+) -> ServiceSession:
+    """Marks a planned session held, missed or cancelled (once). A held or missed one counts as a
+    contact with the family (`record`). Raises Forbidden, NotFound (not this case's) or Unprocessable."""
+    require_planner(principal)
+    row = session.get(ServiceSession, session_id)
+    if row is None or row.case_id != case.id:
+        raise NotFound("Занятие не найдено", field="session_id")
+    if row.status != SessionStatus.planned:
+        raise Unprocessable("Отметка о занятии уже сделана", field="status")
+    if body.status == SessionStatus.planned:
+        raise Unprocessable("Укажите итог занятия: held, missed или cancelled", field="status")
+    if body.status in (SessionStatus.held, SessionStatus.missed) and row.scheduled_at > utcnow():
+        raise Unprocessable("Занятие ещё не наступило", field="status")
+    row.status = body.status
+    row.notes = body.notes
+    row.updated_at = utcnow()
+    session.add(row)
+    if body.status in (SessionStatus.held, SessionStatus.missed):
+        record(session, case, row, principal.user)
+    return row
 
 
 def check_service(session: Session, case: Case, body: SessionIn, standard: Standard) -> None:

@@ -1,4 +1,8 @@
-"""Reading cases as the API shows them."""
+"""Cases as the API and the pages show and change them: listing, the detail card, events, the curator.
+
+Every function takes the caller (`Principal`) and does its own role check, so the API routes and the
+web pages share one rule. Functions that take a `Case` expect it from `api.scoping.get_case` (scoped).
+"""
 
 from __future__ import annotations
 
@@ -6,18 +10,23 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlmodel import Session, col, func, select
+from sqlmodel import Session, col, func, select, update
 
 from api.deps import Principal
-from api.scoping import case_scope
+from api.scoping import case_scope, require_provider_staff
+from core.errors import Unprocessable
 from models.cases import Case, CaseDetail, CaseHistory, CaseSummary, HistoryPublic
 from models.children import Child, full_name
 from models.common import utcnow
 from models.deadlines import Deadline, DeadlinePublic
 from models.outbox import Delivery, DeliveryPublic, EffectPublic, Outbox, OutboxStatus
-from models.users import User
-from statemachines import STATE_LABELS, available_events
+from models.users import Role, User
+from statemachines import FINAL_STATES, STATE_LABELS, StaleVersion, available_events, fire
 from statemachines.effects import enqueue
+from statemachines.guards import curator_problem
+
+# Who may assign or change a case's curator.
+CURATOR_ASSIGNERS = frozenset({Role.intake_coordinator, Role.supervisor})
 
 
 def summary(case: Case, child: Child) -> dict[str, Any]:
@@ -92,6 +101,68 @@ def tell_new_curator(session: Session, case: Case, previous: int | None, princip
         referral_id=case.referral_id,
         context={"payload": {"curator_id": case.curator_id}, "actor_id": user.id},
     )
+
+
+def require_curator_assigner(principal: Principal) -> None:
+    """Raises Forbidden unless the caller may assign curators (provider coordinator or supervisor)."""
+    require_provider_staff(principal, set(CURATOR_ASSIGNERS))
+
+
+def can_assign_curator(principal: Principal) -> bool:
+    return principal.is_provider_staff and principal.role in CURATOR_ASSIGNERS
+
+
+def assign_curator(
+    session: Session, principal: Principal, case: Case, curator_id: int | None, version: int
+) -> Case:
+    """Sets (or clears, with None) the case's curator if the case still has `version`.
+
+    Raises Forbidden (role), Unprocessable (closed case, curator not of the provider) or StaleVersion.
+    The new curator is told through the outbox. The caller writes the audit row.
+    """
+    require_curator_assigner(principal)
+    if case.state in FINAL_STATES:
+        raise Unprocessable("Случай закрыт; изменить его нельзя", field="case_id")
+    if problem := curator_problem(session, case.provider_id, curator_id):
+        raise Unprocessable(problem, field="curator_id")
+    previous_curator = case.curator_id
+    result = session.execute(
+        update(Case)
+        .where(Case.id == case.id, Case.version == version)  # type: ignore[arg-type]
+        .values(curator_id=curator_id, version=version + 1, updated_at=utcnow())
+    )
+    if result.rowcount != 1:  # type: ignore[attr-defined]
+        raise StaleVersion(case.version)
+    session.refresh(case)
+    tell_new_curator(session, case, previous_curator, principal)
+    return case
+
+
+def fire_event(
+    session: Session,
+    principal: Principal,
+    case: Case,
+    event: str,
+    *,
+    version: int,
+    payload: dict[str, Any] | None = None,
+    reason: str | None = None,
+) -> Case:
+    """Fires a journey event through the one door (statemachines.fire) with the version the user saw.
+
+    Raises NotAllowed/Forbidden/StaleVersion (409/403) or Unprocessable (a guard or the payload).
+    The caller writes the audit row ("transition").
+    """
+    fire(
+        session,
+        case,
+        event,
+        actor=principal.user,
+        payload=payload,
+        reason=reason,
+        expected_version=version,
+    )
+    return case
 
 
 def detail(session: Session, principal: Principal, case: Case) -> CaseDetail:
