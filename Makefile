@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test install install-dev bench clean
+.PHONY: run test install install-dev bench bench-pages screenshots clean
 
 # Debian packages, installed when missing (needs root; elsewhere install them yourself):
 # fonts-dejavu-core for Cyrillic in the feedback PDF, chromium for the browser tests.
@@ -40,6 +40,14 @@ test: install-dev
 
 bench: install-dev
 	$(BIN)/python bench/transitions.py
+
+# Server time of every staff page on 100 000 cases, SQLite and PostgreSQL (seeded data cached in var/bench/).
+bench-pages: install-dev
+	$(BIN)/python bench/pages.py
+
+# PNGs of every staff page at 1366x768 and 820x1180 in docs/screenshots/ (demo data, Debian's Chromium).
+screenshots: install-dev
+	$(BIN)/python bench/screenshots.py
 
 clean:
 	rm -rf $(VENV) var build *.egg-info
