@@ -3,21 +3,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
-from sqlmodel import col, func, select
 
 from api.deps import AuditDep, CurrentUser, SessionDep
 from api.openapi import responses
-from api.scoping import referral_scope
 from api.services import referrals as service
-from core.errors import NotFound
-from flows.documents import feedback_pdf
-from models.common import INT32_MAX, IdParam, today_in
-from models.organisations import Organisation, Region
+from models.common import INT32_MAX, IdParam
 from models.referrals import (
     MatchDecision,
     MatchDecisionIn,
     MatchDecisionPublic,
-    Referral,
     ReferralCreate,
     ReferralPublic,
 )
@@ -63,12 +57,7 @@ def list_referrals(
     limit: Annotated[int, Query(ge=1, le=200)] = 50,
     offset: Annotated[int, Query(ge=0, le=INT32_MAX)] = 0,
 ) -> dict[str, object]:
-    scope = referral_scope(principal)
-    total = session.exec(select(func.count()).select_from(Referral).where(scope)).one()
-    rows = session.exec(
-        select(Referral).where(scope).order_by(col(Referral.id).desc()).offset(offset).limit(limit)
-    ).all()
-    items = service.publish(session, principal, rows)
+    rows, items, total = service.listed(session, principal, limit, offset)
     audit.many("read", "referral", [(r.id, r.child_id) for r in rows])
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
@@ -82,11 +71,7 @@ def list_referrals(
 def get_referral(
     referral_id: IdParam, principal: CurrentUser, session: SessionDep, audit: AuditDep
 ) -> ReferralPublic:
-    referral = session.exec(
-        select(Referral).where(Referral.id == referral_id, referral_scope(principal))
-    ).first()
-    if referral is None:
-        raise NotFound("Направление не найдено", field="referral_id")
+    referral = service.visible(session, principal, referral_id)
     public = service.publish(session, principal, [referral])[0]
     audit("read", "referral", referral.id, referral.child_id)
     return public
@@ -136,15 +121,7 @@ def decide_match(
 def get_feedback(
     referral_id: IdParam, principal: CurrentUser, session: SessionDep, audit: AuditDep
 ) -> Response:
-    referral = session.exec(
-        select(Referral).where(Referral.id == referral_id, referral_scope(principal))
-    ).first()
-    if referral is None:
-        raise NotFound("Направление не найдено", field="referral_id")
-    region = session.exec(
-        select(Region).join(Organisation).where(Organisation.id == referral.provider_id)
-    ).one()
-    pdf = feedback_pdf(session, referral_id, today_in(region.timezone))
+    referral, pdf = service.feedback_document(session, principal, referral_id)
     audit("read", "feedback", referral.id, referral.child_id)
     return Response(
         pdf,

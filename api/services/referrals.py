@@ -12,7 +12,7 @@ from datetime import date
 
 from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from api.deps import Principal
 from api.scoping import referral_scope
@@ -164,6 +164,77 @@ def _replay(session: Session, principal: Principal, key: str, digest: str) -> Re
     return Registered(earlier, publish(session, principal, [earlier])[0], created=False)
 
 
+@dataclass
+class Checked:
+    """A referral that passed every check `register` makes before it writes anything."""
+
+    referring_org_id: int | None
+    provider: Organisation
+    region: Region
+    referral_date: date
+
+
+def check(session: Session, principal: Principal, body: ReferralCreate) -> Checked:
+    """Everything `register` refuses, checked without writing: who refers, to which provider, the
+    dates, the consent and the content against the region's standard (Unprocessable/Forbidden).
+    The referral form's check-answers page calls it before the referral is sent."""
+    referring_org_id = _check_who_refers(principal, body)
+    provider, region = _provider(session, principal, body.provider_id)
+    referral_date = body.referral_date or today_in(region.timezone)
+    if referral_date > today_in(region.timezone):
+        raise Unprocessable("Дата направления не может быть в будущем", field="referral_date")
+    if body.child.birth_date > today_in(region.timezone):
+        raise Unprocessable("Дата рождения не может быть в будущем", field="child.birth_date")
+    if body.consent_personal_data and (
+        problem := consent_date_problem(
+            body.consent_personal_data.date, today=today_in(region.timezone), birth_date=body.child.birth_date
+        )
+    ):
+        raise Unprocessable(problem, field="consent_personal_data.date")
+    _check_content(body, region, referral_date)
+    return Checked(referring_org_id, provider, region, referral_date)
+
+
+def providers(session: Session, principal: Principal) -> list[Organisation]:
+    """The providers a referral of `principal` may be addressed to (what `check` accepts)."""
+    return list(
+        session.exec(
+            select(Organisation)
+            .where(
+                Organisation.region_id == principal.org.region_id,
+                Organisation.kind == OrgKind.provider,
+                col(Organisation.is_active).is_(True),
+            )
+            .order_by(col(Organisation.name))
+        )
+    )
+
+
+def listed(
+    session: Session, principal: Principal, limit: int, offset: int
+) -> tuple[list[Referral], list[ReferralPublic], int]:
+    """The referrals `principal` may list (api/scoping.referral_scope), newest first, as it may see
+    them, and how many there are: the API's list and the referrals page."""
+    scope = referral_scope(principal)
+    total = session.exec(select(func.count()).select_from(Referral).where(scope)).one()
+    rows = list(
+        session.exec(
+            select(Referral).where(scope).order_by(col(Referral.id).desc()).offset(offset).limit(limit)
+        )
+    )
+    return rows, publish(session, principal, rows), total
+
+
+def visible(session: Session, principal: Principal, referral_id: int) -> Referral:
+    """One referral `principal` may see; NotFound otherwise (whether it exists or not)."""
+    referral = session.exec(
+        select(Referral).where(Referral.id == referral_id, referral_scope(principal))
+    ).first()
+    if referral is None:
+        raise NotFound("Направление не найдено", field="referral_id")
+    return referral
+
+
 def register(
     session: Session, principal: Principal, body: ReferralCreate, idempotency_key: str | None
 ) -> Registered:
@@ -181,26 +252,13 @@ def register(
     digest = request_hash(body)
     if idempotency_key and (replayed := _replay(session, principal, idempotency_key, digest)):
         return replayed
-    referring_org_id = _check_who_refers(principal, body)
-    provider, region = _provider(session, principal, body.provider_id)
-    referral_date = body.referral_date or today_in(region.timezone)
-    if referral_date > today_in(region.timezone):
-        raise Unprocessable("Дата направления не может быть в будущем", field="referral_date")
-    if body.child.birth_date > today_in(region.timezone):
-        raise Unprocessable("Дата рождения не может быть в будущем", field="child.birth_date")
-    if body.consent_personal_data and (
-        problem := consent_date_problem(
-            body.consent_personal_data.date, today=today_in(region.timezone), birth_date=body.child.birth_date
-        )
-    ):
-        raise Unprocessable(problem, field="consent_personal_data.date")
-    _check_content(body, region, referral_date)
-
+    checked = check(session, principal, body)
+    provider, region, referral_date = checked.provider, checked.region, checked.referral_date
     assert region.id is not None and provider.id is not None
     referral = Referral(
         child_id=None,
         provider_id=provider.id,
-        referring_org_id=referring_org_id,
+        referring_org_id=checked.referring_org_id,
         created_by_id=principal.id,
         created_by_org_id=principal.org.id,  # type: ignore[arg-type]
         criteria=body.criteria,
@@ -428,3 +486,15 @@ def decide_match(
     _add_family(session, child, sent.representatives, sent.consent_personal_data, referral.created_by_id)
     _open_own_case(session, referral, child, author)
     return referral
+
+
+def feedback_document(session: Session, principal: Principal, referral_id: int) -> tuple[Referral, bytes]:
+    """The feedback PDF on a referral `principal` may see (flows/documents.feedback_pdf: what the
+    disclosure rule lets the referring organisation know), dated today in the provider's region."""
+    from flows.documents import feedback_pdf
+
+    referral = visible(session, principal, referral_id)
+    region = session.exec(
+        select(Region).join(Organisation).where(Organisation.id == referral.provider_id)
+    ).one()
+    return referral, feedback_pdf(session, referral_id, today_in(region.timezone))
