@@ -244,7 +244,11 @@ def main(argv: list[str] | None = None) -> int:
         values = values_for(engine, app)
         started = datetime.now()
         with serving(app) as base, sync_playwright() as playwright:
-            browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+            # Russian UI language, so date inputs show ДД.ММ.ГГГГ as on the staff's computers (needs Debian's
+            # chromium-l10n; with only en-US.pak installed they show mm/dd/yyyy).
+            browser = playwright.chromium.launch(
+                executable_path=CHROMIUM, args=[*CHROMIUM_ARGS, "--lang=ru-RU"]
+            )
             try:
                 outcome = take(browser, base, app, pages, values, args.out)
             finally:
