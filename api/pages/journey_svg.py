@@ -8,14 +8,21 @@ each case only chooses which box is highlighted as its current state.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from functools import lru_cache
 from html import escape
 
 from statemachines.journey import FINAL_STATES, STATE_LABELS, STATES, TRANSITIONS
 
 BOX_W, BOX_H = 150, 56
-GAP_X, GAP_Y = 34, 38
+GAP_X = 34
+# Between the rows: the top one and the path, and the path and the endings below (room for the
+# group brackets: "from any open state").
+ROW_GAPS = (34, 64)
 MARGIN = 10
+# A transition from (or to) this many states or more is drawn once, from a bracket under them.
+FAN = 4
+BRACKET_STEP = 13
 
 # Column and row of each state: the main path left to right, its branches above and below.
 LAYOUT: dict[str, tuple[int, int]] = {
@@ -35,21 +42,26 @@ LAYOUT: dict[str, tuple[int, int]] = {
 }
 
 
-def _positions() -> dict[str, tuple[int, int]]:
-    """Every state's box corner; a state the table gains later goes to the end of the bottom row."""
+def _cells() -> dict[str, tuple[int, int]]:
+    """Every state's column and row; a state the table gains later goes to the end of the bottom row."""
     cells = dict(LAYOUT)
     spare = max(col for col, _ in cells.values()) + 1
     for name, _ in STATES:
         if name not in cells:
             cells[name] = (spare, 2)
             spare += 1
-    return {
-        name: (MARGIN + col * (BOX_W + GAP_X), MARGIN + row * (BOX_H + GAP_Y))
-        for name, (col, row) in cells.items()
-    }
+    return cells
 
 
-def _lines(label: str, width: int = 19) -> list[str]:
+def _row_top(row: int) -> int:
+    return MARGIN + row * BOX_H + sum(ROW_GAPS[:row])
+
+
+def _positions() -> dict[str, tuple[int, int]]:
+    return {name: (MARGIN + col * (BOX_W + GAP_X), _row_top(row)) for name, (col, row) in _cells().items()}
+
+
+def _lines(label: str, width: int = 16) -> list[str]:
     """The label wrapped into lines of about `width` characters (at most three)."""
     lines: list[str] = []
     for word in label.split():
@@ -73,13 +85,44 @@ def _edge_point(box: tuple[int, int], toward: tuple[float, float]) -> tuple[floa
     return cx + dx * scale, cy + dy * scale
 
 
+@dataclass(frozen=True)
+class Fan:
+    """Transitions between one state and a group of states, drawn once through the group's bracket:
+    `inward` from every member to `state` (decline, suspend), else from `state` to the members (resume)."""
+
+    members: frozenset[str]
+    state: str
+    inward: bool
+
+
+def _fans() -> list[Fan]:
+    fans: dict[Fan, None] = {}
+    by_event: dict[tuple[str, str], set[str]] = {}
+    for row in TRANSITIONS:
+        sources = [row.source] if isinstance(row.source, str) else list(row.source)
+        if len(sources) >= FAN:
+            fans.setdefault(Fan(frozenset(sources), row.dest, True), None)
+        elif len(sources) == 1:
+            by_event.setdefault((row.event, sources[0]), set()).add(row.dest)
+    for (_, source), dests in by_event.items():
+        if len(dests) >= FAN:
+            fans.setdefault(Fan(frozenset(dests), source, False), None)
+    return list(fans)
+
+
 def _pairs() -> list[tuple[str, str]]:
-    """Each (source, destination) of the journey table once, in the table's order."""
+    """Each (source, destination) of the journey table once, in the table's order, less the fans'."""
+    covered = {
+        (member, fan.state) if fan.inward else (fan.state, member)
+        for fan in _fans()
+        for member in fan.members
+    }
     seen: dict[tuple[str, str], None] = {}
     for row in TRANSITIONS:
         sources = [row.source] if isinstance(row.source, str) else list(row.source)
         for source in sources:
-            seen.setdefault((source, row.dest), None)
+            if (source, row.dest) not in covered:
+                seen.setdefault((source, row.dest), None)
     return list(seen)
 
 
@@ -92,15 +135,70 @@ def _size() -> tuple[int, int]:
     )
 
 
+def _line(x1: float, y1: float, x2: float, y2: float, kind: str, arrow: bool = True) -> str:
+    head = ' marker-end="url(#journey-arrow)"' if arrow else ""
+    return f'<line class="jt jt-{kind}" x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}"{head}/>'
+
+
+def _fan_lines() -> list[str]:
+    """Each group's bracket under the path, a tick from each member to it, and one arrow per fan."""
+    cells, boxes = _cells(), _positions()
+    groups = sorted({fan.members for fan in _fans()}, key=lambda members: (-len(members), sorted(members)))
+    path_bottom = _row_top(1) + BOX_H
+    parts: list[str] = []
+    for level, members in enumerate(groups):
+        y = path_bottom + BRACKET_STEP * (level + 1)
+        above = [m for m in members if cells[m][1] <= 1]
+        left = min(boxes[m][0] for m in above) + 12
+        right = max(boxes[m][0] for m in above) + BOX_W - 12
+        parts.append(_line(left, y, right, y, "group", arrow=False))
+        tick = 14 + 10 * level
+        for member in members:
+            x, top = boxes[member]
+            if cells[member][1] == 1:
+                parts.append(_line(x + tick, top + BOX_H, x + tick, y, "group", arrow=False))
+            elif cells[member][1] > 1:
+                parts.append(_line(x + BOX_W - tick, top, x + BOX_W - tick, y, "group", arrow=False))
+            else:  # above the path: round its left side, through the gap between the columns
+                side = x - 6 - 6 * level
+                mid = top + BOX_H / 2 + 8 * level
+                parts.append(f'<polyline class="jt jt-group" points="{x},{mid} {side},{mid} {side},{y}"/>')
+        for fan in _fans():
+            if fan.members != members:
+                continue
+            x, top = boxes[fan.state]
+            cx = x + BOX_W / 2 + (-12 if fan.inward else 12) * (fan.state in members or _two_way(fan))
+            if fan.inward:
+                parts.append(_line(cx, y, cx, top, "side"))
+            else:
+                parts.append(_line(cx, top, cx, y, "side"))
+    return parts
+
+
+def _two_way(fan: Fan) -> bool:
+    return Fan(fan.members, fan.state, not fan.inward) in _fans()
+
+
 @lru_cache(maxsize=1)
 def _edges() -> str:
-    """The arrows: straight lines between box edges; a pair both ways is drawn as two offset lines."""
+    """The arrows: straight lines between box edges (a pair both ways as two offset lines), and the
+    fans through their brackets."""
     boxes = _positions()
     pairs = _pairs()
     both_ways = {(a, b) for a, b in pairs if (b, a) in pairs}
-    parts = []
+    parts = _fan_lines()
+    cells = _cells()
     for source, dest in pairs:
         a, b = boxes[source], boxes[dest]
+        if cells[source][1] == cells[dest][1] and abs(cells[source][0] - cells[dest][0]) > 1:
+            # Along a row past another box: an arc over the boxes between them.
+            x1, x2 = a[0] + BOX_W / 2 + 20, b[0] + BOX_W / 2 - 20
+            top = a[1]
+            parts.append(
+                f'<path class="jt jt-main" d="M{x1:.1f},{top} Q{(x1 + x2) / 2:.1f},{top - 44} {x2:.1f},{top}"'
+                ' marker-end="url(#journey-arrow)"/>'
+            )
+            continue
         ca = (a[0] + BOX_W / 2, a[1] + BOX_H / 2)
         cb = (b[0] + BOX_W / 2, b[1] + BOX_H / 2)
         (x1, y1), (x2, y2) = _edge_point(a, cb), _edge_point(b, ca)
@@ -111,11 +209,8 @@ def _edges() -> str:
                 y1, y2 = y1 + shift, y2 + shift
             else:
                 x1, x2 = x1 + shift, x2 + shift
-        side = "side" if dest in FINAL_STATES - {"completed"} or "suspended" in (source, dest) else "main"
-        parts.append(
-            f'<line class="jt jt-{side}" x1="{x1:.1f}" y1="{y1:.1f}" x2="{x2:.1f}" y2="{y2:.1f}"'
-            ' marker-end="url(#journey-arrow)"/>'
-        )
+        side = dest in FINAL_STATES - {"completed"}
+        parts.append(_line(x1, y1, x2, y2, "side" if side else "main"))
     return "".join(parts)
 
 
