@@ -168,3 +168,37 @@ class SessionPublic(SQLModel):
     status: SessionStatus
     notes: str | None
     family_response: str | None = None
+
+
+class PlannedServicePublic(SQLModel):
+    """A service of an ИПРП as the API shows it; `id` is what SessionIn.planned_service_id takes."""
+
+    id: int
+    service_code: str
+    service_label: str
+    specialist_role: str
+    specialist_role_label: str
+    form: ServiceForm
+    form_label: str
+    count: int
+    minutes: int
+    # Progress: sessions of this service by status (held + missed + planned may exceed count).
+    sessions_held: int
+    sessions_missed: int
+    sessions_planned: int
+
+
+class IprPublic(SQLModel):
+    """The case's active ИПРП (GET /api/v1/cases/{case_id}/ipr)."""
+
+    id: int
+    case_id: int
+    status: str
+    period_start: date
+    period_end: date
+    goals: list[str]
+    parent_agreed_on: date
+    agreement_document_ref: str | None
+    created_by_id: int
+    created_at: datetime
+    services: list[PlannedServicePublic]

@@ -108,6 +108,7 @@ REQUESTS: dict[str, Builder] = {
     "GET /api/v1/me": _get("/me"),
     "GET /api/v1/journey": _get("/journey"),
     "GET /api/v1/journey.mermaid": _get("/journey.mermaid"),
+    "GET /api/v1/standard": _get("/standard"),
     "GET /api/v1/organisations": _get("/organisations"),
     "POST /api/v1/referrals": lambda o, m: (
         "POST",
@@ -155,6 +156,7 @@ REQUESTS: dict[str, Builder] = {
         None,
     ),
     "GET /api/v1/cases/{case_id}/sessions": _get("/cases/{case_id}/sessions"),
+    "GET /api/v1/cases/{case_id}/ipr": _get("/cases/{case_id}/ipr"),
     "PATCH /api/v1/cases/{case_id}/sessions/{session_id}": lambda o, m: (
         "PATCH",
         f"/cases/{o.case_id}/sessions/{o.session_id}",
@@ -215,6 +217,8 @@ MATRIX: dict[str, str] = {
     "GET /api/v1/me": "401 ok ok ok ok ok ok ok ok ok ok ok ok ok",
     "GET /api/v1/journey": "ok ok ok ok ok ok ok ok ok ok ok ok ok ok",
     "GET /api/v1/journey.mermaid": "ok ok ok ok ok ok ok ok ok ok ok ok ok ok",
+    # The region's standard holds no personal data: every signed-in user reads their region's.
+    "GET /api/v1/standard": "401 ok ok ok ok ok ok ok ok ok ok ok ok ok",
     "GET /api/v1/organisations": "401 ok ok ok ok ok ok ok ok ok ok ok ok ok",
     # Referrers refer to any provider of their region; a provider registers a parent's own request.
     "POST /api/v1/referrals": "401 ok ok 403 403 403 403 403 403 403 403 403 403 403",
@@ -256,6 +260,9 @@ MATRIX: dict[str, str] = {
     ),
     "PATCH /api/v1/cases/{case_id}/sessions/{session_id}": (
         "401 403 403 ok/404 ok/404 ok/404 ok/404 404/ok 403 403 403 403 404 403"
+    ),
+    "GET /api/v1/cases/{case_id}/ipr": (
+        "401 403 403 ok/404 ok/404 ok/404 ok/404 404/ok ok 403 403 404 404 403"
     ),
     "GET /api/v1/overdue": "401 403 403 x- x- x- x- -y xy 403 403 -- -- 403",
     # A referral waiting for its match to be confirmed: the provider serving the child decides.

@@ -8,10 +8,11 @@ from api.deps import AuditDep, CurrentUser, SessionDep
 from api.openapi import responses
 from api.scoping import get_case
 from api.services import cases as service
-from api.services import contacts
-from core.errors import DomainError, Unprocessable
+from api.services import contacts, programmes
+from core.errors import DomainError, NotFound, Unprocessable
 from models.cases import Case, CaseDetail, CaseUpdate, ContactAttempt, ContactAttemptIn, EventRequest
 from models.common import INT32_MAX, IdParam
+from models.programmes import IprPublic
 from statemachines import STATES
 
 router = APIRouter(tags=["Случаи"], responses=responses(403))
@@ -168,3 +169,18 @@ def list_contact_attempts(
     case = get_case(session, principal, case_id)
     audit("read", "contact_attempt", case.id, case.child_id)
     return contacts.list_contact_attempts(session, principal, case)
+
+
+@router.get(
+    "/cases/{case_id}/ipr",
+    response_model=IprPublic,
+    summary="ИПРП случая: цели, срок, согласие родителя, услуги с их id и ходом занятий",
+    responses=responses(404),
+)
+def get_ipr(case_id: IdParam, principal: CurrentUser, session: SessionDep, audit: AuditDep) -> IprPublic:
+    case = get_case(session, principal, case_id)
+    ipr = programmes.current_ipr(session, principal, case)
+    if ipr is None:
+        raise NotFound("У случая нет действующей ИПРП", field="case_id")
+    audit("read", "ipr", ipr.id, case.child_id)
+    return ipr

@@ -6,9 +6,24 @@ from typing import Any
 from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse
 
+from api.deps import CurrentUser, SessionDep
+from api.openapi import responses
+from api.services import standard as standard_service
+from models.standard import StandardPublic
 from statemachines.journey import STATE_LABELS, TRANSITIONS, describe
 
 router = APIRouter(tags=["Маршрут"])
+
+
+@router.get(
+    "/standard",
+    response_model=StandardPublic,
+    summary="Стандарт региона: критерии, перечень услуг, сроки, причины завершения, допустимые значения",
+    responses=responses(401),
+)
+def region_standard(principal: CurrentUser, session: SessionDep) -> StandardPublic:
+    """The standard of the caller's region as data (no personal data: any signed-in user may read it)."""
+    return standard_service.region_standard(session, principal)
 
 
 @router.get("/journey", summary="Описание маршрута ребёнка: состояния, события, переходы")
