@@ -241,12 +241,14 @@ def test_sessions_are_planned_in_the_regions_zone_and_marked(world: World) -> No
     world.advance(case_id, "approve_ipr", ipr_payload())
     sign_in(world.client, "curator")
     page = world.client.get(f"/cases/{case_id}")
+    planned = world.client.get(f"{API}/cases/{case_id}/ipr", headers=world.h("curator")).json()["services"][0]
+    assert f'<option value="planned:{planned["id"]}"' in page.text
     tomorrow = date.today() + timedelta(days=2)
     answer = world.client.post(
         f"/cases/{case_id}/sessions",
         data={
             "csrf": csrf_of(page.text),
-            "session-service": "motor_development",
+            "session-service": f"planned:{planned['id']}",
             "session-date": tomorrow.isoformat(),
             "session-time": "10:30",
             "session-form": "in_person",
@@ -256,7 +258,8 @@ def test_sessions_are_planned_in_the_regions_zone_and_marked(world: World) -> No
     )
     assert answer.status_code == 303, answer.text[:3000]
     sessions = world.client.get(f"{API}/cases/{case_id}/sessions", headers=world.h("curator")).json()
-    assert len(sessions) == 1
+    assert len(sessions) == 1 and sessions[0]["planned_service_id"] == planned["id"]
+    assert sessions[0]["service_code"] == planned["service_code"]
     assert sessions[0]["scheduled_at"].startswith(f"{tomorrow.isoformat()}T07:30")  # 10:30 in Moscow
     page = world.client.get(f"/cases/{case_id}")
     assert f"{tomorrow:%d.%m.%Y} 10:30" in page.text
@@ -395,3 +398,19 @@ def test_an_event_form_is_done_with_the_keyboard_alone(world: World, server_url:
     assert page.locator('[aria-current="step"]').get_attribute("data-state") == "transition"
     assert world.case(case_id)["history"][-1]["payload"]["destination"] == "МБДОУ № 7"
     page.context.close()
+
+
+def test_the_ipr_editor_starts_from_the_programme_in_force_when_it_is_revised(world: World) -> None:
+    case_id = to_need_determination(world)
+    world.advance(
+        case_id, "determine_need", {"outcome": "ipr", "conclusion": "Нужна ИПРП"}, who="coordinator"
+    )
+    world.advance(case_id, "approve_ipr", ipr_payload(goals=["Ходит с опорой", "Играет рядом"]))
+    world.advance(case_id, "start_assessment", {"kind": "intermediate"})
+    sign_in(world.client, "curator")
+    html = world.client.get(f"/cases/{case_id}").text
+    editor = html.split('id="event-approve_ipr"')[1].split("</form>")[0]
+    assert "Ходит с опорой\nИграет рядом</textarea>" in editor
+    assert '<option value="motor_development" selected>' in editor
+    assert '<option value="physical_therapist" selected>' in editor and 'value="20"' in editor
+    assert "проведено 0, пропущено 0, запланировано 0" in html  # the ИПРП in force, with its progress

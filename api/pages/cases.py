@@ -24,13 +24,13 @@ from api.errors import validation_errors
 from api.pages.journey_svg import journey_svg
 from api.pages.web import Form, PageAuditDep, PageUser, read_form, redirect, region_zone, render
 from api.scoping import get_case
-from api.services import attendance, contacts
+from api.services import attendance, contacts, programmes
 from api.services import cases as service
 from api.services import children as children_service
 from api.services import organisations as organisations_service
 from api.services import users as users_service
 from core.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
-from models.cases import Case, ContactAttemptIn, ContactChannel, HistoryPublic
+from models.cases import Case, ContactAttemptIn, ContactChannel
 from models.children import format_snils
 from models.common import IdParam, today_in
 from models.consents import CONSENT_LABELS
@@ -39,6 +39,7 @@ from models.programmes import (
     SERVICE_FORM_LABELS,
     STEP_SERVICES,
     WITHOUT_IPR_STATES,
+    IprPublic,
     NeedOutcome,
     ServiceForm,
     SessionIn,
@@ -162,34 +163,21 @@ def _names(session: Session, ids: set[int | None]) -> dict[int, str]:
     return result
 
 
-def _programme(history: list[HistoryPublic]) -> dict[str, Any] | None:
-    """The case's ИПРП in force: the payload of its latest approve_ipr (each supersedes the last)."""
-    approved = [h for h in history if h.event == "approve_ipr"]
-    if not approved:
-        return None
-    programme = dict(approved[-1].payload)
-    programme["period"] = " — ".join(
-        f"{date.fromisoformat(programme[key]):%d.%m.%Y}" for key in ("period_start", "period_end")
+def _session_choices(case: Case, ipr: IprPublic | None, standard: Standard) -> list[tuple[str, str]]:
+    """What a session may be planned for now: a service of the ИПРП in force (by its id), a service
+    of the journey's current step, or any of the catalogue where consultations need no ИПРП
+    (attendance.check_service decides)."""
+    choices: list[tuple[str, str]] = []
+    if ipr is not None and case.state != "ipr_development":
+        choices += [(f"planned:{s.id}", f"{s.service_label} (по ИПРП, {s.form_label})") for s in ipr.services]
+    codes = (
+        [s.code for s in standard.services]
+        if case.state in WITHOUT_IPR_STATES
+        else sorted(STEP_SERVICES.get(case.state, ()))
     )
-    return programme
-
-
-def _session_choices(
-    case: Case, programme: dict[str, Any] | None, standard: Standard
-) -> list[tuple[str, str]]:
-    """What a session may be planned for now: the ИПРП's services, the journey step's services, or
-    the whole catalogue where consultations need no ИПРП (attendance.check_service decides)."""
-    codes: list[str] = []
-    if programme and case.state not in ("ipr_development",):
-        codes += [s["service_code"] for s in programme.get("services", [])]
-    if case.state in WITHOUT_IPR_STATES:
-        codes += [s.code for s in standard.services]
-    else:
-        codes += sorted(STEP_SERVICES.get(case.state, ()))
-    choices = []
-    for code in dict.fromkeys(codes):
+    for code in codes:
         known = standard.service(code)
-        choices.append((code, known.label if known else code))
+        choices.append((f"code:{code}", known.label if known else code))
     return choices
 
 
@@ -205,7 +193,7 @@ def _card(
     _, consents = children_service.consents(session, principal, case.child_id)
     sessions = attendance.list_sessions(session, principal, case)
     attempts = contacts.list_contact_attempts(session, principal, case)
-    programme = _programme(detail.history)
+    ipr = programmes.current_ipr(session, principal, case)
     staff_roles = principal.is_provider_staff and principal.org.id == case.provider_id
     staff = users_service.staff_of(session, principal, case.provider_id, None) if staff_roles else []
     curators = [u for u in staff if u.role in CURATOR_ROLES]
@@ -255,12 +243,14 @@ def _card(
         "family_labels": FAMILY_RESPONSE_LABELS,
         "attempts": attempts,
         "channel_labels": CHANNEL_LABELS,
-        "programme": programme,
+        "ipr": ipr,
+        # What the ИПРП editor starts from: the programme in force, when it is being revised.
+        "programme": ipr.model_dump(mode="json") if ipr is not None else None,
         "standard": standard,
         "receivers": [(o.id, o.name) for o in receivers],
         "service_forms": list(SERVICE_FORM_LABELS.items()),
         "service_rows": range(SERVICE_ROWS),
-        "session_choices": _session_choices(case, programme, standard),
+        "session_choices": _session_choices(case, ipr, standard),
         "can_plan": staff_roles
         and case.state not in FINAL_STATES
         and case.state not in attendance.NO_SESSIONS_STATES,
@@ -531,11 +521,18 @@ async def plan_session(
     problems = Problems(form="session")
     problems.keep(form)
     region = region_of(session, case)
-    body: dict[str, Any] = {
-        "form": form.get("session-form") or ServiceForm.in_person.value,
-        "service_code": form.get("session-service"),
-    }
-    if not body["service_code"]:
+    choice = form.get("session-service")
+    body: dict[str, Any] = {"form": form.get("session-form") or ServiceForm.in_person.value}
+    if choice.startswith("planned:") and choice[8:].isdigit() and len(choice) < 18:
+        ipr = programmes.current_ipr(session, principal, case)
+        planned = next((p for p in (ipr.services if ipr else []) if p.id == int(choice[8:])), None)
+        if planned is None:
+            problems.errors["session-service"] = "Услуга не входит в действующую ИПРП этого случая"
+        else:
+            body |= {"service_code": planned.service_code, "planned_service_id": planned.id}
+    elif choice.startswith("code:"):
+        body["service_code"] = choice[5:]
+    else:
         problems.errors["session-service"] = "Выберите услугу"
     at = _local_moment(
         form.get("session-date"), form.get("session-time"), region.timezone, problems, "session"
