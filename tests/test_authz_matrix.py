@@ -67,7 +67,8 @@ class Obj:
     match_referral_id: int
 
 
-Request = tuple[str, str, dict[str, Any] | None, dict[str, Any] | None]  # method, url, json, params
+# method, url, json (or a str: a CSV file, sent as text/csv), params
+Request = tuple[str, str, dict[str, Any] | str | None, dict[str, Any] | None]
 Builder = Callable[[Obj, "Matrix"], Request]
 
 
@@ -202,6 +203,24 @@ REQUESTS: dict[str, Builder] = {
         None,
     ),
     "GET /api/v1/organisations/{org_id}/staff": _get("/organisations/{provider_id}/staff", role="curator"),
+    "POST /api/v1/organisations": lambda o, m: (
+        "POST",
+        "/organisations",
+        {"name": f"Поликлиника {m.new_login()}", "kind": "health"},
+        None,
+    ),
+    "PATCH /api/v1/organisations/{org_id}": lambda o, m: (
+        "PATCH",
+        f"/organisations/{o.provider_id}",
+        {"phone": "+7 800 000-00-09"},
+        None,
+    ),
+    "POST /api/v1/organisations/import": lambda o, m: (
+        "POST",
+        "/organisations/import",
+        f"Название;Вид\nПоликлиника {m.new_login()};health\n",
+        None,
+    ),
 }
 
 # Operations outside the matrix, and why.
@@ -281,6 +300,10 @@ MATRIX: dict[str, str] = {
     "GET /api/v1/organisations/{org_id}/staff": (
         "401 404 404 ok/404 ok/404 ok/404 ok/404 404/ok ok 404 ok 404 404 404"
     ),
+    # The registry of organisations: each region's administrator keeps its own region's.
+    "POST /api/v1/organisations": "401 403 403 403 403 403 403 403 403 403 ok 403 403 ok",
+    "PATCH /api/v1/organisations/{org_id}": "401 403 403 403 403 403 403 403 403 403 ok 403 403 404",
+    "POST /api/v1/organisations/import": "401 403 403 403 403 403 403 403 403 403 ok 403 403 ok",
     # Counts only: a provider's staff see their own organisation's, the РРМЦ and analysts the region's.
     "GET /api/v1/stats/cases": "401 403 403 ok ok ok ok ok ok ok 403 ok ok 403",
 }
@@ -373,7 +396,13 @@ def _cell(matrix: Matrix, op: str, role: str, obj: Obj) -> str:
     method, path, body, params = REQUESTS[op](obj, matrix)
     headers = {} if role == "anon" else matrix.world.h(role)
     refused_before = matrix.refusals()
-    response = matrix.world.client.request(method, API + path, json=body, params=params, headers=headers)
+    if isinstance(body, str):  # a file upload (POST /organisations/import)
+        headers = {**headers, "Content-Type": "text/csv"}
+        response = matrix.world.client.request(
+            method, API + path, content=body.encode(), params=params, headers=headers
+        )
+    else:
+        response = matrix.world.client.request(method, API + path, json=body, params=params, headers=headers)
     status = response.status_code
     assert status < 500, f"{op} as {role}: {status} {response.text}"
     if status in (403, 404) and role != "anon":

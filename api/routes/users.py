@@ -6,56 +6,15 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Query
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
 from api.deps import AuditDep, CurrentUser, SessionDep
 from api.openapi import responses
-from api.security import PASSWORD_MAX_LENGTH
 from api.services import users as service
-from models.common import DbId, IdParam
-from models.users import ROLE_LABELS, Role, StaffMember, UserAdmin, normalise_email
+from api.services.users import PasswordReset, UserCreate, UserUpdate, UserWithPassword
+from models.common import IdParam
+from models.users import ROLE_LABELS, Role, StaffMember, UserAdmin
 
 router = APIRouter(tags=["Пользователи"], responses=responses(403, 404))
-
-Email = Annotated[str, Field(min_length=3, max_length=254), AfterValidator(normalise_email)]
-FullName = Annotated[str, Field(min_length=1, max_length=300)]
-Password = Annotated[
-    str | None,
-    Field(
-        default=None,
-        max_length=PASSWORD_MAX_LENGTH,
-        description="Пароль по правилам (не короче 10 символов, не логин, не из списка "
-        "распространённых); без него пароль будет создан и показан один раз",
-    ),
-]
-
-
-class UserCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    login: str = Field(min_length=1, max_length=100)
-    full_name: FullName
-    email: Email
-    role: Role
-    organisation_id: DbId
-    password: Password = None
-
-
-class UserUpdate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    full_name: FullName | None = None
-    email: Email | None = None
-    role: Role | None = None
-
-
-class PasswordReset(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-    password: Password = None
-
-
-class UserWithPassword(BaseModel):
-    user: UserAdmin
-    # The generated password, shown this once; null when the administrator gave one.
-    password: str | None
 
 
 @router.get("/users", response_model=list[UserAdmin], summary="Пользователи организаций региона")

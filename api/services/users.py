@@ -1,23 +1,67 @@
 """Accounts: creating users, their e-mail, role, password, disabling them and ending their tokens.
 
-One set of rules for every door: `earlyhelp user ...` / `earlyhelp token ...` and the administrators'
-API (api/routes/users.py) both call these functions. The API's own functions below add the
-administrator's scope: the users of the organisations of the administrator's region.
+One set of rules for every door: `earlyhelp user ...` / `earlyhelp token ...`, the administrators'
+API (api/routes/users.py) and their pages (api/pages/admin.py) all call these functions. The
+administrators' functions below add their scope: the users of the organisations of their region.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import update
 from sqlmodel import Session, col, select
 
 from api.deps import Principal
-from api.security import generate_password, hash_password, password_problem
+from api.security import PASSWORD_MAX_LENGTH, generate_password, hash_password, password_problem
 from core.errors import Conflict, Forbidden, NotFound, Unprocessable
-from models.common import utcnow
+from models.common import DbId, utcnow
 from models.organisations import ORG_KIND_LABELS, Organisation, OrgKind
-from models.users import ROLE_LABELS, ApiToken, Role, User, login_problem
+from models.users import ROLE_LABELS, ApiToken, Role, User, UserAdmin, login_problem, normalise_email
+
+# What the administrators' API and pages take (api/routes/users.py, api/pages/admin.py).
+
+Email = Annotated[str, Field(min_length=3, max_length=254), AfterValidator(normalise_email)]
+FullName = Annotated[str, Field(min_length=1, max_length=300)]
+Password = Annotated[
+    str | None,
+    Field(
+        default=None,
+        max_length=PASSWORD_MAX_LENGTH,
+        description="Пароль по правилам (не короче 10 символов, не логин, не из списка "
+        "распространённых); без него пароль будет создан и показан один раз",
+    ),
+]
+
+
+class UserCreate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    login: str = Field(min_length=1, max_length=100)
+    full_name: FullName
+    email: Email
+    role: Role
+    organisation_id: DbId
+    password: Password = None
+
+
+class UserUpdate(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    full_name: FullName | None = None
+    email: Email | None = None
+    role: Role | None = None
+
+
+class PasswordReset(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    password: Password = None
+
+
+class UserWithPassword(BaseModel):
+    user: UserAdmin
+    # The generated password, shown this once; null when the administrator gave one.
+    password: str | None
+
 
 # Which roles an organisation of each kind can hold (a curator belongs to a provider, an analyst to
 # the regional centre); anything else would be an account that can do nothing or the wrong things.
@@ -29,6 +73,11 @@ _ROLE_ORG_KINDS: dict[Role, set[OrgKind]] = {
     Role.admin: {OrgKind.rrmc},
     Role.referrer: set(OrgKind) - {OrgKind.rrmc},
 }
+
+
+def role_kinds(role: Role) -> list[OrgKind]:
+    """The kinds of organisation that can hold the role, in the order of OrgKind."""
+    return [kind for kind in OrgKind if kind in _ROLE_ORG_KINDS[role]]
 
 
 def role_problem(role: Role, org: Organisation) -> str | None:

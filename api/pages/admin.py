@@ -1,0 +1,507 @@
+"""The administrator's pages: the region's users and organisations (with the CSV import), and the
+region's standard shown read-only to the administrator and the supervisors.
+
+Each page calls the services the API calls (api/services/users.py, api/services/organisations.py),
+so the region scope, the role rules and the password policy are the same on both doors; a page only
+turns a form into a service call and the service's refusal into the form again with its errors.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+from pydantic import ValidationError
+from sqlmodel import Session
+
+from api.deps import Principal, SessionDep
+from api.errors import validation_errors
+from api.pages.web import PageAuditDep, PageUser, read_form, redirect, render, require_roles
+from api.services import organisations as orgs
+from api.services import users as accounts
+from core.errors import DomainError
+from models.common import IdParam
+from models.organisations import ORG_KIND_LABELS, Organisation, OrgKind
+from models.users import ROLE_LABELS, Role, User
+
+router = APIRouter(include_in_schema=False)
+
+Errors = dict[str, str]
+
+# The order of the kinds in a select: the ones an administrator adds most often first.
+KIND_ORDER = [
+    OrgKind.provider,
+    OrgKind.health,
+    OrgKind.social,
+    OrgKind.education,
+    OrgKind.ngo,
+    OrgKind.pmpk,
+    OrgKind.mse,
+    OrgKind.orphanage,
+    OrgKind.rrmc,
+]
+KIND_OPTIONS = [(kind.value, ORG_KIND_LABELS[kind]) for kind in KIND_ORDER]
+ROLE_OPTIONS = [(role.value, ROLE_LABELS[role]) for role in Role]
+
+
+def _admin(principal: Principal) -> None:
+    require_roles(principal, Role.admin)
+
+
+def _pydantic_errors(error: ValidationError) -> Errors:
+    found: Errors = {}
+    for item in validation_errors(error.errors()):
+        name = item["field"].split(".")[0] or "form"
+        found.setdefault(name, item["message"])
+    return found
+
+
+def _domain_errors(error: DomainError, default_field: str) -> Errors:
+    return {error.field or default_field: error.message}
+
+
+# --- users ------------------------------------------------------------------------------------
+
+
+def _org_names(session: Session, principal: Principal) -> dict[int, Organisation]:
+    return {
+        org.id: org
+        for org in orgs.list_organisations(session, principal, active_only=False)
+        if org.id is not None
+    }
+
+
+@router.get("/admin/users", response_class=HTMLResponse)
+def users_list(
+    request: Request, principal: PageUser, session: SessionDep, audit: PageAuditDep
+) -> HTMLResponse:
+    _admin(principal)
+    found = accounts.list_users(session, principal)
+    audit("read", "user", None, None)
+    return render(
+        request,
+        "pages/admin/users.html",
+        {
+            "title": "Пользователи",
+            "users": found,
+            "orgs": _org_names(session, principal),
+            "role_labels": ROLE_LABELS,
+        },
+    )
+
+
+def _role_hints() -> list[tuple[str, str]]:
+    return [
+        (ROLE_LABELS[role], ", ".join(ORG_KIND_LABELS[kind] for kind in accounts.role_kinds(role)))
+        for role in Role
+    ]
+
+
+def _user_form(
+    request: Request,
+    session: SessionDep,
+    principal: Principal,
+    values: dict[str, str],
+    errors: Errors | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    org_options = [
+        (str(org.id), f"{org.name} — {ORG_KIND_LABELS[org.kind]}")
+        for org in orgs.list_organisations(session, principal)
+    ]
+    return render(
+        request,
+        "pages/admin/user_new.html",
+        {
+            "title": "Новый пользователь",
+            "values": values,
+            "errors": errors or {},
+            "role_options": ROLE_OPTIONS,
+            "org_options": org_options,
+            "role_hints": _role_hints(),
+        },
+        status,
+    )
+
+
+@router.get("/admin/users/new", response_class=HTMLResponse)
+def user_new(request: Request, principal: PageUser, session: SessionDep) -> HTMLResponse:
+    _admin(principal)
+    return _user_form(request, session, principal, {})
+
+
+@router.post("/admin/users/new", response_class=HTMLResponse)
+async def user_create(
+    request: Request, principal: PageUser, session: SessionDep, audit: PageAuditDep
+) -> HTMLResponse:
+    _admin(principal)
+    form = await read_form(request, principal)
+    values = {name: form.get(name) for name in ("login", "full_name", "email", "role", "organisation_id")}
+    errors: Errors = {}
+    for name, label in (
+        ("login", "Укажите логин"),
+        ("full_name", "Укажите ФИО"),
+        ("email", "Укажите e-mail"),
+        ("role", "Выберите роль"),
+        ("organisation_id", "Выберите организацию"),
+    ):
+        if not values[name]:
+            errors[name] = label
+    if values["organisation_id"] and not values["organisation_id"].isdigit():
+        errors["organisation_id"] = "Выберите организацию"
+    body: accounts.UserCreate | None = None
+    if not errors:
+        try:
+            body = accounts.UserCreate.model_validate(
+                {**values, "organisation_id": int(values["organisation_id"])}
+            )
+        except ValidationError as error:
+            errors = _pydantic_errors(error)
+    if body is None:
+        return _user_form(request, session, principal, values, errors, 422)
+    try:
+        user, password = accounts.create_user(
+            session,
+            principal,
+            login=body.login,
+            full_name=body.full_name,
+            role=body.role,
+            organisation_id=body.organisation_id,
+            email=body.email,
+            password=None,
+        )
+    except DomainError as error:
+        session.rollback()
+        return _user_form(request, session, principal, values, _domain_errors(error, "login"), 422)
+    audit("create", "user", user.id, None)
+    return render(
+        request,
+        "pages/admin/user_password.html",
+        {
+            "title": "Пользователь создан",
+            "heading": "Пользователь создан",
+            "account": user,
+            "password": password,
+            "org": session.get(Organisation, user.organisation_id),
+            "role_labels": ROLE_LABELS,
+        },
+    )
+
+
+def _user_page(
+    request: Request,
+    session: Session,
+    principal: Principal,
+    user: User,
+    *,
+    notice: str = "",
+    errors: Errors | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    return render(
+        request,
+        "pages/admin/user.html",
+        {
+            "title": user.full_name,
+            "account": user,
+            "org": session.get(Organisation, user.organisation_id),
+            "role_labels": ROLE_LABELS,
+            "is_self": user.id == principal.id,
+            "notice": notice,
+            "errors": errors or {},
+        },
+        status,
+    )
+
+
+_NOTICES = {
+    "disabled": "Пользователь отключён: его сеансы завершены, войти он не сможет.",
+    "enabled": "Пользователь включён: он снова может войти.",
+}
+
+
+@router.get("/admin/users/{user_id}", response_class=HTMLResponse)
+def user_view(
+    request: Request, user_id: IdParam, principal: PageUser, session: SessionDep, audit: PageAuditDep
+) -> HTMLResponse:
+    _admin(principal)
+    user = accounts.get_user(session, principal, user_id)
+    audit("read", "user", user.id, None)
+    notice = _NOTICES.get(request.query_params.get("done", ""), "")
+    return _user_page(request, session, principal, user, notice=notice)
+
+
+@router.get("/admin/users/{user_id}/disable", response_class=HTMLResponse)
+def user_disable_check(
+    request: Request, user_id: IdParam, principal: PageUser, session: SessionDep
+) -> HTMLResponse:
+    _admin(principal)
+    user = accounts.get_user(session, principal, user_id)
+    return render(
+        request,
+        "pages/admin/user_confirm.html",
+        {
+            "title": "Отключить пользователя",
+            "account": user,
+            "org": session.get(Organisation, user.organisation_id),
+            "action": "disable",
+            "role_labels": ROLE_LABELS,
+        },
+    )
+
+
+@router.post("/admin/users/{user_id}/disable", response_class=HTMLResponse)
+async def user_disable(
+    request: Request, user_id: IdParam, principal: PageUser, session: SessionDep, audit: PageAuditDep
+) -> Response:
+    _admin(principal)
+    await read_form(request, principal)
+    try:
+        user = accounts.change_active(session, principal, user_id, active=False)
+    except DomainError as error:
+        if error.status_code == 404:
+            raise
+        session.rollback()
+        user = accounts.get_user(session, principal, user_id)
+        return _user_page(request, session, principal, user, errors={"actions": error.message}, status=409)
+    audit("disable", "user", user.id, None)
+    return redirect(f"/admin/users/{user_id}?done=disabled")
+
+
+@router.post("/admin/users/{user_id}/enable", response_class=HTMLResponse)
+async def user_enable(
+    request: Request, user_id: IdParam, principal: PageUser, session: SessionDep, audit: PageAuditDep
+) -> Response:
+    _admin(principal)
+    await read_form(request, principal)
+    user = accounts.change_active(session, principal, user_id, active=True)
+    audit("enable", "user", user.id, None)
+    return redirect(f"/admin/users/{user_id}?done=enabled")
+
+
+@router.get("/admin/users/{user_id}/password", response_class=HTMLResponse)
+def user_password_check(
+    request: Request, user_id: IdParam, principal: PageUser, session: SessionDep
+) -> HTMLResponse:
+    _admin(principal)
+    user = accounts.get_user(session, principal, user_id)
+    return render(
+        request,
+        "pages/admin/user_confirm.html",
+        {
+            "title": "Сбросить пароль",
+            "account": user,
+            "org": session.get(Organisation, user.organisation_id),
+            "action": "password",
+            "role_labels": ROLE_LABELS,
+        },
+    )
+
+
+@router.post("/admin/users/{user_id}/password", response_class=HTMLResponse)
+async def user_password(
+    request: Request, user_id: IdParam, principal: PageUser, session: SessionDep, audit: PageAuditDep
+) -> HTMLResponse:
+    _admin(principal)
+    await read_form(request, principal)
+    user, password = accounts.reset_password(session, principal, user_id, None)
+    audit("password", "user", user.id, None)
+    return render(
+        request,
+        "pages/admin/user_password.html",
+        {
+            "title": "Пароль сброшен",
+            "heading": "Пароль сброшен",
+            "account": user,
+            "password": password,
+            "org": session.get(Organisation, user.organisation_id),
+            "role_labels": ROLE_LABELS,
+        },
+    )
+
+
+# --- organisations ----------------------------------------------------------------------------
+
+
+@router.get("/admin/organisations", response_class=HTMLResponse)
+def organisations_list(request: Request, principal: PageUser, session: SessionDep) -> HTMLResponse:
+    _admin(principal)
+    found = orgs.list_organisations(session, principal, active_only=False)
+    saved = request.query_params.get("saved", "")
+    notice = next((f"Сохранено: {org.name}" for org in found if str(org.id) == saved), "")
+    return render(
+        request,
+        "pages/admin/organisations.html",
+        {"title": "Организации", "organisations": found, "kind_labels": ORG_KIND_LABELS, "notice": notice},
+    )
+
+
+_ORG_FIELDS = ("name", "kind", "inn", "email", "phone", "address", "service_area", "webhook_url")
+
+
+def _org_values(org: Organisation) -> dict[str, str]:
+    return {
+        "name": org.name,
+        "kind": OrgKind(org.kind).value,
+        "inn": org.inn or "",
+        "email": org.email or "",
+        "phone": org.phone or "",
+        "address": org.address or "",
+        "service_area": "\n".join(org.service_area or []),
+        "webhook_url": org.webhook_url or "",
+    }
+
+
+def _org_form(
+    request: Request,
+    values: dict[str, str],
+    *,
+    org: Organisation | None = None,
+    errors: Errors | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    return render(
+        request,
+        "pages/admin/organisation_form.html",
+        {
+            "title": org.name if org else "Новая организация",
+            "org": org,
+            "values": values,
+            "errors": errors or {},
+            "kind_options": KIND_OPTIONS,
+        },
+        status,
+    )
+
+
+def _org_submitted(form_values: dict[str, str]) -> dict[str, Any]:
+    """The form as the models take it: municipalities one a line (or separated by commas)."""
+    return {name: form_values[name] for name in _ORG_FIELDS}
+
+
+@router.get("/admin/organisations/new", response_class=HTMLResponse)
+def organisation_new(request: Request, principal: PageUser) -> HTMLResponse:
+    _admin(principal)
+    return _org_form(request, {"kind": OrgKind.provider.value})
+
+
+def _saved_page(request: Request, org: Organisation, secret: str | None, heading: str) -> Response:
+    if secret is None:
+        return redirect(f"/admin/organisations?saved={org.id}")
+    return render(
+        request,
+        "pages/admin/organisation_secret.html",
+        {"title": heading, "heading": heading, "org": org, "secret": secret},
+    )
+
+
+@router.post("/admin/organisations/new", response_class=HTMLResponse)
+async def organisation_create(
+    request: Request, principal: PageUser, session: SessionDep, audit: PageAuditDep
+) -> Response:
+    _admin(principal)
+    form = await read_form(request, principal)
+    values = {name: form.get(name) for name in _ORG_FIELDS}
+    try:
+        body = orgs.OrganisationCreate.model_validate(_org_submitted(values))
+    except ValidationError as error:
+        return _org_form(request, values, errors=_pydantic_errors(error), status=422)
+    try:
+        org, secret = orgs.create_organisation(session, principal, body)
+    except DomainError as error:
+        session.rollback()
+        return _org_form(request, values, errors=_domain_errors(error, "name"), status=422)
+    audit("create", "organisation", org.id, None)
+    return _saved_page(request, org, secret, "Организация добавлена")
+
+
+@router.get("/admin/organisations/import", response_class=HTMLResponse)
+def organisations_import_form(request: Request, principal: PageUser) -> HTMLResponse:
+    _admin(principal)
+    return _import_page(request)
+
+
+def _import_page(
+    request: Request,
+    *,
+    report: orgs.ImportReport | None = None,
+    errors: Errors | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    limit = request.app.state.settings.max_body_bytes
+    return render(
+        request,
+        "pages/admin/organisations_import.html",
+        {
+            "title": "Загрузка организаций из CSV",
+            "columns": orgs.CSV_COLUMNS,
+            "kind_options": KIND_OPTIONS,
+            "report": report,
+            "errors": errors or {},
+            "limit_kb": limit // 1024,
+        },
+        status,
+    )
+
+
+@router.get("/admin/organisations/import/sample.csv")
+def organisations_import_sample(principal: PageUser) -> Response:
+    _admin(principal)
+    return Response(
+        orgs.SAMPLE_CSV.encode("utf-8"),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="organisations-sample.csv"'},
+    )
+
+
+@router.post("/admin/organisations/import", response_class=HTMLResponse)
+async def organisations_import(
+    request: Request, principal: PageUser, session: SessionDep, audit: PageAuditDep
+) -> HTMLResponse:
+    _admin(principal)
+    await read_form(request, principal)
+    upload = (await request.form()).get("file")
+    data = await upload.read() if upload is not None and not isinstance(upload, str) else b""
+    if not data:
+        return _import_page(request, errors={"file": "Выберите файл CSV"}, status=422)
+    try:
+        report, created = orgs.import_csv(session, principal, data)
+    except DomainError as error:
+        session.rollback()
+        return _import_page(request, errors={"file": error.message}, status=422)
+    audit.many("create", "organisation", [(org_id, None) for org_id in created])
+    return _import_page(request, report=report, status=200)
+
+
+@router.get("/admin/organisations/{org_id}", response_class=HTMLResponse)
+def organisation_edit(
+    request: Request, org_id: IdParam, principal: PageUser, session: SessionDep
+) -> HTMLResponse:
+    _admin(principal)
+    org = orgs.get_organisation(session, principal, org_id)
+    return _org_form(request, _org_values(org), org=org)
+
+
+@router.post("/admin/organisations/{org_id}", response_class=HTMLResponse)
+async def organisation_update(
+    request: Request, org_id: IdParam, principal: PageUser, session: SessionDep, audit: PageAuditDep
+) -> Response:
+    _admin(principal)
+    org = orgs.get_organisation(session, principal, org_id)
+    form = await read_form(request, principal)
+    values = {name: form.get(name) for name in _ORG_FIELDS}
+    submitted: dict[str, Any] = _org_submitted(values)
+    submitted["new_webhook_secret"] = form.get("new_webhook_secret") == "yes"
+    try:
+        body = orgs.OrganisationUpdate.model_validate(submitted)
+    except ValidationError as error:
+        return _org_form(request, values, org=org, errors=_pydantic_errors(error), status=422)
+    try:
+        org, secret = orgs.update_organisation(session, principal, org_id, body)
+    except DomainError as error:
+        session.rollback()
+        org = orgs.get_organisation(session, principal, org_id)
+        return _org_form(request, values, org=org, errors=_domain_errors(error, "name"), status=422)
+    audit("update", "organisation", org.id, None)
+    return _saved_page(request, org, secret, "Организация сохранена")
