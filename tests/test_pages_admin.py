@@ -304,6 +304,21 @@ def test_the_sample_csv_is_itself_importable(world: World) -> None:
     assert "не принято: 0 строк" in answer.text  # type: ignore[attr-defined]
 
 
+def test_the_standard_page_shows_the_catalogue_and_timers_to_admin_and_supervisors(world: World) -> None:
+    for who in ("admin", "rrmc", "head"):
+        sign_in(world.client, who)
+        page = world.client.get("/standard")
+        assert page.status_code == 200, (who, page.text[:500])
+        html = page.text
+        assert "Каталог услуг" in html and "Сроки" in html and "Критерии направления" in html
+        # A service with its specialist, a timer with its term, a criterion, an exit.
+        assert re.search(r"Содействие развитию мобильности ребёнка</th>\s*<td>Инструктор-методист", html)
+        assert re.search(r"Рассмотреть направление и связаться с семьёй</th>\s*<td>5 рабочих дней", html)
+        assert "Обеспокоенность родителей развитием ребёнка" in html
+    sign_in(world.client, "curator")
+    assert world.client.get("/standard").status_code == 403
+
+
 def test_every_administration_page_passes_the_accessibility_check(
     world: World, server_url: str, browser: object
 ) -> None:
@@ -319,6 +334,7 @@ def test_every_administration_page_passes_the_accessibility_check(
         "/admin/organisations/new",
         f"/admin/organisations/{org_id}",
         "/admin/organisations/import",
+        "/standard",
     ):
         page.goto(url)
         assert_accessible(page)

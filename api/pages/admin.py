@@ -20,10 +20,12 @@ from api.errors import validation_errors
 from api.pages.web import PageAuditDep, PageUser, read_form, redirect, render, require_roles
 from api.services import organisations as orgs
 from api.services import users as accounts
+from api.services.standard import region_standard
 from core.errors import DomainError
 from models.common import IdParam
 from models.organisations import ORG_KIND_LABELS, Organisation, OrgKind
 from models.users import ROLE_LABELS, Role, User
+from statemachines.journey import STATES
 
 router = APIRouter(include_in_schema=False)
 
@@ -505,3 +507,18 @@ async def organisation_update(
         return _org_form(request, values, org=org, errors=_domain_errors(error, "name"), status=422)
     audit("update", "organisation", org.id, None)
     return _saved_page(request, org, secret, "Организация сохранена")
+
+
+# --- the region's standard --------------------------------------------------------------------
+
+
+@router.get("/standard", response_class=HTMLResponse)
+def standard_page(request: Request, principal: PageUser, session: SessionDep) -> HTMLResponse:
+    """The region's standard, read-only, from the function GET /api/v1/standard answers with."""
+    require_roles(principal, Role.admin, Role.supervisor)
+    standard = region_standard(session, principal)
+    return render(
+        request,
+        "pages/admin/standard.html",
+        {"title": "Стандарт ранней помощи", "standard": standard, "state_labels": dict(STATES)},
+    )
