@@ -14,7 +14,7 @@ from sqlmodel import Session, col, select
 
 from api.pages.journey_svg import journey_svg
 from models.audit import AuditLog
-from tests.browser import assert_accessible, login
+from tests.browser import TABLET, assert_accessible, login
 from tests.test_journey import ipr_payload, to_need_determination
 from tests.test_pages_auth import csrf_of, sign_in
 from tests.world import API, World
@@ -397,6 +397,8 @@ def test_an_event_form_is_done_with_the_keyboard_alone(world: World, server_url:
     assert page.url.endswith(f"/cases/{case_id}?done=begin_transition")
     assert page.locator('[aria-current="step"]').get_attribute("data-state") == "transition"
     assert world.case(case_id)["history"][-1]["payload"]["destination"] == "МБДОУ № 7"
+    page.set_viewport_size(TABLET)  # the picture scrolls sideways there, and can be reached to scroll
+    assert_accessible(page)
     page.context.close()
 
 
