@@ -416,3 +416,12 @@ def test_the_ipr_editor_starts_from_the_programme_in_force_when_it_is_revised(wo
     assert '<option value="motor_development" selected>' in editor
     assert '<option value="physical_therapist" selected>' in editor and 'value="20"' in editor
     assert "проведено 0, пропущено 0, запланировано 0" in html  # the ИПРП in force, with its progress
+
+
+def test_a_regional_supervisor_reads_the_card_but_gets_no_forms(world: World) -> None:
+    case_id = to_need_determination(world)
+    sign_in(world.client, "rrmc")
+    html = world.client.get(f"/cases/{case_id}").text
+    assert "Ёжикова Ирина Ивановна" in html and current_box(html) == "need_determination"
+    assert f'action="/cases/{case_id}/' not in html  # no event, session, contact or curator form
+    assert "Для вашей роли в этом состоянии действий нет." in html

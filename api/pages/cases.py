@@ -505,8 +505,8 @@ def _refused(
     fields: dict[str | None, str],
     audit: PageAuditDep,
 ) -> HTMLResponse:
-    savepoint_field = fields.get(error.field, fields.get(None, f"form-{problems.form}"))
-    problems.errors[savepoint_field] = error.message
+    target = fields.get(error.field, fields.get(None, f"form-{problems.form}"))
+    problems.errors[target] = error.message
     problems.status = error.status_code if error.status_code in (409, 422) else 422
     audit("read", "case", case.id, case.child_id)
     return _page(request, session, principal, case, problems)
