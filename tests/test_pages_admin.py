@@ -7,6 +7,7 @@ import re
 
 import pytest
 from fastapi.testclient import TestClient
+from playwright.sync_api import expect
 from sqlalchemy import Engine
 from sqlmodel import Session, select
 
@@ -361,6 +362,15 @@ def test_every_administration_page_passes_the_accessibility_check(
     with page.expect_navigation():
         page.get_by_role("button", name="Загрузить и проверить").click()
     assert page.locator(".refused-line").count() == 3
+    assert_accessible(page)
+    # A file over the body limit is stopped before it is sent, with the form's own message.
+    big = b"x" * (world.client.app.state.settings.max_body_bytes + 1)  # type: ignore[attr-defined]
+    page.get_by_label("Файл CSV").set_input_files(
+        files=[{"name": "big.csv", "mimeType": "text/csv", "buffer": big}]
+    )
+    page.get_by_role("button", name="Загрузить и проверить").click()
+    expect(page.locator("#file-size-error")).to_contain_text("файл слишком большой")
+    assert page.url.endswith("/admin/organisations/import")
     assert_accessible(page)
     page.context.close()
     # The new user signs in with the password the page showed.

@@ -431,7 +431,8 @@ def _import_page(
     errors: Errors | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    limit = request.app.state.settings.max_body_bytes
+    # The whole request must fit the app's body limit: the file, less room for the form around it.
+    limit = request.app.state.settings.max_body_bytes - 4096
     return render(
         request,
         "pages/admin/organisations_import.html",
@@ -442,6 +443,7 @@ def _import_page(
             "report": report,
             "errors": errors or {},
             "limit_kb": limit // 1024,
+            "limit_bytes": limit,
         },
         status,
     )
