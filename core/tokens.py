@@ -277,8 +277,7 @@ def session_link_token(session_id: int, expires_at: datetime, keys: KeyStore) ->
     """A link token signed with the family key; it lives until `expires_at`, but never longer than
     the family keys' lifetime (so a retired key can be dropped once its links are all expired)."""
     ring = keys.ring(Purpose.family)
-    expires_at = min(expires_at, utcnow() + ring.lifetime)
-    return ring.sign({"sid": session_id, "p": SESSION_LINK, "exp": expires_at})
+    return ring.sign({"sid": session_id, "p": SESSION_LINK, "exp": session_link_expiry(expires_at, keys)})
 
 
 class LinkInvalid(Exception):
@@ -298,3 +297,27 @@ def read_session_link(token: str, keys: KeyStore) -> int:
     if claims.get("p") != SESSION_LINK or not isinstance(claims.get("sid"), int):
         raise LinkInvalid(expired=False)
     return int(claims["sid"])
+
+
+# Short links: a random code instead of the signed token, so that a reminder SMS with its link fits
+# in two Cyrillic segments. The code is a key to a row (models/links.py), not a signature: it is
+# unguessable (10 characters of 62: about 59 bits), expires with the row, and a refused one is
+# audited like a refused token.
+
+SHORT_CODE_ALPHABET = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+SHORT_CODE_LENGTH = 10
+
+
+def short_code() -> str:
+    return "".join(secrets.choice(SHORT_CODE_ALPHABET) for _ in range(SHORT_CODE_LENGTH))
+
+
+def is_short_code(value: str) -> bool:
+    """Whether `value` has the shape of a short code (a signed token has dots and is much longer)."""
+    return len(value) == SHORT_CODE_LENGTH and all(c in SHORT_CODE_ALPHABET for c in value)
+
+
+def session_link_expiry(expires_at: datetime, keys: KeyStore) -> datetime:
+    """When a family link meant to live until `expires_at` expires: never later than the family
+    keys' lifetime from now (what `session_link_token` signs, and what a short link keeps)."""
+    return min(expires_at, utcnow() + keys.ring(Purpose.family).lifetime)

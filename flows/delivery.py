@@ -313,7 +313,7 @@ async def deliver_chunk(outbox_ids: list[int], down: dict[str, int]) -> list[Res
         rows = {
             row.id or 0: row for row in session.exec(select(Outbox).where(col(Outbox.id).in_(outbox_ids)))
         }
-        resolved = resolve_many(session, list(rows.values()), rt.settings)
+        resolved = resolve_many(session, list(rows.values()), rt.settings, links=rt.engine)
         # What earlier attempts settled, with the result: (status, why not sent).
         settled: dict[tuple[int, str, str], tuple[DeliveryStatus, str | None]] = {
             (outbox_id, channel, address): (DeliveryStatus(status), error)

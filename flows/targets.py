@@ -13,15 +13,21 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+from sqlalchemy import Engine
+from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import Session, SQLModel, col, select
 
 from api.services import disclosure
 from core.config import Settings
-from core.tokens import key_store, session_link_token
+from core.tokens import SESSION_LINK, key_store, session_link_expiry, session_link_token, short_code
 from models.cases import Case
 from models.children import Channel, Child, LegalRepresentative, full_name
+from models.common import utcnow
 from models.consents import Consent, ConsentKind, ConsentStatus
 from models.deadlines import Deadline
+from models.links import ShortLink
 from models.organisations import Organisation, Region
 from models.outbox import EffectKind, Outbox
 from models.programmes import ServiceSession
@@ -216,13 +222,65 @@ def _curator_not_reached(curator: User | None) -> Target:
     return Target(curator.full_name, "email", "-", blocked="у куратора не указан e-mail", no_address=True)
 
 
-def resolve_many(session: Session, rows: list[Outbox], settings: Settings) -> dict[int, Resolved]:
-    """Recipients and template context for each row of a chunk, by outbox id."""
+def resolve_many(
+    session: Session, rows: list[Outbox], settings: Settings, links: Engine | None = None
+) -> dict[int, Resolved]:
+    """Recipients and template context for each row of a chunk, by outbox id.
+
+    With `links` (an engine that writes), a family's link to a session is a short link
+    (`/f/<code>`, made here and committed before anything is sent); without, the signed token."""
     known = Known.load(session, rows)
-    return {row.id or 0: _resolve(row, known, settings) for row in rows}
+    codes: dict[int, str] = {}
+    if links is not None:
+        wanted = {
+            planned.id: _link_expiry(known, planned, settings)
+            for row in rows
+            if row.kind == EffectKind.notify_family
+            and (planned := known.sessions.get(row.context.get("session_id") or 0)) is not None
+            and planned.id is not None
+        }
+        codes = session_short_links(links, wanted)
+    return {row.id or 0: _resolve(row, known, settings, codes) for row in rows}
 
 
-def _resolve(row: Outbox, known: Known, settings: Settings) -> Resolved:
+def _link_expiry(known: Known, planned: ServiceSession, settings: Settings) -> datetime:
+    """Until when the family's link to a session answers: the standard's hours after it starts."""
+    case = known.cases[planned.case_id]
+    region = known.regions[known.organisations[case.provider_id].region_id]
+    valid_for = timedelta(hours=load_standard(region.code).reminders.link_valid_hours_after)
+    return session_link_expiry(planned.scheduled_at + valid_for, key_store(settings))
+
+
+def session_short_links(engine: Engine, wanted: dict[int, datetime]) -> dict[int, str]:
+    """The short code of each session's family link, made if missing, its expiry moved to the
+    given time (a rescheduled session keeps its code); committed at once. By session id."""
+    if not wanted:
+        return {}
+    table = ShortLink.__table__  # type: ignore[attr-defined]
+    insert = sqlite_insert if engine.dialect.name == "sqlite" else postgresql_insert
+    now = utcnow()
+    with engine.begin() as connection:
+        for session_id, expires_at in sorted(wanted.items()):
+            statement = insert(table).values(
+                code=short_code(),
+                purpose=SESSION_LINK,
+                session_id=session_id,
+                expires_at=expires_at,
+                created_at=now,
+            )
+            statement = statement.on_conflict_do_update(
+                index_elements=["purpose", "session_id"], set_={"expires_at": statement.excluded.expires_at}
+            )
+            connection.execute(statement)
+        found = connection.execute(
+            sa_select(table.c.session_id, table.c.code).where(
+                table.c.purpose == SESSION_LINK, table.c.session_id.in_(list(wanted))
+            )
+        ).all()
+    return {session_id: code for session_id, code in found}
+
+
+def _resolve(row: Outbox, known: Known, settings: Settings, codes: dict[int, str]) -> Resolved:
     case = known.cases.get(row.case_id or 0)
     assert case is not None, "every effect today belongs to a case"
     child = known.children[case.child_id]
@@ -237,9 +295,11 @@ def _resolve(row: Outbox, known: Known, settings: Settings) -> Resolved:
     session_at = response_url = ""
     if (planned := known.sessions.get(row.context.get("session_id") or 0)) is not None:
         session_at = f"{planned.scheduled_at.astimezone(zone):%d.%m.%Y %H:%M}"
-        valid_for = timedelta(hours=load_standard(region.code).reminders.link_valid_hours_after)
-        token = session_link_token(planned.id or 0, planned.scheduled_at + valid_for, key_store(settings))
-        response_url = f"{public_url}/f/{token}"
+        if (code := codes.get(planned.id or 0)) is None:
+            code = session_link_token(
+                planned.id or 0, _link_expiry(known, planned, settings), key_store(settings)
+            )
+        response_url = f"{public_url}/f/{code}"
     deadline_label = deadline_due = ""
     if (deadline := known.deadlines.get(row.context.get("deadline_id") or 0)) is not None:
         deadline_label = deadline.label

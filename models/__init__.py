@@ -8,6 +8,7 @@ from models.cases import Case, CaseHistory, ContactAttempt
 from models.children import Child, LegalRepresentative
 from models.consents import Consent
 from models.deadlines import Deadline
+from models.links import ShortLink
 from models.organisations import Organisation, Region
 from models.outbox import Delivery, Outbox
 from models.programmes import Ipr, NeedConclusion, PlannedService, ServiceSession, SessionReminder
@@ -34,5 +35,6 @@ __all__ = [
     "Region",
     "ServiceSession",
     "SessionReminder",
+    "ShortLink",
     "User",
 ]

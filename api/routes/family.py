@@ -1,7 +1,9 @@
 """The page a family opens from a reminder: confirm the appointment or ask to move it, no login.
 
-The link carries a signed token that expires after the appointment; an expired or altered link
-shows a clear page and changes nothing.
+The link carries a short code (`/f/<code>`, models/links.py: what the reminder SMS has room for)
+or a signed token (`/f/<token>`, links sent before short links); either expires after the
+appointment. An expired, unknown or altered link shows a clear page and changes nothing (and its
+refusal is audited, api/audit.py).
 """
 
 from __future__ import annotations
@@ -17,10 +19,11 @@ from fastapi.templating import Jinja2Templates
 from sqlmodel import select
 
 from api.deps import SessionDep
-from core.tokens import LinkInvalid, read_session_link
+from core.tokens import SESSION_LINK, LinkInvalid, is_short_code, read_session_link
 from models.audit import AuditLog
 from models.cases import Case
 from models.common import utcnow
+from models.links import ShortLink
 from models.organisations import Organisation, Region
 from models.programmes import ServiceSession, SessionStatus
 from statemachines.effects import enqueue
@@ -78,10 +81,24 @@ def _context(found: tuple[ServiceSession, Case, Organisation, Region]) -> dict[s
     }
 
 
+def _session_of(token: str, request: Request, session: SessionDep) -> int:
+    """The session a family link answers for; LinkInvalid(expired=...) otherwise."""
+    if not is_short_code(token):
+        return read_session_link(token, request.app.state.keys)
+    link = session.exec(
+        select(ShortLink).where(ShortLink.code == token, ShortLink.purpose == SESSION_LINK)
+    ).first()
+    if link is None:
+        raise LinkInvalid(expired=False)
+    if link.expires_at <= utcnow():
+        raise LinkInvalid(expired=True)
+    return link.session_id
+
+
 @router.get("/f/{token}", response_class=HTMLResponse)
 def family_page(token: str, request: Request, session: SessionDep) -> HTMLResponse:
     try:
-        session_id = read_session_link(token, request.app.state.keys)
+        session_id = _session_of(token, request, session)
     except LinkInvalid as error:
         return _invalid(request, error)
     found = _load(session, session_id)
@@ -101,7 +118,7 @@ def family_page(token: str, request: Request, session: SessionDep) -> HTMLRespon
 @router.post("/f/{token}", response_class=HTMLResponse)
 async def family_answer(token: str, request: Request, session: SessionDep) -> HTMLResponse:
     try:
-        session_id = read_session_link(token, request.app.state.keys)
+        session_id = _session_of(token, request, session)
     except LinkInvalid as error:
         return _invalid(request, error)
     action = parse_qs((await request.body()).decode("utf-8", "replace")).get("action", [""])[0]

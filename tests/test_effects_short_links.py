@@ -1,0 +1,46 @@
+"""The relay sends a family's reminder with its short link (flows/delivery.py makes it before
+sending); in a module of its own, named to run before the browser tests (a Playwright loop left running
+in the thread stops the asyncio.Runner of the relay tests)."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy import Engine
+from sqlmodel import Session
+
+from flows.relay import Relay
+from models.outbox import EffectKind, Outbox
+from tests.servers import HttpSink
+from tests.test_effects import drain, relay, runner, settings, sink, smtp  # noqa: F401
+from tests.test_journey import to_ipr_implementation
+from tests.test_reminders import plan
+from tests.test_short_links import CODE, TWO_UCS2_SEGMENTS
+from tests.world import World
+
+
+def test_the_relay_sends_the_reminder_with_its_short_link(
+    world: World,
+    engine: Engine,
+    relay: Relay,  # noqa: F811
+    runner: asyncio.Runner,  # noqa: F811
+    sink: HttpSink,  # noqa: F811
+) -> None:
+    case_id = to_ipr_implementation(world)
+    at = (datetime.now(UTC) + timedelta(days=2)).replace(hour=8, minute=0, second=0, microsecond=0)
+    planned = plan(world, case_id, at)
+    with Session(engine) as session:
+        session.add(
+            Outbox(
+                kind=EffectKind.notify_family,
+                case_id=case_id,
+                template="session_reminder",
+                context={"session_id": planned["id"], "hours_before": 24},
+            )
+        )
+        session.commit()
+    drain(runner, relay)
+    (text,) = [r.json["text"] for r in sink.received("/sms") if "Ответьте" in r.json["text"]]
+    assert len(text) <= TWO_UCS2_SEGMENTS and CODE.search(text)
+    assert world.client.get("/f/" + text.rsplit("/f/", 1)[1]).status_code == 200
