@@ -425,3 +425,19 @@ def test_a_regional_supervisor_reads_the_card_but_gets_no_forms(world: World) ->
     assert "Ёжикова Ирина Ивановна" in html and current_box(html) == "need_determination"
     assert f'action="/cases/{case_id}/' not in html  # no event, session, contact or curator form
     assert "Для вашей роли в этом состоянии действий нет." in html
+
+
+def test_the_card_shows_the_child_as_the_api_shows_it_to_the_same_role(world: World) -> None:
+    from models.children import format_snils
+
+    case_id = to_need_determination(world)
+    child_id = world.case(case_id)["child_id"]
+    for who in ("specialist", "coordinator"):
+        world.client.cookies.clear()
+        sign_in(world.client, who)
+        html = world.client.get(f"/cases/{case_id}").text
+        shown = world.client.get(f"{API}/children/{child_id}", headers=world.h(who)).json()
+        snils = shown.get("snils")
+        assert (snils is not None and format_snils(snils) in html) or (snils is None and "СНИЛС" not in html)
+        for rep in shown["representatives"]:
+            assert rep["full_name"] in html and (rep["phone"] or "") in html
