@@ -8,10 +8,12 @@ stats.py, worklist.py) and is audited as the API audits it.
 from __future__ import annotations
 
 import io
+import time
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 from urllib.parse import urlencode
+from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -29,6 +31,7 @@ from api.services import worklist
 from api.services.overdue import OverdueFilter
 from core.errors import Unprocessable
 from models.children import format_snils, full_name
+from models.common import utcnow
 from models.organisations import Organisation
 from models.users import Role, User
 from statemachines import FINAL_STATES, STATE_LABELS
@@ -227,8 +230,7 @@ def _dashboard_query(request: Request) -> DashboardQuery:
 def dashboard(request: Request, principal: PageUser, session: SessionDep) -> HTMLResponse:
     require_roles(principal, Role.supervisor)
     zone = region_zone(session, principal)
-    counts = overdue_service.counts(session, principal, soon_days=SOON_DAYS)
-    weeks = overdue_service.weekly_overdue(session, principal, zone)
+    at, counts, weeks = _summary(request, session, principal, zone)
     chart = column_chart([(f"{w.start:%d.%m}", w.count) for w in weeks])
     return render(
         request,
@@ -238,10 +240,43 @@ def dashboard(request: Request, principal: PageUser, session: SessionDep) -> HTM
             "counts": counts,
             "weeks": weeks,
             "chart": chart,
+            "at": at,
             "regional": principal.is_regional_supervisor,
             "base": DashboardQuery(),
         },
     )
+
+
+# The counts and the chart aggregate every running deadline of the scope (tens of thousands in a
+# region): computed at most once a minute per scope and process, and the page says as of when.
+# The list behind each number is always read live.
+SUMMARY_SECONDS = 60.0
+
+Summary = tuple[datetime, overdue_service.Counts, list[overdue_service.WeekBar]]
+
+
+def _summary(request: Request, session: Session, principal: Principal, zone: ZoneInfo) -> Summary:
+    cache: dict[tuple[str, int], tuple[float, Summary]] | None = getattr(
+        request.app.state, "dashboard_summaries", None
+    )
+    if cache is None:
+        cache = request.app.state.dashboard_summaries = {}
+    key = (
+        ("region", principal.org.region_id)
+        if principal.is_regional_supervisor
+        else ("org", principal.org.id or 0)
+    )
+    now = time.monotonic()
+    found = cache.get(key)
+    if found is not None and now - found[0] < SUMMARY_SECONDS:
+        return found[1]
+    summary: Summary = (
+        utcnow(),
+        overdue_service.counts(session, principal, soon_days=SOON_DAYS),
+        overdue_service.weekly_overdue(session, principal, zone),
+    )
+    cache[key] = (now, summary)
+    return summary
 
 
 def _names(session: Session, principal: Principal, wanted: DashboardQuery) -> dict[str, str]:

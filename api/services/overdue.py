@@ -65,9 +65,12 @@ def _conditions(principal: Principal, wanted: OverdueFilter, now: datetime) -> t
         conditions.append(Deadline.provider_id == wanted.organisation_id)
     if wanted.timer is not None:
         conditions.append(Deadline.timer == wanted.timer)
-    needs_case = wanted.curator_id is not None or wanted.state is not None or wanted.no_curator
+    needs_case = wanted.state is not None or wanted.no_curator
     if wanted.curator_id is not None:
-        conditions.append(Case.curator_id == wanted.curator_id)
+        # The curator's few cases first (ix_case_curator), then their deadlines (by case_id): a join
+        # on the curator made PostgreSQL walk the provider's deadlines checking each one's case.
+        curated = select(Case.id).where(Case.curator_id == wanted.curator_id)
+        conditions.append(col(Deadline.case_id).in_(curated))
     if wanted.no_curator:
         conditions.append(col(Case.curator_id).is_(None))
     if wanted.state is not None:
@@ -152,55 +155,61 @@ def counts(
     session: Session, principal: Principal, *, soon_days: int = 7, now: datetime | None = None
 ) -> Counts:
     """Late and coming (within `soon_days`) running deadlines, counted by organisation, by the
-    case's curator and by step (the standard's timer); one grouped query each."""
+    case's curator and by step (the standard's timer): one grouped query, the names after."""
     now = now or utcnow()
-    base = [deadline_scope(principal), *running(), col(Deadline.due_at) <= now + timedelta(days=soon_days)]
     late = func.sum(when((col(Deadline.due_at) <= now, 1), else_=0))
     coming = func.sum(when((col(Deadline.due_at) > now, 1), else_=0))
-
-    by_org = session.exec(
-        select(Deadline.provider_id, Organisation.name, late, coming)  # type: ignore[call-overload]
-        .join(Organisation, col(Organisation.id) == Deadline.provider_id)
-        .where(*base)
-        .group_by(col(Deadline.provider_id), col(Organisation.name))
-        .order_by(Organisation.name)
-    ).all()
-    curator = aliased(User)
-    by_curator = session.exec(
-        select(Case.curator_id, curator.full_name, late, coming)  # type: ignore[call-overload]
-        .select_from(Deadline)
+    groups = session.exec(
+        select(  # type: ignore[call-overload]
+            Deadline.provider_id, Case.curator_id, Deadline.timer, func.max(Deadline.label), late, coming
+        )
         .join(Case, col(Case.id) == Deadline.case_id)
-        .outerjoin(curator, col(curator.id) == Case.curator_id)
-        .where(*base)
-        .group_by(col(Case.curator_id), col(curator.full_name))
+        .where(
+            deadline_scope(principal),
+            *running(),
+            col(Deadline.due_at) <= now + timedelta(days=soon_days),
+        )
+        .group_by(col(Deadline.provider_id), col(Case.curator_id), col(Deadline.timer))
     ).all()
-    by_step = session.exec(
-        select(Deadline.timer, func.max(Deadline.label), late, coming)  # type: ignore[call-overload]
-        .where(*base)
-        .group_by(Deadline.timer)
-    ).all()
+    orgs: dict[int, list[int]] = {}
+    curators: dict[int | None, list[int]] = {}
+    steps: dict[str, list[int]] = {}
+    labels: dict[str, str] = {}
+    for provider_id, curator_id, timer, label, o, s in groups:
+        for key, table in ((provider_id, orgs), (curator_id, curators), (timer, steps)):
+            total = table.setdefault(key, [0, 0])  # type: ignore[attr-defined]
+            total[0] += int(o or 0)
+            total[1] += int(s or 0)
+        labels[timer] = label
+    org_names = dict(
+        session.exec(
+            select(Organisation.id, Organisation.name).where(col(Organisation.id).in_(list(orgs)))
+        ).all()
+    )
+    user_names = dict(
+        session.exec(
+            select(User.id, User.full_name).where(col(User.id).in_([i for i in curators if i is not None]))
+        ).all()
+    )
 
-    def rows(found: Any, none_label: str = "") -> list[CountRow]:
-        return [
-            CountRow(
-                key="" if key is None else str(key),
-                label=label or none_label,
-                overdue=int(o or 0),
-                soon=int(s or 0),
-            )
-            for key, label, o, s in found
-        ]
+    def row(key: Any, label: str, totals: list[int]) -> CountRow:
+        return CountRow(key="" if key is None else str(key), label=label, overdue=totals[0], soon=totals[1])
 
-    organisations = rows(by_org)
-    curators = sorted(rows(by_curator, "Без куратора"), key=lambda r: (r.key == "", r.label))
-    steps = sorted(rows(by_step), key=lambda r: (-r.overdue, r.label))
     return Counts(
         soon_days=soon_days,
-        overdue=sum(r.overdue for r in organisations),
-        soon=sum(r.soon for r in organisations),
-        by_organisation=organisations,
-        by_curator=curators,
-        by_step=steps,
+        overdue=sum(t[0] for t in orgs.values()),
+        soon=sum(t[1] for t in orgs.values()),
+        by_organisation=sorted(
+            (row(k, org_names.get(k, str(k)), t) for k, t in orgs.items()), key=lambda r: r.label
+        ),
+        by_curator=sorted(
+            (
+                row(k, user_names.get(k, "") if k is not None else "Без куратора", t)
+                for k, t in curators.items()
+            ),
+            key=lambda r: (r.key == "", r.label),
+        ),
+        by_step=sorted((row(k, labels[k], t) for k, t in steps.items()), key=lambda r: (-r.overdue, r.label)),
     )
 
 

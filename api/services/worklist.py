@@ -75,9 +75,15 @@ def awaiting_match_review(
         session.exec(
             select(Referral)
             .where(
+                # The few addressed to it for review first (ix_referral_match_reviewer_id), then the
+                # scope: its OR over the referrals' cases would otherwise scan them all.
+                col(Referral.id).in_(
+                    select(Referral.id).where(
+                        col(Referral.match_reviewer_id) == principal.org.id,
+                        col(Referral.match_status) == MatchStatus.awaiting_review,
+                    )
+                ),
                 referral_scope(principal),
-                col(Referral.match_status) == MatchStatus.awaiting_review,
-                col(Referral.match_reviewer_id) == principal.org.id,
             )
             .order_by(col(Referral.id))
             .limit(LIST_LIMIT)
