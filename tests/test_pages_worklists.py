@@ -106,6 +106,8 @@ def test_curator_today_shows_her_overdue_case_and_todays_session_but_not_another
     assert "Вероника" in today_part and "12:30" in today_part
     assert "Глафира" not in html
     assert "Мои случаи (1)" in html
+    changed = datetime.fromisoformat(world.case(mine)["updated_at"]).astimezone(MOSCOW)
+    assert f"{changed:%d.%m.%Y %H:%M}" in html.split('id="mine"')[1]  # in the region's zone
 
 
 def test_curator_today_lists_a_family_she_cannot_reach(world: World, engine: Engine) -> None:
