@@ -30,7 +30,23 @@ class ChannelError(Exception):
 
 
 class ChannelNotConfigured(Exception):
-    pass
+    """The installation has no such channel (a trial one, say): nothing is sent, and the message it
+    would have sent is kept (`subject`, `text`) so that the case shows what the recipient would have
+    received."""
+
+    def __init__(self, reason: str, *, subject: str | None = None, text: str | None = None) -> None:
+        super().__init__(reason)
+        self.subject = subject
+        self.text = text
+
+
+def not_configured(settings: Settings, channel: str) -> str | None:
+    """Why `channel` cannot send on this installation, or None if it can (webhooks always can)."""
+    if channel == "email" and not settings.smtp_host:
+        return "e-mail не настроен (EARLYHELP_SMTP_HOST)"
+    if channel == "sms" and not settings.sms_gateway_url:
+        return "SMS-шлюз не настроен (EARLYHELP_SMS_GATEWAY_URL)"
+    return None
 
 
 @dataclass
@@ -102,8 +118,8 @@ class SmtpPool:
 
 
 async def send_email(settings: Settings, pool: SmtpPool, out: Outgoing) -> None:
-    if not settings.smtp_host:
-        raise ChannelNotConfigured("e-mail не настроен (EARLYHELP_SMTP_HOST)")
+    if reason := not_configured(settings, "email"):
+        raise ChannelNotConfigured(reason, subject=out.subject, text=out.text)
     message = EmailMessage()
     message["From"] = settings.mail_from
     message["To"] = out.address
@@ -124,8 +140,8 @@ async def send_email(settings: Settings, pool: SmtpPool, out: Outgoing) -> None:
 
 
 async def send_sms(settings: Settings, client: httpx.AsyncClient, out: Outgoing) -> None:
-    if not settings.sms_gateway_url:
-        raise ChannelNotConfigured("SMS-шлюз не настроен (EARLYHELP_SMS_GATEWAY_URL)")
+    if reason := not_configured(settings, "sms"):
+        raise ChannelNotConfigured(reason, text=out.text)
     headers = {"Idempotency-Key": out.key}
     if settings.sms_gateway_token:
         headers["Authorization"] = f"Bearer {settings.sms_gateway_token}"

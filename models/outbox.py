@@ -91,6 +91,11 @@ class DeliveryPublic(SQLModel):
     status: DeliveryStatus
     attempts: int
     error: str | None
+    # The message as sent, or as it would have been sent when its channel is not configured
+    # (status skipped): a trial installation shows what each recipient would have received.
+    # None for webhooks and for deliveries never rendered (no address, consent withdrawn).
+    subject: str | None = None
+    text: str | None = None
     sent_at: datetime | None
     updated_at: datetime
 
