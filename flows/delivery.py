@@ -43,6 +43,7 @@ from flows.channels import (
     ChannelNotConfigured,
     Outgoing,
     SmtpPool,
+    not_configured,
     send_email,
     send_sms,
     send_webhook,
@@ -260,6 +261,8 @@ async def _send(
         text = render(resolved, row.template, "sms")
         if text is None:
             raise BrokenTemplate(f"у шаблона {row.template} нет текста SMS")
+        if reason := not_configured(rt.settings, "sms"):
+            raise ChannelNotConfigured(reason, text=text)
         await send_sms(rt.settings, rt.http, Outgoing("sms", target.address, key, text=text))
         return None, text
     if target.channel == "email":
@@ -267,6 +270,9 @@ async def _send(
         text = render(resolved, row.template, "email_body")
         if subject is None or text is None:
             raise BrokenTemplate(f"у шаблона {row.template} нет письма")
+        if reason := not_configured(rt.settings, "email"):
+            # Before the attachment: a trial installation keeps the letter without making its PDF.
+            raise ChannelNotConfigured(reason, subject=subject, text=text)
         attachments = []
         if target.referral_id is not None:
             pdf = await rt.feedback_pdf(target.referral_id)
@@ -400,7 +406,16 @@ async def _deliver_row(
             _record(rt.engine, row, target, DeliveryStatus.failed, error=str(error))
             return Outcome.failed, str(error)
         except ChannelNotConfigured as error:
-            _record(rt.engine, row, target, DeliveryStatus.skipped, error=str(error))
+            # Nothing sent; what would have been sent is kept (a trial installation shows it).
+            _record(
+                rt.engine,
+                row,
+                target,
+                DeliveryStatus.skipped,
+                subject=error.subject,
+                text=error.text,
+                error=str(error),
+            )
             missed.append(f"{target.recipient}: {error}")
             continue
         except ChannelError as error:
