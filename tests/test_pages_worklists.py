@@ -221,7 +221,7 @@ def _cells(html: str) -> list[str]:
 
 
 def test_the_regional_supervisor_sees_both_providers_and_the_head_only_hers(
-    world: World, engine: Engine
+    world: World, engine: Engine, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     mine = open_case(world, "Ирина")
     theirs = open_case(world, "Кира", curator="curator2", provider="provider2")
@@ -234,6 +234,10 @@ def test_the_regional_supervisor_sees_both_providers_and_the_head_only_hers(
     assert "Ирина" in listing and "Кира" in listing
     only = world.client.get(f"/dashboard/cases?status=overdue&org={world.org_ids['provider2']}").text
     assert "Кира" in only and "Ирина" not in only
+    # Hundreds of curators in a region: the table shows those most behind, and says so.
+    monkeypatch.setattr(worklists, "CURATOR_ROWS", 1)
+    capped = world.client.get("/dashboard").text.split('id="by-curator"')[1].split('id="by-step"')[0]
+    assert capped.count('<th scope="row">') == 1 and "Показаны 1 с наибольшим числом" in capped
     sign_in(world.client, "head")
     assert "По организациям" not in world.client.get("/dashboard").text
     listing = world.client.get("/dashboard/cases?status=overdue").text

@@ -40,6 +40,7 @@ router = APIRouter(include_in_schema=False)
 
 SOON_DAYS = 7  # "falls due soon": within a week, or its warning time has come
 PAGE_SIZE = 25
+CURATOR_ROWS = 30  # the dashboard's curators: those most behind (a region has hundreds)
 EXPORT_LIMIT = 10_000  # rows in one XLSX; the sheet says when the list was longer
 
 
@@ -241,6 +242,7 @@ def dashboard(request: Request, principal: PageUser, session: SessionDep) -> HTM
             "weeks": weeks,
             "chart": chart,
             "at": at,
+            "curator_rows": CURATOR_ROWS,
             "regional": principal.is_regional_supervisor,
             "base": DashboardQuery(),
         },

@@ -207,7 +207,7 @@ def counts(
                 row(k, user_names.get(k, "") if k is not None else "Без куратора", t)
                 for k, t in curators.items()
             ),
-            key=lambda r: (r.key == "", r.label),
+            key=lambda r: (-r.overdue, -r.soon, r.label),  # the most behind first
         ),
         by_step=sorted((row(k, labels[k], t) for k, t in steps.items()), key=lambda r: (-r.overdue, r.label)),
     )

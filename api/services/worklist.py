@@ -35,12 +35,19 @@ LIST_LIMIT = 100
 
 
 def _cases(session: Session, principal: Principal, *conditions: Any) -> list[CaseSummary]:
+    latest = (col(Case.updated_at).desc(), col(Case.id).desc())
+    # The page's cases first, then their children: a join first read a child for every match.
+    wanted = (
+        select(Case.id)
+        .where(case_scope(principal), col(Case.state).not_in(FINAL_STATES), *conditions)
+        .order_by(*latest)
+        .limit(LIST_LIMIT)
+    )
     rows = session.exec(
         select(Case, Child)
         .join(Child, col(Child.id) == Case.child_id)
-        .where(case_scope(principal), col(Case.state).not_in(FINAL_STATES), *conditions)
-        .order_by(col(Case.updated_at).desc(), col(Case.id).desc())
-        .limit(LIST_LIMIT)
+        .where(col(Case.id).in_(wanted))
+        .order_by(*latest)
     ).all()
     return [CaseSummary(**summary(case, child)) for case, child in rows]
 
@@ -75,15 +82,9 @@ def awaiting_match_review(
         session.exec(
             select(Referral)
             .where(
-                # The few addressed to it for review first (ix_referral_match_reviewer_id), then the
-                # scope: its OR over the referrals' cases would otherwise scan them all.
-                col(Referral.id).in_(
-                    select(Referral.id).where(
-                        col(Referral.match_reviewer_id) == principal.org.id,
-                        col(Referral.match_status) == MatchStatus.awaiting_review,
-                    )
-                ),
                 referral_scope(principal),
+                col(Referral.match_status) == MatchStatus.awaiting_review,
+                col(Referral.match_reviewer_id) == principal.org.id,
             )
             .order_by(col(Referral.id))
             .limit(LIST_LIMIT)
