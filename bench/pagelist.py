@@ -59,3 +59,17 @@ def route_exists(app: Any, url: str, method: str = "GET") -> bool:
         if match == Match.FULL:
             return True
     return False
+
+
+def family_code(engine: Any, session_id: int, scheduled_at: Any, keys: Any, region_code: str) -> str:
+    """The code of the family page's short link to a session, made as the relay makes it for a
+    reminder (``flows.targets.session_short_links``), valid until the standard's hours after it."""
+    from datetime import timedelta
+
+    from core.tokens import session_link_expiry
+    from flows.targets import session_short_links
+    from standards import load_standard
+
+    hours = load_standard(region_code).reminders.link_valid_hours_after
+    expires = session_link_expiry(scheduled_at + timedelta(hours=hours), keys)
+    return session_short_links(engine, {session_id: expires})[session_id]

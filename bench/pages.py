@@ -39,7 +39,8 @@ TEMPLATE``), which is dropped at the end, so audit rows and sessions of one run 
 Measured objects (picked in the copy): the case of the demo curator in ``ipr_implementation`` with
 the most sessions; that case's referral for the referrer; search ``q`` = ``--query`` (``Жук``: one
 child in eight has that surname, the common-surname case); the family page from a link to the
-case's next planned session (``core.tokens.session_link_token``, as the reminders make it).
+case's next planned session (``/f/<code>``, the short link made by ``flows.targets
+.session_short_links`` as the relay makes it for a reminder).
 
 Run (about 10 minutes on 2 cores the first time, seeding included; about 3 after)::
 
@@ -74,7 +75,7 @@ from zoneinfo import ZoneInfo
 
 import overdue
 from fastapi.testclient import TestClient
-from pagelist import PAGES, Page, route_exists
+from pagelist import PAGES, Page, family_code, route_exists
 from sqlalchemy import Engine, create_engine, func, insert, select, text
 from sqlmodel import Session, SQLModel, col
 
@@ -82,7 +83,6 @@ from api.main import create_app
 from core.config import Settings
 from core.db import make_engine, session_scope
 from core.migrate import upgrade
-from core.tokens import session_link_token
 from models.cases import Case, CaseHistory, ContactAttempt, ContactChannel
 from models.children import Channel, Child, LegalRepresentative, Relation
 from models.common import today_in, utcnow
@@ -98,7 +98,6 @@ from models.programmes import (
     SessionStatus,
 )
 from models.users import User
-from standards import load_standard
 from statemachines.effects import effect_rows
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -607,16 +606,15 @@ def pick_objects(engine: Engine, app: Any, args: argparse.Namespace) -> Picked:
             .order_by(col(ServiceSession.scheduled_at))
             .limit(1)
         ).scalar_one()
-        hours = load_standard(REGION[0]).reminders.link_valid_hours_after
-        code = session_link_token(
-            planned.id or 0, planned.scheduled_at + timedelta(hours=hours), app.state.keys
-        )
+        planned_id, planned_at = planned.id or 0, planned.scheduled_at
         query_key = args.query.casefold().replace("ё", "е")
         matches = int(
             session.execute(
                 select(func.count()).select_from(Child).where(col(Child.name_key).like(f"{query_key}%"))
             ).scalar_one()
         )
+    # After the read: the short link is written in a transaction of its own (SQLite: one writer).
+    code = family_code(engine, planned_id, planned_at, app.state.keys, REGION[0])
     return Picked(
         values={"case_id": case_id, "referral_id": case.referral_id, "q": args.query, "code": code},
         about={

@@ -40,7 +40,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import uvicorn
-from pagelist import PAGES, Page, route_exists
+from pagelist import PAGES, Page, family_code, route_exists
 from playwright.sync_api import sync_playwright
 from sqlalchemy import Engine
 from sqlmodel import Session, col, select
@@ -51,14 +51,12 @@ from api.services import attendance
 from core.config import Settings
 from core.db import make_engine, session_scope
 from core.migrate import upgrade
-from core.tokens import session_link_token
 from models.cases import Case
 from models.children import Child
 from models.common import utcnow
 from models.organisations import Organisation, Region
 from models.programmes import Ipr, PlannedService, ServiceForm, ServiceSession, SessionIn, SessionStatus
 from models.users import User
-from standards import load_standard
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, TABLET, login
 from tests.servers import free_port
 
@@ -143,20 +141,18 @@ def values_for(engine: Engine, app: Any) -> dict[str, Any]:
             .order_by(col(ServiceSession.scheduled_at))
         ).first()
         assert planned is not None
-        hours = load_standard("demo").reminders.link_valid_hours_after
-        code = session_link_token(
-            planned.id or 0, planned.scheduled_at + timedelta(hours=hours), app.state.keys
-        )
         child = session.get(Child, case.child_id)
         assert child is not None
         values: dict[str, Any] = {
             "case_id": case.id,
             "referral_id": case.referral_id,
             "q": child.last_name[:4],
-            "code": code,
         }
         for name, state, _who in CASES:
             values[name] = by_state[state].id
+        planned_id, planned_at = planned.id or 0, planned.scheduled_at
+    # After the read: the short link is written in a transaction of its own (SQLite: one writer).
+    values["code"] = family_code(engine, planned_id, planned_at, app.state.keys, "demo")
     return values
 
 
