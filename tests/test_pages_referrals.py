@@ -231,4 +231,5 @@ def test_a_referrer_fills_the_form_in_a_browser(world: World, server_url: str, b
     page.wait_for_url("**/referrals")
     row = page.get_by_role("row").filter(has_text="Ёжикова Алёна Петровна")
     assert "Направлен" in row.inner_text()
+    assert_accessible(page)
     page.context.close()
