@@ -158,6 +158,18 @@ def test_coordinator_today_shows_a_new_referral_and_writes_audit_rows(world: Wor
     assert "Доминика" not in world.client.get("/today").text
 
 
+def test_coordinator_today_lists_a_referral_awaiting_her_match_review(world: World) -> None:
+    body = world.referral_body(child={"first_name": "Элина"})
+    world.client.post(f"{API}/referrals", json=body, headers=world.h("referrer"))
+    again = world.referral_body(child={**body["child"], "first_name": "Эльвира"})
+    pending = world.client.post(f"{API}/referrals", json=again, headers=world.h("referrer")).json()
+    sign_in(world.client, "coordinator")
+    reviews = world.client.get("/today").text.split('id="reviews"')[1].split('id="late"')[0]
+    assert f'href="/referrals/{pending["id"]}"' in reviews
+    sign_in(world.client, "coordinator2")
+    assert "Нет направлений на проверку" in world.client.get("/today").text
+
+
 def test_specialist_today_shows_her_session(world: World, engine: Engine) -> None:
     case_id = open_case(world, "Евгения")
     plan_session_today(engine, case_id, world.user_ids["specialist"])
