@@ -154,3 +154,8 @@ def test_only_the_regions_admin_changes_the_registry(world: World) -> None:
         headers=world.h("b_admin"),
     )
     assert patch.status_code == 404
+
+
+def test_patch_on_the_import_path_is_405_not_a_422_about_an_id(world: World) -> None:
+    answer = world.client.patch(f"{API}/organisations/import", json={}, headers=world.h("admin"))
+    assert answer.status_code == 405 and "POST" in answer.headers["allow"]

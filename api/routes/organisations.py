@@ -45,7 +45,8 @@ def create_organisation(
 
 
 @router.patch(
-    "/organisations/{org_id}",
+    # Digits only: PATCH /organisations/import is then 405 (no such method), not a 422 about org_id.
+    "/organisations/{org_id:int}",
     response_model=service.OrganisationSaved,
     summary="Изменить организацию региона (администратор)",
     responses=responses(403, 404, 409),
