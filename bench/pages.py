@@ -62,6 +62,7 @@ if sys.path and Path(sys.path[0]).resolve() == Path(__file__).resolve().parent:
     sys.path.append(sys.path.pop(0))
 
 import argparse
+import hashlib
 import json
 import os
 import random
@@ -74,6 +75,8 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import overdue
+from alembic import command
+from alembic.script import ScriptDirectory
 from fastapi.testclient import TestClient
 from pagelist import PAGES, Page, family_code, route_exists
 from sqlalchemy import Engine, create_engine, func, insert, select, text
@@ -82,7 +85,7 @@ from sqlmodel import Session, SQLModel, col
 from api.main import create_app
 from core.config import Settings
 from core.db import make_engine, session_scope
-from core.migrate import upgrade
+from core.migrate import alembic_config, upgrade
 from models.cases import Case, CaseHistory, ContactAttempt, ContactChannel
 from models.children import Channel, Child, LegalRepresentative, Relation
 from models.common import today_in, utcnow
@@ -178,11 +181,19 @@ class CachedSqlite(overdue.SqliteBackend):
         return self.template.exists()
 
     def clear(self) -> None:
-        for path in (self.template, Path(f"{self.template}-wal"), Path(f"{self.template}-shm")):
+        for path in (self.template, Path(f"{self.template}-wal"), Path(f"{self.template}-shm"), self.sidecar):
             path.unlink(missing_ok=True)
 
-    def mark(self, key: str) -> None:
-        pass  # the file name is the key
+    @property
+    def sidecar(self) -> Path:
+        return self.template.with_suffix(".migrations.json")
+
+    def mark(self, key: str, migrations: dict[str, str]) -> None:
+        # The file name is the key; beside it, the migrations' contents it was migrated with.
+        self.sidecar.write_text(json.dumps(migrations, indent=1) + "\n")
+
+    def recorded(self) -> dict[str, str]:
+        return dict(json.loads(self.sidecar.read_text())) if self.sidecar.exists() else {}
 
     def close(self) -> None:
         pass  # keep the cache
@@ -198,21 +209,58 @@ class CachedPostgres(overdue.PostgresBackend):
         self.key = key
         self.created = []
 
-    def cached(self) -> bool:
+    def _comment(self) -> str:
         with self.admin.connect() as conn:
             comment = conn.execute(
                 text("SELECT shobj_description(oid, 'pg_database') FROM pg_database WHERE datname = :n"),
                 {"n": self.base},
             ).scalar()
-        return comment == self.key
+        return str(comment or "")
+
+    def cached(self) -> bool:
+        return self._comment().split("\n", 1)[0] == self.key
 
     def clear(self) -> None:
         self._create(self.base, None)
         self.created.remove(self.base)  # kept at the end: it is the cache
 
-    def mark(self, key: str) -> None:
+    def mark(self, key: str, migrations: dict[str, str]) -> None:
+        # The key, then the migrations' contents it was migrated with (JSON: hex digests, no quotes).
+        comment = f"{key}\n{json.dumps(migrations)}".replace("'", "''")
         with self.admin.connect() as conn:
-            conn.execute(text(f"COMMENT ON DATABASE \"{self.base}\" IS '{key}'"))
+            conn.execute(text(f"COMMENT ON DATABASE \"{self.base}\" IS '{comment}'"))
+
+    def recorded(self) -> dict[str, str]:
+        _, _, rest = self._comment().partition("\n")
+        return dict(json.loads(rest)) if rest else {}
+
+
+def migration_digests() -> dict[str, str]:
+    """Each migration's revision and the SHA-256 of its file."""
+    scripts = ScriptDirectory.from_config(alembic_config("sqlite://"))
+    return {
+        rev.revision: hashlib.sha256(Path(rev.path).read_bytes()).hexdigest()
+        for rev in scripts.walk_revisions()
+    }
+
+
+def remigrate(url: str, recorded: dict[str, str]) -> str | None:
+    """Migrate a copy of the cache to head. A migration whose file changed since the cache was
+    migrated (a placeholder filled in later, as the parallel page work does) is run again: the copy
+    is stamped back to the revision before the first changed one, then upgraded."""
+    scripts = ScriptDirectory.from_config(alembic_config(url))
+    current = migration_digests()
+    order = list(reversed(list(scripts.walk_revisions())))
+    changed = [r for r in order if r.revision in recorded and recorded[r.revision] != current[r.revision]]
+    note = None
+    if changed:
+        back = changed[0].down_revision
+        assert back is None or isinstance(back, str)
+        command.stamp(alembic_config(url), back or "base")
+        note = f"migrations changed since seeding: {[r.revision for r in changed]}; re-run from {back}"
+        log(note)
+    upgrade(url)
+    return note
 
 
 def seed_more(engine: Engine, args: argparse.Namespace) -> dict[str, int]:
@@ -543,7 +591,7 @@ def ensure_seeded(backend: CachedSqlite | CachedPostgres, args: argparse.Namespa
         overdue.analyse(engine)
     finally:
         engine.dispose()
-    backend.mark(key)
+    backend.mark(key, migration_digests())
     return {
         "cached": False,
         "key": key,
@@ -884,6 +932,7 @@ def main(argv: list[str] | None = None) -> int:
             try:
                 seeding = ensure_seeded(backend, args)
                 url = backend.copy("run")
+                seeding["remigrated"] = remigrate(url, backend.recorded())
                 try:
                     result = measure(name, url, workdir, args)
                 finally:
