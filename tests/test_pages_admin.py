@@ -163,6 +163,7 @@ def test_another_regions_admin_gets_the_404_page_for_this_regions_user_and_organ
     user_id, org_id = world.user_ids["curator"], world.provider_id
     for url in (
         f"/admin/users/{user_id}",
+        f"/admin/users/{user_id}/edit",
         f"/admin/users/{user_id}/disable",
         f"/admin/users/{user_id}/password",
         f"/admin/organisations/{org_id}",
@@ -170,8 +171,14 @@ def test_another_regions_admin_gets_the_404_page_for_this_regions_user_and_organ
         answer = world.client.get(url)
         assert answer.status_code == 404 and "Такой страницы нет" in answer.text, url
     token = csrf_of(world.client.get("/admin/users").text)
-    for url in (f"/admin/users/{user_id}/disable", f"/admin/users/{user_id}/password"):
-        assert world.client.post(url, data={"csrf": token}).status_code == 404
+    for url in (
+        f"/admin/users/{user_id}/disable",
+        f"/admin/users/{user_id}/password",
+        f"/admin/users/{user_id}/enable",
+        f"/admin/users/{user_id}/edit",
+        f"/admin/organisations/{org_id}",
+    ):
+        assert world.client.post(url, data={"csrf": token, "full_name": "X"}).status_code == 404, url
     # Its own lists hold none of this region's.
     assert f'href="/admin/users/{user_id}"' not in world.client.get("/admin/users").text
     assert f'href="/admin/organisations/{org_id}"' not in world.client.get("/admin/organisations").text
@@ -328,7 +335,9 @@ def test_every_administration_page_passes_the_accessibility_check(
     for url in (
         "/admin/users",
         "/admin/users/new",
+        "/admin/users?role=curator",
         f"/admin/users/{world.user_ids['curator']}",
+        f"/admin/users/{world.user_ids['curator']}/edit",
         f"/admin/users/{world.user_ids['curator']}/disable",
         f"/admin/users/{world.user_ids['curator']}/password",
         "/admin/organisations",
@@ -375,3 +384,40 @@ def test_every_administration_page_passes_the_accessibility_check(
     page.context.close()
     # The new user signs in with the password the page showed.
     assert login(browser, server_url, "orlova.vp", password).url.endswith("/today")
+
+
+def test_the_user_list_filters_by_organisation_role_and_state(world: World) -> None:
+    sign_in(world.client, "admin")
+    provider = world.provider_id
+    curators = world.client.get("/admin/users", params={"org": provider, "role": "curator"}).text
+    assert f'href="/admin/users/{world.user_ids["curator"]}"' in curators
+    assert f'href="/admin/users/{world.user_ids["coordinator"]}"' not in curators
+    assert f'href="/admin/users/{world.user_ids["curator2"]}"' not in curators
+    # Another region's organisation in the query string is ignored, not a door.
+    foreign = world.client.get("/admin/users", params={"org": world.org_ids["b_provider"]})
+    assert foreign.status_code == 200 and f'href="/admin/users/{world.user_ids["curator"]}"' in foreign.text
+    assert "Никого не найдено" in world.client.get("/admin/users", params={"active": "no"}).text
+
+
+def test_admin_edits_a_users_name_email_and_role_and_a_role_the_org_cannot_hold_is_refused(
+    world: World, engine: Engine
+) -> None:
+    sign_in(world.client, "admin")
+    user_id = world.user_ids["specialist"]
+    form = world.client.get(f"/admin/users/{user_id}/edit")
+    assert 'value="Соколов Дмитрий Олегович"' in form.text
+    data = {
+        "full_name": "Соколов Дмитрий Олегович",
+        "email": "sokolov@example.org",
+        "csrf": csrf_of(form.text),
+    }
+    refused = world.client.post(f"/admin/users/{user_id}/edit", data={**data, "role": "analyst"})
+    assert refused.status_code == 422 and 'href="#role"' in refused.text and "недоступна" in refused.text
+    done = world.client.post(
+        f"/admin/users/{user_id}/edit", data={**data, "role": "curator"}, follow_redirects=False
+    )
+    assert done.status_code == 303
+    assert "Изменения сохранены" in world.client.get(done.headers["location"]).text
+    with Session(engine) as session:
+        user = session.get(User, user_id)
+        assert user is not None and (user.role, user.email) == ("curator", "sokolov@example.org")

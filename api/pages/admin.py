@@ -74,12 +74,29 @@ def _org_names(session: Session, principal: Principal) -> dict[int, Organisation
     }
 
 
+def _choice(value: str | None, allowed: set[str]) -> str:
+    return value if value in allowed else ""
+
+
 @router.get("/admin/users", response_class=HTMLResponse)
 def users_list(
     request: Request, principal: PageUser, session: SessionDep, audit: PageAuditDep
 ) -> HTMLResponse:
     _admin(principal)
-    found = accounts.list_users(session, principal)
+    region_orgs = _org_names(session, principal)
+    params = request.query_params
+    chosen = {
+        "org": _choice(params.get("org"), {str(org_id) for org_id in region_orgs}),
+        "role": _choice(params.get("role"), {role.value for role in Role}),
+        "active": _choice(params.get("active"), {"yes", "no"}),
+    }
+    found = accounts.list_users(
+        session,
+        principal,
+        organisation_id=int(chosen["org"]) if chosen["org"] else None,
+        role=Role(chosen["role"]) if chosen["role"] else None,
+        active={"yes": True, "no": False}.get(chosen["active"]),
+    )
     audit("read", "user", None, None)
     return render(
         request,
@@ -87,8 +104,13 @@ def users_list(
         {
             "title": "Пользователи",
             "users": found,
-            "orgs": _org_names(session, principal),
+            "orgs": region_orgs,
             "role_labels": ROLE_LABELS,
+            "chosen": chosen,
+            "filtered": any(chosen.values()),
+            "org_options": [(str(org_id), org.name) for org_id, org in region_orgs.items()],
+            "role_options": ROLE_OPTIONS,
+            "active_options": [("yes", "Активные"), ("no", "Отключённые")],
         },
     )
 
@@ -220,6 +242,7 @@ def _user_page(
 _NOTICES = {
     "disabled": "Пользователь отключён: его сеансы завершены, войти он не сможет.",
     "enabled": "Пользователь включён: он снова может войти.",
+    "updated": "Изменения сохранены. Если изменилась роль, сеансы пользователя завершены.",
 }
 
 
@@ -232,6 +255,70 @@ def user_view(
     audit("read", "user", user.id, None)
     notice = _NOTICES.get(request.query_params.get("done", ""), "")
     return _user_page(request, session, principal, user, notice=notice)
+
+
+def _edit_form(
+    request: Request,
+    session: Session,
+    user: User,
+    values: dict[str, str],
+    errors: Errors | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    return render(
+        request,
+        "pages/admin/user_edit.html",
+        {
+            "title": f"Изменить: {user.full_name}",
+            "account": user,
+            "org": session.get(Organisation, user.organisation_id),
+            "values": values,
+            "errors": errors or {},
+            "role_options": ROLE_OPTIONS,
+        },
+        status,
+    )
+
+
+@router.get("/admin/users/{user_id}/edit", response_class=HTMLResponse)
+def user_edit(request: Request, user_id: IdParam, principal: PageUser, session: SessionDep) -> HTMLResponse:
+    _admin(principal)
+    user = accounts.get_user(session, principal, user_id)
+    values = {"full_name": user.full_name, "email": user.email or "", "role": str(user.role)}
+    return _edit_form(request, session, user, values)
+
+
+@router.post("/admin/users/{user_id}/edit", response_class=HTMLResponse)
+async def user_update(
+    request: Request, user_id: IdParam, principal: PageUser, session: SessionDep, audit: PageAuditDep
+) -> Response:
+    _admin(principal)
+    user = accounts.get_user(session, principal, user_id)
+    form = await read_form(request, principal)
+    values = {name: form.get(name) for name in ("full_name", "email", "role")}
+    errors: Errors = {}
+    if not values["full_name"]:
+        errors["full_name"] = "Укажите ФИО"
+    if not values["email"]:
+        errors["email"] = "Укажите e-mail"
+    body: accounts.UserUpdate | None = None
+    if not errors:
+        try:
+            body = accounts.UserUpdate.model_validate({**values, "role": values["role"] or None})
+        except ValidationError as error:
+            errors = _pydantic_errors(error)
+    if body is None:
+        return _edit_form(request, session, user, values, errors, 422)
+    try:
+        user = accounts.update_user(
+            session, principal, user_id, full_name=body.full_name, email=body.email, role=body.role
+        )
+    except DomainError as error:
+        session.rollback()
+        user = accounts.get_user(session, principal, user_id)
+        return _edit_form(request, session, user, values, _domain_errors(error, "role"), 422)
+    audit("update", "user", user.id, None)
+    return redirect(f"/admin/users/{user_id}?done=updated")
 
 
 @router.get("/admin/users/{user_id}/disable", response_class=HTMLResponse)

@@ -219,12 +219,14 @@ def list_organisations(
     return list(session.exec(query.order_by(col(Organisation.name), col(Organisation.id))))
 
 
-def get_organisation(session: Session, principal: Principal, org_id: int) -> Organisation:
-    """One organisation of the administrator's region; NotFound for another region's."""
+def get_organisation(
+    session: Session, principal: Principal, org_id: int, field: str = "org_id"
+) -> Organisation:
+    """One organisation of the administrator's region; NotFound (naming `field`) for another region's."""
     require_admin(principal)
     org = session.get(Organisation, org_id)
     if org is None or org.region_id != principal.org.region_id:
-        raise NotFound("Организация не найдена", field="org_id")
+        raise NotFound("Организация не найдена", field=field)
     return org
 
 

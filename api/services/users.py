@@ -15,6 +15,7 @@ from sqlmodel import Session, col, select
 
 from api.deps import Principal
 from api.security import PASSWORD_MAX_LENGTH, generate_password, hash_password, password_problem
+from api.services.organisations import get_organisation
 from core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from models.common import DbId, utcnow
 from models.organisations import ORG_KIND_LABELS, Organisation, OrgKind
@@ -169,13 +170,6 @@ def require_admin(principal: Principal) -> None:
         raise Forbidden("Управление пользователями доступно только администратору")
 
 
-def _region_org(session: Session, principal: Principal, org_id: int, field: str) -> Organisation:
-    org = session.get(Organisation, org_id)
-    if org is None or org.region_id != principal.org.region_id:
-        raise NotFound("Организация не найдена", field=field)
-    return org
-
-
 def list_users(
     session: Session,
     principal: Principal,
@@ -224,7 +218,7 @@ def create_user(
 ) -> tuple[User, str | None]:
     """The new user and, when no password was given, the generated one (to be shown once)."""
     require_admin(principal)
-    org = _region_org(session, principal, organisation_id, "organisation_id")
+    org = get_organisation(session, principal, organisation_id, field="organisation_id")
     generated = generate_password(login) if password is None else None
     user = new_user(
         session,
