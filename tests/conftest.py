@@ -49,9 +49,11 @@ def backend(
     yield "postgres", POSTGRES_URL
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
-    """One Chromium for the whole run (Debian's; Playwright never downloads one)."""
+    """One Chromium per test module (Debian's; Playwright never downloads one). Not per session:
+    Playwright's sync API keeps an event loop running in the main thread while it is open, and the
+    relay tests that run flows with asyncio after it (test_effects' runner) would find it there."""
     from tests.browser import CHROMIUM, CHROMIUM_ARGS
 
     if not Path(CHROMIUM).exists():
