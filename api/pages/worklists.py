@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, TypeVar
 from urllib.parse import urlencode
-from zoneinfo import ZoneInfo
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -231,7 +231,15 @@ def _dashboard_query(request: Request) -> DashboardQuery:
 def dashboard(request: Request, principal: PageUser, session: SessionDep) -> HTMLResponse:
     require_roles(principal, Role.supervisor)
     zone = region_zone(session, principal)
-    at, counts, weeks = _summary(request, session, principal, zone)
+    at, (counts, weeks) = _cached(
+        request,
+        "dashboard",
+        principal,
+        lambda: (
+            overdue_service.counts(session, principal, soon_days=SOON_DAYS),
+            overdue_service.weekly_overdue(session, principal, zone),
+        ),
+    )
     chart = column_chart([(f"{w.start:%d.%m}", w.count) for w in weeks])
     return render(
         request,
@@ -249,36 +257,36 @@ def dashboard(request: Request, principal: PageUser, session: SessionDep) -> HTM
     )
 
 
-# The counts and the chart aggregate every running deadline of the scope (tens of thousands in a
-# region): computed at most once a minute per scope and process, and the page says as of when.
-# The list behind each number is always read live.
+# The dashboard's counts and chart aggregate every running deadline of the scope (tens of thousands
+# in a region), the statistics every case: computed at most once a minute per scope and process, and
+# the page says as of when. The lists behind the numbers are always read live.
 SUMMARY_SECONDS = 60.0
 
-Summary = tuple[datetime, overdue_service.Counts, list[overdue_service.WeekBar]]
+T = TypeVar("T")
 
 
-def _summary(request: Request, session: Session, principal: Principal, zone: ZoneInfo) -> Summary:
-    cache: dict[tuple[str, int], tuple[float, Summary]] | None = getattr(
-        request.app.state, "dashboard_summaries", None
+def _scope_key(principal: Principal) -> tuple[str, int]:
+    if principal.role == Role.analyst or principal.is_regional_supervisor:
+        return ("region", principal.org.region_id)
+    return ("org", principal.org.id or 0)
+
+
+def _cached(
+    request: Request, name: str, principal: Principal, compute: Callable[[], T]
+) -> tuple[datetime, T]:
+    cache: dict[tuple[str, str, int], tuple[float, datetime, Any]] | None = getattr(
+        request.app.state, "page_summaries", None
     )
     if cache is None:
-        cache = request.app.state.dashboard_summaries = {}
-    key = (
-        ("region", principal.org.region_id)
-        if principal.is_regional_supervisor
-        else ("org", principal.org.id or 0)
-    )
+        cache = request.app.state.page_summaries = {}
+    key = (name, *_scope_key(principal))
     now = time.monotonic()
     found = cache.get(key)
     if found is not None and now - found[0] < SUMMARY_SECONDS:
-        return found[1]
-    summary: Summary = (
-        utcnow(),
-        overdue_service.counts(session, principal, soon_days=SOON_DAYS),
-        overdue_service.weekly_overdue(session, principal, zone),
-    )
-    cache[key] = (now, summary)
-    return summary
+        return found[1], found[2]  # type: ignore[no-any-return]
+    at, value = utcnow(), compute()
+    cache[key] = (now, at, value)
+    return at, value
 
 
 def _names(session: Session, principal: Principal, wanted: DashboardQuery) -> dict[str, str]:
@@ -462,7 +470,7 @@ def search(request: Request, principal: PageUser, session: SessionDep, audit: Pa
 
 @router.get("/stats", response_class=HTMLResponse)
 def stats(request: Request, principal: PageUser, session: SessionDep) -> HTMLResponse:
-    counts = stats_service.case_counts(session, principal)
+    at, counts = _cached(request, "stats", principal, lambda: stats_service.case_counts(session, principal))
     chart = row_chart([(row["label"], row["count"]) for row in counts["by_state"]])
     return render(
         request,
@@ -472,6 +480,6 @@ def stats(request: Request, principal: PageUser, session: SessionDep) -> HTMLRes
             "counts": counts,
             "chart": chart,
             "regional": principal.role == Role.analyst or principal.is_regional_supervisor,
-            "today": worklist.day_bounds(region_zone(session, principal))[0],
+            "at": at,
         },
     )
