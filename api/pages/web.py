@@ -160,6 +160,7 @@ def render(
         "user": viewer,
         "role_label": ROLE_LABELS[viewer.role] if viewer else "",
         "nav": NAV.get(viewer.role, []) if viewer else [],
+        "current": current_nav(NAV.get(viewer.role, []) if viewer else [], request.url.path),
         "csrf": viewer.csrf if viewer else "",
         "tz": getattr(request.state, "zone", None),
         "path": request.url.path,
@@ -200,10 +201,19 @@ HOME: dict[Role, str] = {
 
 NAV: dict[Role, list[tuple[str, str]]] = {
     Role.referrer: [("/referrals", "Мои направления"), ("/referrals/new", "Направить ребёнка")],
-    Role.intake_coordinator: [("/today", "Сегодня"), ("/search", "Поиск детей")],
+    Role.intake_coordinator: [
+        ("/today", "Сегодня"),
+        ("/referrals", "Направления"),
+        ("/search", "Поиск детей"),
+    ],
     Role.curator: [("/today", "Сегодня"), ("/search", "Поиск детей")],
     Role.specialist: [("/today", "Сегодня"), ("/search", "Поиск детей")],
-    Role.supervisor: [("/dashboard", "Сводка"), ("/search", "Поиск детей"), ("/standard", "Стандарт")],
+    Role.supervisor: [
+        ("/dashboard", "Сводка"),
+        ("/referrals", "Направления"),
+        ("/search", "Поиск детей"),
+        ("/standard", "Стандарт"),
+    ],
     Role.analyst: [("/stats", "Статистика")],
     Role.admin: [
         ("/admin/users", "Пользователи"),
@@ -211,6 +221,12 @@ NAV: dict[Role, list[tuple[str, str]]] = {
         ("/standard", "Стандарт"),
     ],
 }
+
+
+def current_nav(nav: list[tuple[str, str]], path: str) -> str | None:
+    """The menu item the page belongs to: the longest one whose address starts the path."""
+    matching = [href for href, _ in nav if path == href or path.startswith(href.rstrip("/") + "/")]
+    return max(matching, key=len) if matching else None
 
 
 # --- Russian filters --------------------------------------------------------------------------
