@@ -67,8 +67,12 @@ def second_curator(engine: Engine) -> int:
         return other.id or 0
 
 
-def plan_session_today(engine: Engine, case_id: int, specialist: int | None = None) -> datetime:
-    at = datetime.combine(utcnow().astimezone(MOSCOW).date(), time(12, 30), MOSCOW)
+def plan_session_today(
+    engine: Engine, case_id: int, specialist: int | None = None, days: int = 0
+) -> datetime:
+    """A planned session at 12:30 in Moscow today (or `days` later)."""
+    day = utcnow().astimezone(MOSCOW).date() + timedelta(days=days)
+    at = datetime.combine(day, time(12, 30), MOSCOW)
     with session_scope(engine) as session:
         session.add(
             ServiceSession(
@@ -172,10 +176,16 @@ def test_coordinator_today_lists_a_referral_awaiting_her_match_review(world: Wor
 
 def test_specialist_today_shows_her_session(world: World, engine: Engine) -> None:
     case_id = open_case(world, "Евгения")
+    other = open_case(world, "Лидия")
     plan_session_today(engine, case_id, world.user_ids["specialist"])
+    plan_session_today(engine, other, world.user_ids["specialist"], days=1)
+    plan_session_today(engine, other, world.user_ids["specialist"], days=2)  # not yet on the list
     sign_in(world.client, "specialist")
     html = world.client.get("/today").text
-    assert "Евгения" in html.split('id="sessions"')[1].split('id="tomorrow"')[0]
+    today_part, tomorrow_part = html.split('id="sessions"')[1].split('id="tomorrow"')
+    assert "Евгения" in today_part and "Лидия" not in today_part
+    assert "Лидия" in tomorrow_part.split('id="cases"')[0]
+    assert tomorrow_part.split('id="cases"')[0].count("12:30") == 1
     assert f'href="/cases/{case_id}"' in html.split('id="cases"')[1]
 
 

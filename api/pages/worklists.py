@@ -113,11 +113,8 @@ def today(request: Request, principal: PageUser, session: SessionDep, audit: Pag
             soon=soon,
             groups=worklist.by_state(cases),
             case_count=len(cases),
-            sessions_today=worklist.sessions_between(
-                session, principal, start, tomorrow, curator_id=principal.id
-            ),
-            sessions_tomorrow=worklist.sessions_between(
-                session, principal, tomorrow, after, curator_id=principal.id
+            **_two_days(
+                worklist.sessions_between(session, principal, start, after, curator_id=principal.id), tomorrow
             ),
             unreachable=unreachable,
         )
@@ -136,11 +133,9 @@ def today(request: Request, principal: PageUser, session: SessionDep, audit: Pag
     else:
         cases = worklist.specialist_cases(session, principal)
         context.update(
-            sessions_today=worklist.sessions_between(
-                session, principal, start, tomorrow, specialist_id=principal.id
-            ),
-            sessions_tomorrow=worklist.sessions_between(
-                session, principal, tomorrow, after, specialist_id=principal.id
+            **_two_days(
+                worklist.sessions_between(session, principal, start, after, specialist_id=principal.id),
+                tomorrow,
             ),
             cases=cases,
         )
@@ -149,6 +144,16 @@ def today(request: Request, principal: PageUser, session: SessionDep, audit: Pag
     audit.many("read", "session", [(s.case_id, s.child_id) for s in sessions])
     audit.many("read", "case", list(dict.fromkeys(read_cases)))
     return render(request, "pages/worklists/today.html", context)
+
+
+def _two_days(
+    sessions: list[worklist.SessionItem], tomorrow: datetime
+) -> dict[str, list[worklist.SessionItem]]:
+    """Today's and tomorrow's sessions, read in one query."""
+    return {
+        "sessions_today": [s for s in sessions if s.scheduled_at < tomorrow],
+        "sessions_tomorrow": [s for s in sessions if s.scheduled_at >= tomorrow],
+    }
 
 
 def _audit_deadlines(audit: PageAuditDep, *pages: overdue_service.OverduePage) -> None:
