@@ -292,6 +292,9 @@ def test_dashboard_list_refuses_a_bad_filter(world: World) -> None:
     assert world.client.get("/dashboard/cases?status=later").status_code == 422
     assert world.client.get("/dashboard/cases?org=x").status_code == 422
     assert world.client.get("/dashboard/cases?state=flying").status_code == 422
+    assert world.client.get("/dashboard/cases?page=²").status_code == 422  # a digit, but not 0-9
+    sign_in(world.client, "curator")
+    assert world.client.get("/search?q=ежикова&page=²").status_code == 422
 
 
 # --- search -------------------------------------------------------------------------------------

@@ -203,7 +203,7 @@ class DashboardQuery:
 def _int(value: str | None, name: str) -> int | None:
     if not value:
         return None
-    if not value.isdigit() or len(value) > 9:
+    if not (value.isascii() and value.isdigit()) or len(value) > 9:
         raise Unprocessable("Ожидается целое число", field=name)
     return int(value)
 
