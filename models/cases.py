@@ -57,6 +57,14 @@ class ContactChannel(StrEnum):
     visit = "visit"
 
 
+CONTACT_CHANNEL_LABELS: dict[ContactChannel, str] = {
+    ContactChannel.phone: "Телефон",
+    ContactChannel.sms: "SMS",
+    ContactChannel.email: "Электронная почта",
+    ContactChannel.visit: "Встреча",
+}
+
+
 class ContactAttempt(SQLModel, table=True):
     __tablename__ = "contact_attempt"
 

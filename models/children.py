@@ -35,6 +35,19 @@ class Relation(StrEnum):
     other = "other"
 
 
+RELATION_LABELS: dict[Relation, str] = {
+    Relation.mother: "Мать",
+    Relation.father: "Отец",
+    Relation.guardian: "Опекун (попечитель)",
+    Relation.other: "Иной законный представитель",
+}
+CHANNEL_LABELS: dict[Channel, str] = {
+    Channel.sms: "SMS",
+    Channel.email: "Электронная почта",
+    Channel.none: "Не присылать сообщений",
+}
+
+
 _SNILS_SEPARATORS = re.compile(r"[\s-]")
 
 

@@ -73,6 +73,12 @@ class AssessmentKind(StrEnum):
     final = "final"
 
 
+ASSESSMENT_KIND_LABELS: dict[AssessmentKind, str] = {
+    AssessmentKind.intermediate: "Промежуточная оценка",
+    AssessmentKind.final: "Итоговая оценка",
+}
+
+
 class StartAssessmentPayload(_Payload):
     kind: AssessmentKind = AssessmentKind.intermediate
 

@@ -32,12 +32,26 @@ SERVICE_FORM_LABELS: dict[ServiceForm, str] = {
     ServiceForm.group: "в группе",
 }
 
+NEED_OUTCOME_LABELS: dict[NeedOutcome, str] = {
+    NeedOutcome.ipr: "Нуждается в ранней помощи: разработать ИПРП",
+    NeedOutcome.consultation: "Нуждается в консультациях без ИПРП",
+    NeedOutcome.no_need: "Нуждаемость не выявлена",
+}
+
 
 class SessionStatus(StrEnum):
     planned = "planned"
     held = "held"
     missed = "missed"
     cancelled = "cancelled"
+
+
+SESSION_STATUS_LABELS: dict[SessionStatus, str] = {
+    SessionStatus.planned: "Запланировано",
+    SessionStatus.held: "Проведено",
+    SessionStatus.missed: "Пропущено",
+    SessionStatus.cancelled: "Отменено",
+}
 
 
 # Services that are steps of the journey itself rather than the content of a programme (the 2025

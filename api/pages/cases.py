@@ -30,20 +30,21 @@ from api.services import children as children_service
 from api.services import organisations as organisations_service
 from api.services import users as users_service
 from core.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
-from models.cases import Case, ContactAttemptIn, ContactChannel
-from models.children import format_snils
+from core.text import plural
+from models.cases import CONTACT_CHANNEL_LABELS, Case, ContactAttemptIn, ContactChannel
+from models.children import RELATION_LABELS, format_snils
 from models.common import IdParam, today_in
 from models.consents import CONSENT_LABELS
-from models.events import REJECT_REASON_LABELS, AssessmentKind
+from models.events import ASSESSMENT_KIND_LABELS, REJECT_REASON_LABELS, AssessmentKind
 from models.programmes import (
+    NEED_OUTCOME_LABELS,
     SERVICE_FORM_LABELS,
+    SESSION_STATUS_LABELS,
     STEP_SERVICES,
     WITHOUT_IPR_STATES,
     IprPublic,
-    NeedOutcome,
     ServiceForm,
     SessionIn,
-    SessionStatus,
     SessionUpdate,
 )
 from models.users import Role, User
@@ -70,26 +71,7 @@ DONE: dict[str, str] = {
 }
 STALE = "Карточка изменена другим пользователем — вот актуальная версия. Проверьте её и повторите действие."
 
-OUTCOME_LABELS = {
-    NeedOutcome.ipr: "Нуждается в ранней помощи: разработать ИПРП",
-    NeedOutcome.consultation: "Нуждается в консультациях без ИПРП",
-    NeedOutcome.no_need: "Нуждаемость не выявлена",
-}
-ASSESSMENT_LABELS = {AssessmentKind.intermediate: "Промежуточная", AssessmentKind.final: "Итоговая"}
-SESSION_STATUS_LABELS = {
-    SessionStatus.planned: "Запланировано",
-    SessionStatus.held: "Проведено",
-    SessionStatus.missed: "Пропущено",
-    SessionStatus.cancelled: "Отменено",
-}
 FAMILY_RESPONSE_LABELS = {"confirmed": "Семья подтвердила", "reschedule_requested": "Семья просит перенести"}
-CHANNEL_LABELS = {
-    ContactChannel.phone: "Телефон",
-    ContactChannel.sms: "SMS",
-    ContactChannel.email: "Электронная почта",
-    ContactChannel.visit: "Встреча",
-}
-RELATION_LABELS = {"mother": "Мать", "father": "Отец", "guardian": "Опекун", "other": "Иной представитель"}
 DELIVERY_STATUS_LABELS = {
     "sent": "Доставлено",
     "failed": "Не удалось, будет повтор",
@@ -143,16 +125,10 @@ def _age(birth: date, today: date) -> str:
     years, rest = divmod(months, 12)
     parts = []
     if years:
-        parts.append(f"{years} {_plural(years, 'год', 'года', 'лет')}")
+        parts.append(f"{years} {plural(years, 'год', 'года', 'лет')}")
     if rest or not years:
-        parts.append(f"{rest} {_plural(rest, 'месяц', 'месяца', 'месяцев')}")
+        parts.append(f"{rest} {plural(rest, 'месяц', 'месяца', 'месяцев')}")
     return " ".join(parts)
-
-
-def _plural(n: int, one: str, few: str, many: str) -> str:
-    from api.pages.web import plural
-
-    return plural(n, one, few, many)
 
 
 def _names(session: Session, ids: set[int | None]) -> dict[int, str]:
@@ -242,7 +218,7 @@ def _card(
         "session_labels": SESSION_STATUS_LABELS,
         "family_labels": FAMILY_RESPONSE_LABELS,
         "attempts": attempts,
-        "channel_labels": CHANNEL_LABELS,
+        "channel_labels": CONTACT_CHANNEL_LABELS,
         "ipr": ipr,
         # What the ИПРП editor starts from: the programme in force, when it is being revised.
         "programme": ipr.model_dump(mode="json") if ipr is not None else None,
@@ -260,10 +236,10 @@ def _card(
         and principal.org.id == case.provider_id
         and case.state not in FINAL_STATES,
         "staff": [(u.id, u.full_name) for u in curators],
-        "outcomes": list(OUTCOME_LABELS.items()),
-        "assessment_kinds": list(ASSESSMENT_LABELS.items()),
+        "outcomes": list(NEED_OUTCOME_LABELS.items()),
+        "assessment_kinds": list(ASSESSMENT_KIND_LABELS.items()),
         "reject_reasons": list(REJECT_REASON_LABELS.items()),
-        "channels": list(CHANNEL_LABELS.items()),
+        "channels": list(CONTACT_CHANNEL_LABELS.items()),
         "today": today_in(region.timezone).isoformat(),
         "zone_name": region.timezone,
         "errors": problems.errors,

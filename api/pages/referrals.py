@@ -23,7 +23,7 @@ from api.services import referrals as service
 from core.errors import Unprocessable
 from flows.documents import OUTCOME_LABELS
 from models.cases import Case
-from models.children import Channel, Relation, Sex
+from models.children import CHANNEL_LABELS, RELATION_LABELS, Sex
 from models.common import IdParam
 from models.organisations import Region
 from models.programmes import SERVICE_FORM_LABELS
@@ -38,17 +38,6 @@ PAGE_SIZE = 25
 REPRESENTATIVES = 2  # blocks on the form; the API takes up to 4
 
 SEX_LABELS = {Sex.female: "Женский", Sex.male: "Мужской"}
-RELATION_LABELS = {
-    Relation.mother: "Мать",
-    Relation.father: "Отец",
-    Relation.guardian: "Опекун (попечитель)",
-    Relation.other: "Иной законный представитель",
-}
-CHANNEL_LABELS = {
-    Channel.sms: "SMS",
-    Channel.email: "Электронная почта",
-    Channel.none: "Не присылать сообщений",
-}
 
 # The form's fields (their names are the API's field paths) and their Russian labels.
 LABELS: dict[str, str] = {

@@ -24,6 +24,7 @@ from sqlmodel import Session
 
 from api.deps import Audit, Principal, SessionDep, Unauthorized, principal_from_token
 from core.errors import DomainError, Unprocessable
+from core.text import plural
 from models.common import control_character
 from models.organisations import Region
 from models.users import ROLE_LABELS, Role
@@ -246,16 +247,6 @@ def ru_datetime(value: datetime | None, zone: ZoneInfo | None = None) -> str:
     if value is None:
         return "—"
     return f"{_local(value, zone):%d.%m.%Y %H:%M}"
-
-
-def plural(n: int, one: str, few: str, many: str) -> str:
-    """Russian plural: 1 случай, 2 случая, 5 случаев."""
-    n = abs(n)
-    if n % 10 == 1 and n % 100 != 11:
-        return one
-    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
-        return few
-    return many
 
 
 templates.env.filters["ru_date"] = ru_date

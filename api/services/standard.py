@@ -13,12 +13,15 @@ from typing import TypeVar
 from sqlmodel import Session
 
 from api.deps import Principal
-from models.cases import ContactChannel
+from core.text import plural
+from models.cases import CONTACT_CHANNEL_LABELS, ContactChannel
 from models.consents import CONSENT_LABELS, ConsentKind
-from models.events import REJECT_REASON_LABELS, AssessmentKind, RejectReason
+from models.events import ASSESSMENT_KIND_LABELS, REJECT_REASON_LABELS, AssessmentKind, RejectReason
 from models.organisations import Region
 from models.programmes import (
+    NEED_OUTCOME_LABELS,
     SERVICE_FORM_LABELS,
+    SESSION_STATUS_LABELS,
     STEP_SERVICES,
     WITHOUT_IPR_STATES,
     NeedOutcome,
@@ -38,27 +41,6 @@ from standards import Standard, TimerDef, load_standard
 from statemachines import guards
 from statemachines.journey import EVENTS, FINAL_STATES, STATES, TRANSITIONS
 
-NEED_OUTCOME_LABELS: dict[NeedOutcome, str] = {
-    NeedOutcome.ipr: "Нуждается в ранней помощи: разработать ИПРП",
-    NeedOutcome.consultation: "Нуждается в консультациях без ИПРП",
-    NeedOutcome.no_need: "Нуждаемость не выявлена",
-}
-ASSESSMENT_KIND_LABELS: dict[AssessmentKind, str] = {
-    AssessmentKind.intermediate: "Промежуточная оценка",
-    AssessmentKind.final: "Итоговая оценка",
-}
-SESSION_STATUS_LABELS: dict[SessionStatus, str] = {
-    SessionStatus.planned: "Запланировано",
-    SessionStatus.held: "Проведено",
-    SessionStatus.missed: "Пропущено",
-    SessionStatus.cancelled: "Отменено",
-}
-CONTACT_CHANNEL_LABELS: dict[ContactChannel, str] = {
-    ContactChannel.phone: "Телефон",
-    ContactChannel.sms: "SMS",
-    ContactChannel.email: "Электронная почта",
-    ContactChannel.visit: "Встреча",
-}
 # Units of a timer: one / few / many.
 UNIT_FORMS: dict[str, tuple[str, str, str]] = {
     "working_days": ("рабочий день", "рабочих дня", "рабочих дней"),
@@ -75,15 +57,6 @@ ACTION_LABELS: dict[str, str] = {
     "remind_family": "Напомнить семье",
     "fire_event": "Выполнить событие",
 }
-
-
-def plural(n: int, one: str, few: str, many: str) -> str:
-    """The Russian form of a noun for n: 1 день, 2 дня, 5 дней, 21 день, 11 дней."""
-    if n % 10 == 1 and n % 100 != 11:
-        return one
-    if 2 <= n % 10 <= 4 and not 12 <= n % 100 <= 14:
-        return few
-    return many
 
 
 def timer_term(timer: TimerDef) -> str:
