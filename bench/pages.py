@@ -834,6 +834,38 @@ def print_table(report: dict[str, Any]) -> None:
         print(line)
 
 
+def markdown(report: dict[str, Any]) -> str:
+    """The results as the Markdown table bench/RESULTS.md shows (``--markdown FILE.json``)."""
+    backends = list(report["backends"])
+    names = {"sqlite": "SQLite", "postgres": "PostgreSQL"}
+    head = "| page | URL | login |" + "".join(
+        f" {names.get(b, b)} p50 / p95 / max | first |" for b in backends
+    )
+    lines = [head, "|---|---|---|" + "---|---:|" * len(backends)]
+    order = [p.name for p in PAGES]
+    seen = [n for n in order if any(n in report["backends"][b]["pages"] for b in backends)]
+    for name in seen:
+        some = next(
+            report["backends"][b]["pages"][name] for b in backends if name in report["backends"][b]["pages"]
+        )
+        line = f"| {name} | `{some['url']}` | {some['login']} |"
+        for backend in backends:
+            row = report["backends"][backend]["pages"].get(name, {})
+            if not row or row["status"] != "ok":
+                line += f" {row.get('status', '—') if row else '—'} | |"
+                continue
+            if row.get("single_cold_request"):
+                text_ = f"**{row['p50_ms'] / 1000:.1f} s** (one request)"
+            else:
+                p95 = f"{row['p95_ms']:.1f}"
+                p95 = p95 if row["p95_ms"] < P95_TARGET_MS else f"**{p95}**"
+                text_ = f"{row['p50_ms']:.1f} / {p95} / {row['max_ms']:.1f}"
+            first = row["sql"]["request_seconds"] * 1000
+            line += f" {text_} | {first:.0f} |"
+        lines.append(line)
+    return "\n".join(lines)
+
+
 def cell(row: dict[str, Any]) -> str:
     if not row:
         return "—"
@@ -893,11 +925,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--wait-idle", type=float, default=0.0, help="wait up to this many seconds for other bench/ processes"
     )
     parser.add_argument("--output", type=Path, default=RESULTS, help=f"JSON results (default {RESULTS})")
+    parser.add_argument(
+        "--markdown", type=Path, default=None, help="print the Markdown table of a results JSON and stop"
+    )
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.markdown:
+        print(markdown(json.loads(args.markdown.read_text())))
+        return 0
     backends = [b.strip() for b in args.backends.split(",") if b.strip()]
     if set(backends) - {"sqlite", "postgres"}:
         raise SystemExit(f"unknown backends: {backends}")
