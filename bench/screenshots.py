@@ -4,7 +4,9 @@ The app runs on a fresh SQLite demo database in a temporary directory (``api.dem
 ``earlyhelp demo`` loads: a region with users of every role, password ``demo``, and a child in
 every state of the journey), plus a few sessions for the case in ``ipr_implementation`` planned
 through the app's own ``api.services.attendance.plan_session`` (today if the day is not over,
-tomorrow, next week) and two past ones held and missed, so «Сегодня» and the case page have them.
+tomorrow, next week) and two past ones held and missed, so «Сегодня» and the case page have them;
+and the open deadlines of four cases moved to a few days ago (one to three days ahead), so the
+dashboard and «Сегодня» show what is late and what is due soon.
 It is served by uvicorn on a free loopback port in a thread and driven by Debian's Chromium with
 Playwright (``tests/browser.py``: the same Chromium, arguments and sign-in through the form).
 
@@ -54,6 +56,7 @@ from core.migrate import upgrade
 from models.cases import Case
 from models.children import Child
 from models.common import utcnow
+from models.deadlines import Deadline, DeadlineStatus
 from models.organisations import Organisation, Region
 from models.programmes import Ipr, PlannedService, ServiceForm, ServiceSession, SessionIn, SessionStatus
 from models.users import User
@@ -129,6 +132,31 @@ def add_sessions(engine: Engine) -> None:
                     updated_at=at,
                 )
             )
+
+
+# Days from now to the due time of the open deadlines of the demo's cases in these states: the
+# demo's cases are all made today, so nothing would be late on the dashboard or «Сегодня».
+DUE_IN_DAYS = {"referred": -2, "need_determination": -6, "ipr_development": -13, "ipr_assessment": 3}
+
+
+def age_deadlines(engine: Engine) -> None:
+    """Move some open deadlines into the past (and one to the coming days), as weeks of work would."""
+    now = utcnow()
+    with session_scope(engine) as session:
+        rows = session.exec(
+            select(Deadline, Case)
+            .join(Case, col(Case.id) == col(Deadline.case_id))
+            .where(
+                Deadline.status == DeadlineStatus.open,
+                col(Deadline.paused_at).is_(None),
+                Deadline.timer != "transition_start",
+            )
+        ).all()
+        for deadline, case in rows:
+            if case.state in DUE_IN_DAYS:
+                deadline.due_at = now + timedelta(days=DUE_IN_DAYS[case.state])
+                deadline.warn_at = deadline.due_at - timedelta(days=3)
+                session.add(deadline)
 
 
 def values_for(engine: Engine, app: Any) -> dict[str, Any]:
@@ -235,6 +263,7 @@ def main(argv: list[str] | None = None) -> int:
         with session_scope(engine) as session:
             load_demo(session)
         add_sessions(engine)
+        age_deadlines(engine)
         settings = Settings(database_url=url, var_dir=Path(tmp), secret_key=SECRET, relay_in_serve=False)
         app = create_app(settings, engine)
         values = values_for(engine, app)
