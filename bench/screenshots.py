@@ -32,6 +32,7 @@ if str(Path(__file__).resolve().parent.parent) not in sys.path:
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # for tests.browser
 
 import argparse
+import asyncio
 import tempfile
 import threading
 import time
@@ -58,6 +59,7 @@ from models.children import Child
 from models.common import utcnow
 from models.deadlines import Deadline, DeadlineStatus
 from models.organisations import Organisation, Region
+from models.outbox import Outbox
 from models.programmes import Ipr, PlannedService, ServiceForm, ServiceSession, SessionIn, SessionStatus
 from models.users import User
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, TABLET, login
@@ -157,6 +159,19 @@ def age_deadlines(engine: Engine) -> None:
                 deadline.due_at = now + timedelta(days=DUE_IN_DAYS[case.state])
                 deadline.warn_at = deadline.due_at - timedelta(days=3)
                 session.add(deadline)
+
+
+def deliver(engine: Engine, settings: Settings) -> int:
+    """Deliver the demo's messages once, as the relay's flows do (``flows.delivery.deliver_chunk``,
+    without Prefect): no channel is configured here, so each is recorded as skipped with the text it
+    would have sent, and the case page shows it. Family messages in the region's quiet hours wait."""
+    from flows import delivery
+
+    delivery.configure(engine, settings)
+    with Session(engine) as session:
+        ids = [row.id or 0 for row in session.exec(select(Outbox).order_by(col(Outbox.id))).all()]
+    asyncio.run(delivery.deliver_chunk(ids, {}))
+    return len(ids)
 
 
 def values_for(engine: Engine, app: Any) -> dict[str, Any]:
@@ -266,6 +281,7 @@ def main(argv: list[str] | None = None) -> int:
         age_deadlines(engine)
         settings = Settings(database_url=url, var_dir=Path(tmp), secret_key=SECRET, relay_in_serve=False)
         app = create_app(settings, engine)
+        log(f"delivered {deliver(engine, settings)} messages (no channel configured: kept with their text)")
         values = values_for(engine, app)
         started = datetime.now()
         with serving(app) as base, sync_playwright() as playwright:
