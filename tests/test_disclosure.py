@@ -425,3 +425,18 @@ def test_exact_match_of_a_child_closed_at_the_addressed_provider_reopens_there_d
     text = response.text
     assert "mother@example.org" not in text and "123-45-67" not in text and answer.get("submitted") is None
     assert answer["child_name"] == " ".join(child[k] for k in ("last_name", "first_name", "middle_name"))
+
+
+def test_the_snils_is_shown_in_full_only_to_those_who_register_and_coordinate_the_family(world: World) -> None:
+    referral = world.refer()
+    case = world.case(referral["case_id"], "coordinator")
+    seen = {
+        who: world.client.get(f"{API}/children/{case['child_id']}", headers=world.h(who)).json()["snils"]
+        for who in ("coordinator", "curator", "head", "specialist", "rrmc")
+    }
+    full = seen["coordinator"]
+    assert full.isdigit() and len(full) == 11
+    assert seen["curator"] == seen["head"] == full
+    assert seen["specialist"] == seen["rrmc"] == f"***-***-*** {full[-2:]}"
+    found = world.client.get(f"{API}/children", params={"snils": full}, headers=world.h("specialist")).json()
+    assert [c["snils"] for c in found] == [f"***-***-*** {full[-2:]}"]

@@ -29,10 +29,11 @@ from api.services import cases as service
 from api.services import children as children_service
 from api.services import organisations as organisations_service
 from api.services import users as users_service
+from api.services.disclosure import display_snils
 from core.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
 from core.text import plural
 from models.cases import CONTACT_CHANNEL_LABELS, Case, ContactAttemptIn, ContactChannel
-from models.children import RELATION_LABELS, format_snils
+from models.children import RELATION_LABELS
 from models.common import IdParam, today_in
 from models.consents import CONSENT_LABELS
 from models.events import ASSESSMENT_KIND_LABELS, REJECT_REASON_LABELS, AssessmentKind
@@ -192,7 +193,7 @@ def _card(
         "case": detail,
         "case_row": case,
         "child": shown,
-        "snils": format_snils(shown.snils) if shown.snils else None,
+        "snils": display_snils(shown.snils) if shown.snils else None,
         "age": _age(shown.birth_date, today_in(region.timezone)),
         "representatives": shown.representatives,
         "relation_labels": RELATION_LABELS,

@@ -28,9 +28,10 @@ from api.services import children as children_service
 from api.services import overdue as overdue_service
 from api.services import stats as stats_service
 from api.services import worklist
+from api.services.disclosure import display_snils, shown_snils
 from api.services.overdue import OverdueFilter
 from core.errors import Unprocessable
-from models.children import format_snils, full_name
+from models.children import full_name
 from models.common import utcnow
 from models.organisations import Organisation
 from models.users import Role, User
@@ -455,7 +456,7 @@ def search(request: Request, principal: PageUser, session: SessionDep, audit: Pa
             {
                 "child": c,
                 "name": full_name(c),
-                "snils": format_snils(c.snils) if c.snils else "—",
+                "snils": display_snils(shown_snils(principal, c.snils)),
                 "case": cases.get(c.id or 0),
             }
             for c in children

@@ -30,7 +30,7 @@ def search_children(
     children, _ = service.search(session, principal, q=q, snils=snils, limit=limit)
     reps = service.representatives(session, children)
     audit.many("search", "child", [(c.id, c.id) for c in children])
-    return [service.public(c, reps.get(c.id or 0, [])) for c in children]
+    return [service.public(principal, c, reps.get(c.id or 0, [])) for c in children]
 
 
 @router.get(

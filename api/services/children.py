@@ -10,6 +10,7 @@ from sqlmodel import Session, col, func, select
 
 from api.deps import Principal
 from api.scoping import case_scope, child_scope, get_child, require_provider_staff
+from api.services.disclosure import shown_snils
 from core.errors import Conflict, Unprocessable
 from models.cases import Case
 from models.children import Child, ChildPublic, LegalRepresentative, RepresentativePublic, validate_snils
@@ -27,8 +28,9 @@ from models.users import Role
 from statemachines import FINAL_STATES
 
 
-def public(child: Child, representatives: Sequence[LegalRepresentative]) -> ChildPublic:
+def public(principal: Principal, child: Child, representatives: Sequence[LegalRepresentative]) -> ChildPublic:
     data = {name: getattr(child, name) for name in ChildPublic.model_fields if name != "representatives"}
+    data["snils"] = shown_snils(principal, child.snils)
     data["representatives"] = [
         RepresentativePublic.model_validate(r, from_attributes=True) for r in representatives
     ]
@@ -113,7 +115,7 @@ def current_cases(session: Session, principal: Principal, child_ids: Sequence[in
 def detail(session: Session, principal: Principal, child_id: int) -> ChildPublic:
     child = get_child(session, principal, child_id)
     reps = list(session.exec(select(LegalRepresentative).where(LegalRepresentative.child_id == child.id)))
-    return public(child, reps)
+    return public(principal, child, reps)
 
 
 def consent_public(row: Consent) -> ConsentPublic:

@@ -23,6 +23,11 @@ Readers of a referral (api/scoping.referral_scope decides who may list it at all
   `share_with_referrer` is `given`: a withdrawal recorded later stops it at once.
 - Feedback about a case (e-mails, webhooks, the document attached) goes to the organisation whose
   referral opened the case, never to one that only linked a referral to it by identifier.
+
+A child's СНИЛС, wherever it is shown (the API's child, the case page, the search): in full to the
+provider's staff who register and coordinate the family (intake coordinator, curator, head); a
+specialist, who gives sessions, and the region's supervisors see only its last two digits, enough
+to tell two children apart in a list.
 """
 
 from __future__ import annotations
@@ -36,7 +41,7 @@ from sqlalchemy import exists, func
 from sqlmodel import Session, SQLModel, col, select
 
 from models.cases import Case, CaseHistory
-from models.children import Child, full_name
+from models.children import Child, format_snils, full_name
 from models.consents import Consent, ConsentKind, ConsentStatus
 from models.organisations import Organisation, Region
 from models.programmes import Ipr, NeedConclusion, PlannedService
@@ -48,7 +53,7 @@ from models.referrals import (
     ReferralPublic,
     SubmittedPublic,
 )
-from models.users import User
+from models.users import Role, User
 from statemachines.journey import STATE_LABELS
 
 if TYPE_CHECKING:
@@ -386,3 +391,22 @@ def referrer_context(referral: Referral | None, child: Child) -> dict[str, str]:
         "child_first_name": sent.first_name,
         "child_birth_date": f"{sent.birth_date:%d.%m.%Y}" if sent.birth_date else "",
     }
+
+
+SNILS_ROLES = frozenset({Role.intake_coordinator, Role.curator, Role.supervisor})
+
+
+def shown_snils(principal: Principal, snils: str | None) -> str | None:
+    """The СНИЛС as this reader may see it: its 11 digits, or masked but for its control digits."""
+    if not snils:
+        return None
+    if principal.is_provider_staff and principal.role in SNILS_ROLES:
+        return snils
+    return f"***-***-*** {snils[-2:]}"
+
+
+def display_snils(value: str | None) -> str:
+    """For a page: 11 digits as 123-456-789 01; a masked value as it is."""
+    if not value:
+        return "—"
+    return format_snils(value) if value.isdigit() and len(value) == 11 else value
