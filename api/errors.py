@@ -181,9 +181,13 @@ _PAGE_TITLES = {
 }
 
 
-def is_page(request: Request) -> bool:
+def path_is_page(path: str) -> bool:
     """A staff page (api/pages/), answered in HTML; the API and the rest answer JSON."""
-    return not request.url.path.startswith(_NOT_PAGES)
+    return not path.startswith(_NOT_PAGES)
+
+
+def is_page(request: Request) -> bool:
+    return path_is_page(request.url.path)
 
 
 def _page_error(request: Request, status: int, message: str) -> Response:

@@ -6,6 +6,7 @@ Each refusal is an error of the one shape (api/errors.py), never a 500 and never
 
 from __future__ import annotations
 
+import html
 import json
 from typing import Any
 
@@ -21,6 +22,15 @@ TOO_LARGE_MESSAGE = "Слишком большой запрос"
 _TOO_LARGE = json.dumps(
     {"error": "too_large", "message": TOO_LARGE_MESSAGE, "field": None}, ensure_ascii=False
 ).encode()
+# A staff page's form (a CSV upload) refused before any page runs: a page, not JSON, in the site's style.
+_TOO_LARGE_PAGE = (
+    '<!doctype html><html lang="ru"><head><meta charset="utf-8"><title>Слишком большой запрос</title>'
+    '<link rel="stylesheet" href="/static/app/app.css"></head><body><div class="width-container">'
+    '<main id="main"><h1>Слишком большой файл или форма</h1><p class="lead">Сервер не принял запрос: '
+    "он больше допустимого размера. Ничего не сохранено. Уменьшите файл (например, разделите его на "
+    'части) и отправьте снова.</p><p><a href="{back}">Вернуться к форме</a></p>'
+    "</main></div></body></html>"
+)
 
 
 class BodyTooLarge(HTTPException):
@@ -46,7 +56,7 @@ class BodySizeLimit:
             return
         for name, value in scope.get("headers", []):
             if name == b"content-length" and value.isdigit() and int(value) > self.max_bytes:
-                await self._refuse(send)
+                await self._refuse(send, scope)
                 return
         seen = 0
         started = False
@@ -71,18 +81,27 @@ class BodySizeLimit:
             # Read outside the app's exception handlers (e.g. by a middleware): answer here.
             if started:
                 raise
-            await self._refuse(send)
+            await self._refuse(send, scope)
 
     @staticmethod
-    async def _refuse(send: Send) -> None:
+    async def _refuse(send: Send, scope: Scope) -> None:
+        from api.errors import path_is_page
+
+        page = path_is_page(str(scope.get("path", "")))
         await send(
             {
                 "type": "http.response.start",
                 "status": 413,
-                "headers": [(b"content-type", b"application/json")],
+                "headers": [(b"content-type", b"text/html; charset=utf-8" if page else b"application/json")],
             }
         )
-        await send({"type": "http.response.body", "body": _TOO_LARGE})
+        # Back to the form's own address (a GET of it shows the form again); escaped, it is the client's.
+        body = (
+            _TOO_LARGE_PAGE.format(back=html.escape(str(scope.get("path", "/")))).encode()
+            if page
+            else _TOO_LARGE
+        )
+        await send({"type": "http.response.body", "body": body})
 
 
 class UnsupportedMediaType(DomainError):

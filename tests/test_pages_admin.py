@@ -421,3 +421,20 @@ def test_admin_edits_a_users_name_email_and_role_and_a_role_the_org_cannot_hold_
     with Session(engine) as session:
         user = session.get(User, user_id)
         assert user is not None and (user.role, user.email) == ("curator", "sokolov@example.org")
+
+
+def test_a_form_over_the_body_limit_is_answered_with_a_page_not_json(world: World) -> None:
+    sign_in(world.client, "admin")
+    big = b"x" * (world.client.app.state.settings.max_body_bytes + 1)  # type: ignore[attr-defined]
+    answer = world.client.post(
+        "/admin/organisations/import",
+        content=big,
+        headers={"Content-Type": "multipart/form-data; boundary=x"},
+    )
+    assert answer.status_code == 413
+    assert answer.headers["content-type"].startswith("text/html")
+    assert "Слишком большой файл или форма" in answer.text
+    assert 'href="/admin/organisations/import"' in answer.text
+    # The API keeps its JSON answer.
+    api = world.client.post("/api/v1/organisations/import", content=big, headers={"Content-Type": "text/csv"})
+    assert api.status_code == 413 and api.json()["error"] == "too_large"
