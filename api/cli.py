@@ -95,24 +95,22 @@ def org_add(
     webhook_url: Annotated[str | None, typer.Option(help="Адрес webhook её системы")] = None,
 ) -> None:
     """Добавить организацию; печатает её номер и, если задан webhook, его секрет."""
-    import secrets
+    from pydantic import ValidationError
 
+    from api.errors import validation_errors
+    from api.services.organisations import OrganisationCreate, create_in_region
+
+    try:
+        body = OrganisationCreate(name=name, kind=kind, email=email, phone=phone, webhook_url=webhook_url)
+    except ValidationError as error:
+        first = validation_errors(error.errors())[0]
+        raise ValueError(f"{first['field']}: {first['message']}") from None
     with session_scope(make_engine(get_settings().database_url)) as session:
         found = session.exec(select(Region).where(Region.code == region)).first()
         if found is None or found.id is None:
             raise ValueError(f"регион {region} не найден")
-        secret = secrets.token_urlsafe(32) if webhook_url else None
-        org = Organisation(
-            region_id=found.id,
-            name=name,
-            kind=kind,
-            email=email,
-            phone=phone,
-            webhook_url=webhook_url,
-            webhook_secret=secret,
-        )
-        session.add(org)
-        session.flush()
+        # The page's and the API's rules: a unique name in the region, valid contacts.
+        org, secret = create_in_region(session, found.id, body)
         typer.echo(org.id if secret is None else f"{org.id}\t{secret}")
 
 

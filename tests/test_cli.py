@@ -465,3 +465,15 @@ def test_keys_rotate_keeps_old_tokens_and_writes_owner_only_files(
     assert api.get("/api/v1/me", headers=session).status_code == 200
     listed = cli("keys", "list").stdout.splitlines()
     assert sum("\tтекущий" in line for line in listed) == 2 and any("\tпрежний" in line for line in listed)
+
+
+def test_org_add_keeps_the_pages_rules_and_answers_a_refusal_in_one_line(demo_db: dict[str, str]) -> None:
+    name = "ГБУЗ «Детская поликлиника № 7»"
+    added = run(demo_db, "org", "add", "--region", "demo", "--name", name, "--kind", "health")
+    assert added.returncode == 0 and added.stdout.strip().isdigit(), added.stderr
+    again = run(demo_db, "org", "add", "--region", "demo", "--name", f"  {name.upper()} ", "--kind", "health")
+    assert again.returncode == 1 and "уже есть" in again.stderr and len(again.stderr.splitlines()) == 1
+    bad = run(
+        demo_db, "org", "add", "--region", "demo", "--name", "Клиника", "--kind", "health", "--email", "x"
+    )
+    assert bad.returncode == 1 and bad.stderr.startswith("ошибка: email:"), bad.stderr

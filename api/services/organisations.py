@@ -258,15 +258,22 @@ def create_organisation(
     """The new organisation (flushed) and its webhook secret when it has a webhook (shown once).
     `names`: the region's name keys already known (an import passes one set for all its lines)."""
     require_admin(principal)
+    return create_in_region(session, principal.org.region_id, body, names=names)
+
+
+def create_in_region(
+    session: Session, region_id: int, body: OrganisationCreate, *, names: set[str] | None = None
+) -> tuple[Organisation, str | None]:
+    """The same rules for the operator's CLI (`earlyhelp org add`), which has no principal."""
     if problem := _area_problem(body.kind, body.service_area):
         raise Unprocessable(problem, field="service_area")
-    known = names if names is not None else _region_names(session, principal.org.region_id)
+    known = names if names is not None else _region_names(session, region_id)
     key = _name_key(body.name)
     if key in known:
         raise Conflict(f"Организация «{body.name}» в регионе уже есть", field="name")
     secret = _new_secret() if body.webhook_url else None
     org = Organisation(
-        region_id=principal.org.region_id,
+        region_id=region_id,
         name=body.name,
         kind=body.kind,
         inn=body.inn,
