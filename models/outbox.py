@@ -112,3 +112,37 @@ class EffectPublic(SQLModel):
     created_at: datetime
     done_at: datetime | None
     deliveries: list[DeliveryPublic]
+
+
+# What each message is, for people reading a case's deliveries (the templates are standards/messages.yaml).
+MESSAGE_LABELS: dict[str, str] = {
+    "need_determination_invitation": "Приглашение на определение нуждаемости",
+    "referral_rejected": "Направление отклонено",
+    "need_determined": "Заключение о нуждаемости",
+    "ipr_agreed": "ИПРП согласована",
+    "appointment_confirmation": "Запись на занятие",
+    "session_reminder": "Напоминание о занятии",
+    "deadline_reminder": "Напоминание о сроке",
+    "transition_started": "Начат переход",
+    "journey_completed": "Сопровождение завершено",
+    "new_referral": "Новое направление",
+    "referral_handed_over": "Направление передано",
+    "match_review_requested": "Проверка совпадения",
+    "case_assigned": "Назначен куратор",
+    "transition_receiving": "Переход: принимающей организации",
+    "deadline_warning": "Срок подходит",
+    "deadline_overdue": "Срок пропущен",
+    "session_missed": "Занятие пропущено",
+    "contact_rule_reached": "Не удаётся связаться с семьёй",
+    "reschedule_requested": "Семья просит перенести занятие",
+    "family_unreachable": "Семья недоступна",
+    "referral_accepted": "Направление принято",
+    "declined": "Семья отказалась",
+    "lost_contact": "Связь с семьёй утрачена",
+}
+DELIVERY_CHANNEL_LABELS: dict[str, str] = {
+    "sms": "SMS",
+    "email": "Эл. почта",
+    "webhook": "Система организации",
+    "none": "—",
+}

@@ -427,7 +427,7 @@ def test_exact_match_of_a_child_closed_at_the_addressed_provider_reopens_there_d
     assert answer["child_name"] == " ".join(child[k] for k in ("last_name", "first_name", "middle_name"))
 
 
-def test_the_snils_is_shown_in_full_only_to_those_who_register_and_coordinate_the_family(world: World) -> None:
+def test_the_snils_is_shown_in_full_only_to_those_who_register_and_coordinate_a_family(world: World) -> None:
     referral = world.refer()
     case = world.case(referral["case_id"], "coordinator")
     seen = {

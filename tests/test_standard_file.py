@@ -103,3 +103,15 @@ def test_region_with_an_unknown_time_zone_is_refused(tmp_path: Path) -> None:
         timeout=60,
     )
     assert good.returncode == 0 and good.stdout.strip().isdigit()
+
+
+def test_every_message_template_has_a_russian_name_for_the_case_page() -> None:
+    import yaml
+
+    from models.outbox import MESSAGE_LABELS
+
+    messages = yaml.safe_load(
+        (Path(__file__).resolve().parent.parent / "standards" / "messages.yaml").read_text()
+    )
+    names = {name for group in messages.values() for name in group}
+    assert names == set(MESSAGE_LABELS)

@@ -37,6 +37,7 @@ from models.children import RELATION_LABELS
 from models.common import IdParam, today_in
 from models.consents import CONSENT_LABELS
 from models.events import ASSESSMENT_KIND_LABELS, REJECT_REASON_LABELS, AssessmentKind
+from models.outbox import DELIVERY_CHANNEL_LABELS, MESSAGE_LABELS
 from models.programmes import (
     NEED_OUTCOME_LABELS,
     SERVICE_FORM_LABELS,
@@ -214,6 +215,8 @@ def _card(
         "final": case.state in FINAL_STATES,
         "deadline_labels": DEADLINE_STATUS_LABELS,
         "effect_labels": EFFECT_STATUS_LABELS,
+        "message_labels": MESSAGE_LABELS,
+        "channel_names": DELIVERY_CHANNEL_LABELS,
         "delivery_labels": DELIVERY_STATUS_LABELS,
         "sessions": sessions,
         "session_labels": SESSION_STATUS_LABELS,
