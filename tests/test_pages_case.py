@@ -14,10 +14,10 @@ from sqlmodel import Session, col, select
 
 from api.pages.journey_svg import journey_svg
 from models.audit import AuditLog
-from tests.browser import TABLET, assert_accessible, login
+from tests.browser import TABLET, assert_accessible, case_id_from, login
 from tests.test_journey import ipr_payload, to_need_determination
 from tests.test_pages_auth import csrf_of, sign_in
-from tests.world import API, World
+from tests.world import API, World, snils_for
 
 
 def audit_rows(engine: Engine, **where: Any) -> list[AuditLog]:
@@ -299,16 +299,45 @@ def press(page: Any, button: str) -> None:
         page.get_by_role("button", name=button, exact=True).click()
 
 
-def test_a_case_walks_from_referred_to_completed_by_clicking_through_the_card(
+def refer_through_the_form(world: World, server_url: str, browser: Any) -> int:
+    """The referrer's form, its check page and «Отправить»; the referral's number."""
+    page = login(browser, server_url, "referrer")
+    page.goto("/referrals/new")
+    page.get_by_label("Организация ранней помощи").select_option(str(world.provider_id))
+    page.get_by_label("Фамилия", exact=True).fill("Щукина")
+    page.get_by_label("Имя", exact=True).fill("Дарья")
+    page.get_by_label("Отчество (если есть)").fill("Игоревна")
+    page.get_by_label("Дата рождения").fill((date.today() - timedelta(days=500)).isoformat())
+    page.get_by_label("Женский").check()
+    page.get_by_label("СНИЛС (если известен)").fill(snils_for(4242))
+    page.get_by_label("Фамилия Имя Отчество").first.fill("Щукина Мария Олеговна")
+    page.get_by_label("Кем приходится ребёнку").first.select_option("mother")
+    page.get_by_label("Телефон").first.fill("+7 900 765-43-21")
+    page.get_by_label("Обеспокоенность родителей развитием ребёнка").check()
+    page.get_by_label("Дата согласия").fill(date.today().isoformat())
+    page.get_by_label("Документ о согласии").fill("Согласие № 17")
+    press(page, "Продолжить")
+    assert page.get_by_role("heading", level=1).inner_text() == "Проверьте сведения"
+    press(page, "Отправить направление")
+    match = re.search(r"/referrals/(\d+)", page.url)
+    assert match, page.url
+    page.context.close()
+    return int(match.group(1))
+
+
+def test_a_child_walks_from_the_referrers_form_to_completed_by_clicking_through_the_pages(
     world: World, server_url: str, browser: Any
 ) -> None:
-    # The referral (with the family's consent to processing, which accept's guard needs) comes
-    # through the API: the referral form is another page's.
-    case_id = world.refer()["case_id"]
+    referral_id = refer_through_the_form(world, server_url, browser)
     today = date.today()
 
+    # The coordinator finds the new referral on «Сегодня» and opens its card from the referral.
     coordinator = login(browser, server_url, "coordinator")
-    coordinator.goto(f"/cases/{case_id}")
+    assert "Щукина Дарья Игоревна" in coordinator.inner_text("main")
+    coordinator.goto(f"/referrals/{referral_id}")
+    with coordinator.expect_navigation():
+        coordinator.get_by_role("link", name=re.compile("Открыть карточку случая")).click()
+    case_id = case_id_from(coordinator.url)
     assert_accessible(coordinator)
     press(coordinator, "Принять направление")
     assert "Выполнено: «Принять направление»." in coordinator.inner_text("main")
