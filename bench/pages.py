@@ -32,9 +32,11 @@ organisation, so the referrer's list is a worst case (100 000 referrals).
 
 The seeded database is cached: the SQLite file under ``var/bench/`` (its name says the size and the
 seed; ``--reseed`` rebuilds it), the PostgreSQL database ``--postgres-db`` (``eh_bench_pages``,
-its COMMENT says the same). Each run migrates the cache (``core.migrate.upgrade``: pages' new
-migrations land on the cached data) and measures a copy of it (a file copy; ``CREATE DATABASE ...
-TEMPLATE``), which is dropped at the end, so audit rows and sessions of one run do not pile up.
+its COMMENT says the same). Each run measures a copy of it (a file copy; ``CREATE DATABASE ...
+TEMPLATE``), dropped at the end so one run's audit rows and sessions do not pile up, migrated to
+head first (``core.migrate.upgrade``). The cache remembers each migration file's SHA-256: one that
+changed since (a placeholder migration filled in later) is run again on the copy (stamped back to
+the revision before it, then upgraded).
 
 Measured objects (picked in the copy): the case of the demo curator in ``ipr_implementation`` with
 the most sessions; that case's referral for the referrer; search ``q`` = ``--query`` (``Жук``: one
@@ -42,12 +44,14 @@ child in eight has that surname, the common-surname case); the family page from 
 case's next planned session (``/f/<code>``, the short link made by ``flows.targets
 .session_short_links`` as the relay makes it for a reminder).
 
-Run (about 10 minutes on 2 cores the first time, seeding included; about 3 after)::
+Run (on an idle 2-core machine: seeding 8 minutes on SQLite and 15-30 on PostgreSQL the first time;
+then about 6 minutes, most of it the XLSX export)::
 
     .venv/bin/python bench/pages.py
     .venv/bin/python bench/pages.py --backends sqlite --cases 5000 --requests 10
 
-It prints a table and writes ``bench/results/pages.json``.
+It prints a table and writes ``bench/results/pages.json``; ``--markdown bench/results/pages.json``
+prints that as the Markdown table of bench/RESULTS.md.
 """
 
 from __future__ import annotations
