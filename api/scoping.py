@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlmodel import Session, and_, col, or_, select
+from sqlmodel import Session, and_, col, exists, or_, select
 
 from api.deps import Principal
 from core.errors import Forbidden, NotFound
@@ -42,7 +42,9 @@ def deadline_scope(principal: Principal) -> Any:
 
 def child_scope(principal: Principal) -> Any:
     if principal.is_provider_staff:
-        return col(Child.id).in_(select(Case.child_id).where(Case.provider_id == principal.org.id))
+        # Correlated, so one child is checked through the case.child_id index; an IN over the
+        # provider's cases built the list of all its children for every lookup (bench/RESULTS.md).
+        return exists().where(col(Case.child_id) == Child.id, col(Case.provider_id) == principal.org.id)
     if principal.is_regional_supervisor:
         return Child.region_id == principal.org.region_id
     raise Forbidden("Просмотр сведений о детях недоступен для вашей роли")

@@ -379,7 +379,8 @@ def dashboard_cases_xlsx(
     sheet.append(XLSX_HEADERS)
     for cell in sheet[1]:
         cell.font = Font(bold=True)
-    for item in found.items:
+    # The row counted here: openpyxl's sheet.max_row looks at every cell written so far (quadratic).
+    for row, item in enumerate(found.items, start=2):
         sheet.append(
             [
                 item.case_id,
@@ -393,7 +394,7 @@ def dashboard_cases_xlsx(
                 "да" if item.escalated else "нет",
             ]
         )
-        sheet.cell(row=sheet.max_row, column=7).number_format = "DD.MM.YYYY"
+        sheet.cell(row=row, column=7).number_format = "DD.MM.YYYY"
     if found.total > len(found.items):
         sheet.append([])
         sheet.append([f"Показаны первые {len(found.items)} из {found.total}; сузьте отбор."])

@@ -45,7 +45,11 @@ def current_ipr(session: Session, principal: Principal, case: Case) -> IprPublic
     if planned:
         rows = session.exec(
             select(ServiceSession.planned_service_id, ServiceSession.status, func.count())
-            .where(col(ServiceSession.planned_service_id).in_([p.id for p in planned]))
+            # By the case first (indexed): the planned-service ids alone would scan every session.
+            .where(
+                ServiceSession.case_id == case.id,
+                col(ServiceSession.planned_service_id).in_([p.id for p in planned]),
+            )
             .group_by(col(ServiceSession.planned_service_id), col(ServiceSession.status))
         ).all()
         counts = {(int(pid), str(status)): int(n) for pid, status, n in rows if pid is not None}
