@@ -438,3 +438,28 @@ def test_a_form_over_the_body_limit_is_answered_with_a_page_not_json(world: Worl
     # The API keeps its JSON answer.
     api = world.client.post("/api/v1/organisations/import", content=big, headers={"Content-Type": "text/csv"})
     assert api.status_code == 413 and api.json()["error"] == "too_large"
+
+
+def test_the_user_list_pages_by_fifty(world: World, engine: Engine) -> None:
+    from models.users import Role
+
+    with Session(engine) as session:
+        for n in range(60):
+            session.add(
+                User(
+                    organisation_id=world.provider_id,
+                    login=f"extra{n:02d}",
+                    full_name=f"Яковлева Анна {n:02d}",
+                    role=Role.specialist,
+                )
+            )
+        session.commit()
+    sign_in(world.client, "admin")
+    first = world.client.get("/admin/users", params={"org": world.provider_id})
+    rows = re.findall(r'<th scope="row"><a href="/admin/users/\d+">', first.text)
+    assert len(rows) == 50 and "Страница 1 из 2" in first.text
+    assert f'href="/admin/users?org={world.provider_id}&amp;page=2"' in first.text
+    second = world.client.get("/admin/users", params={"org": world.provider_id, "page": 2})
+    total = int(re.search(r"<p>(\d+) пользовател", first.text).group(1))  # type: ignore[union-attr]
+    assert len(re.findall(r'<th scope="row"><a href="/admin/users/\d+">', second.text)) == total - 50
+    assert world.client.get("/admin/users", params={"page": "x"}).status_code == 200  # the first page

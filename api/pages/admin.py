@@ -9,6 +9,7 @@ turns a form into a service call and the service's refusal into the form again w
 from __future__ import annotations
 
 from typing import Any
+from urllib.parse import urlencode
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
@@ -78,6 +79,9 @@ def _choice(value: str | None, allowed: set[str]) -> str:
     return value if value in allowed else ""
 
 
+USERS_PER_PAGE = 50
+
+
 @router.get("/admin/users", response_class=HTMLResponse)
 def users_list(
     request: Request, principal: PageUser, session: SessionDep, audit: PageAuditDep
@@ -90,12 +94,15 @@ def users_list(
         "role": _choice(params.get("role"), {role.value for role in Role}),
         "active": _choice(params.get("active"), {"yes", "no"}),
     }
-    found = accounts.list_users(
+    page = int(raw) if (raw := params.get("page", "1")).isdigit() and 0 < int(raw) < 100_000 else 1
+    found, total = accounts.list_users(
         session,
         principal,
         organisation_id=int(chosen["org"]) if chosen["org"] else None,
         role=Role(chosen["role"]) if chosen["role"] else None,
         active={"yes": True, "no": False}.get(chosen["active"]),
+        limit=USERS_PER_PAGE,
+        offset=(page - 1) * USERS_PER_PAGE,
     )
     audit("read", "user", None, None)
     return render(
@@ -104,6 +111,10 @@ def users_list(
         {
             "title": "Пользователи",
             "users": found,
+            "total": total,
+            "page": page,
+            "pages": max(1, -(-total // USERS_PER_PAGE)),
+            "page_url": "/admin/users?" + urlencode({k: v for k, v in chosen.items() if v}) + "&",
             "orgs": region_orgs,
             "role_labels": ROLE_LABELS,
             "chosen": chosen,

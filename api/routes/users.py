@@ -26,7 +26,9 @@ def list_users(
     role: Role | None = None,
     active: bool | None = None,
 ) -> list[UserAdmin]:
-    found = service.list_users(session, principal, organisation_id=organisation_id, role=role, active=active)
+    found, _ = service.list_users(
+        session, principal, organisation_id=organisation_id, role=role, active=active
+    )
     audit("read", "user", None, None)
     return [UserAdmin.of(u) for u in found]
 

@@ -11,7 +11,7 @@ from typing import Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 from sqlalchemy import update
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from api.deps import Principal
 from api.security import PASSWORD_MAX_LENGTH, generate_password, hash_password, password_problem
@@ -177,20 +177,31 @@ def list_users(
     organisation_id: int | None = None,
     role: Role | None = None,
     active: bool | None = None,
-) -> list[User]:
+    limit: int | None = None,
+    offset: int = 0,
+) -> tuple[list[User], int]:
+    """The region's users matching the filters, a page of them when `limit` is given, and how
+    many match in all."""
     require_admin(principal)
-    query = (
-        select(User)
-        .join(Organisation, Organisation.id == User.organisation_id)  # type: ignore[arg-type]
-        .where(Organisation.region_id == principal.org.region_id)
-    )
+    conditions: list[Any] = [Organisation.region_id == principal.org.region_id]
     if organisation_id is not None:
-        query = query.where(User.organisation_id == organisation_id)
+        conditions.append(User.organisation_id == organisation_id)
     if role is not None:
-        query = query.where(User.role == role)
+        conditions.append(User.role == role)
     if active is not None:
-        query = query.where(col(User.is_active).is_(active))
-    return list(session.exec(query.order_by(col(User.organisation_id), col(User.full_name), col(User.id))))
+        conditions.append(col(User.is_active).is_(active))
+    joined = select(User).join(Organisation, Organisation.id == User.organisation_id)  # type: ignore[arg-type]
+    query = joined.where(*conditions).order_by(col(User.organisation_id), col(User.full_name), col(User.id))
+    if limit is None:
+        found = list(session.exec(query))
+        return found, len(found)
+    total = session.exec(
+        select(func.count())
+        .select_from(User)
+        .join(Organisation, Organisation.id == User.organisation_id)  # type: ignore[arg-type]
+        .where(*conditions)
+    ).one()
+    return list(session.exec(query.offset(offset).limit(limit))), total
 
 
 def get_user(session: Session, principal: Principal, user_id: int) -> User:
