@@ -6,7 +6,7 @@ from datetime import date, datetime
 from enum import StrEnum
 
 from pydantic import ConfigDict
-from sqlalchemy import Column, String, UniqueConstraint
+from sqlalchemy import Column, Index, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
 from models.common import DbId, JsonDatetime, JsonInt, JSONType, UTCDateTime, utcnow
@@ -112,6 +112,8 @@ class PlannedService(SQLModel, table=True):
 
 class ServiceSession(SQLModel, table=True):
     __tablename__ = "service_session"
+    # A specialist's «Сегодня»: her sessions of a day, without reading every session (bench/RESULTS.md).
+    __table_args__ = (Index("ix_session_specialist_time", "specialist_id", "scheduled_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case.id", index=True)

@@ -7,11 +7,13 @@ from enum import StrEnum
 from typing import Any
 
 from pydantic import ConfigDict, field_validator
-from sqlalchemy import Column, String, UniqueConstraint
+from sqlalchemy import Column, Index, String, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from models.children import ChildIn, RepresentativeIn
 from models.common import DbId, JsonBool, JsonDate, JSONType, UTCDateTime, latest_today, utcnow
+
+AWAITING_REVIEW = text("match_status = 'awaiting_review'")
 
 
 class MatchStatus(StrEnum):
@@ -38,6 +40,14 @@ class Referral(SQLModel, table=True):
     __table_args__ = (
         # A retried submission with the same Idempotency-Key never makes a second referral.
         UniqueConstraint("created_by_org_id", "idempotency_key", name="uq_referral_idempotency"),
+        # The coordinator's «Сегодня»: the few matches waiting for her organisation's review. SQLite's
+        # statistics see only NULLs in match_reviewer_id and would skip its plain index.
+        Index(
+            "ix_referral_awaiting_review",
+            "match_reviewer_id",
+            sqlite_where=AWAITING_REVIEW,
+            postgresql_where=AWAITING_REVIEW,
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
