@@ -14,7 +14,7 @@ from sqlmodel import Session
 from flows.relay import Relay
 from models.outbox import EffectKind, Outbox
 from tests.servers import HttpSink
-from tests.test_effects import relay, settings, sink, smtp  # noqa: F401
+from tests.test_effects import _no_night, relay, settings, sink, smtp  # noqa: F401  (no night: quiet hours would hold the SMS)
 from tests.test_journey import to_ipr_implementation
 from tests.test_reminders import plan
 from tests.test_short_links import CODE, TWO_UCS2_SEGMENTS
