@@ -45,6 +45,11 @@ class Settings(BaseSettings):
     trusted_proxies: str = ""
     # SQL echo for debugging.
     echo_sql: bool = False
+    # Move what start-up made (the app, the standards, SQLAlchemy's and Jinja2's caches: ~200 000
+    # objects) out of the garbage collector's sight once the server has started: otherwise about
+    # every tenth request pays a full collection over them, ~100 ms (bench/RESULTS.md, staff pages).
+    # The tests turn it off: they make hundreds of apps in one process, and frozen objects stay.
+    freeze_gc_on_start: bool = True
     # Where links in messages point (the feedback document).
     public_url: str = "http://127.0.0.1:8000"
 

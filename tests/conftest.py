@@ -104,6 +104,7 @@ def settings(engine: Engine, tmp_path: Path) -> Settings:
         var_dir=tmp_path,
         secret_key="test-secret-key-of-sufficient-length-for-hs256",
         relay_in_serve=False,
+        freeze_gc_on_start=False,
     )
 
 

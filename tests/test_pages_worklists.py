@@ -345,6 +345,21 @@ def test_search_pages_through_the_results(world: World, monkeypatch: pytest.Monk
     assert "Таисия" in second and "Роза" not in second
 
 
+def test_a_search_with_more_matches_than_the_cap_says_more_than_and_pages_only_to_it(
+    world: World, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from api.services import children as children_service
+
+    monkeypatch.setattr(worklists, "PAGE_SIZE", 1)
+    monkeypatch.setattr(children_service, "SEARCH_COUNT_CAP", 2)
+    for name in ("Роза", "Светлана", "Таисия"):
+        world.refer(child={"first_name": name})
+    sign_in(world.client, "curator")
+    first = world.client.get("/search", params={"q": "ежикова"}).text
+    assert "Найдено: более 2" in first and "Страница 1 из 2" in first
+    assert world.client.get("/search", params={"q": "ежикова", "page": 2}).text.count("Ёжикова") >= 1
+
+
 def test_search_with_a_bad_snils_shows_the_error_summary(world: World) -> None:
     sign_in(world.client, "curator")
     page = world.client.get("/search", params={"snils": "123"})

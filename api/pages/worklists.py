@@ -463,8 +463,10 @@ def search(request: Request, principal: PageUser, session: SessionDep, audit: Pa
             for c in children
         ],
         total=total or 0,
+        total_capped=(total or 0) > children_service.SEARCH_COUNT_CAP,
+        count_cap=children_service.SEARCH_COUNT_CAP,
         page=page,
-        pages=max(((total or 0) + PAGE_SIZE - 1) // PAGE_SIZE, 1),
+        pages=max((min(total or 0, children_service.SEARCH_COUNT_CAP) + PAGE_SIZE - 1) // PAGE_SIZE, 1),
         page_url="/search?" + urlencode({k: v for k, v in (("q", q), ("snils", snils)) if v}) + "&",
         state_labels=STATE_LABELS,
         final_states=FINAL_STATES,
