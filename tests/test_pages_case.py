@@ -263,6 +263,9 @@ def test_sessions_are_planned_in_the_regions_zone_and_marked(world: World) -> No
     assert sessions[0]["scheduled_at"].startswith(f"{tomorrow.isoformat()}T07:30")  # 10:30 in Moscow
     page = world.client.get(f"/cases/{case_id}")
     assert f"{tomorrow:%d.%m.%Y} 10:30" in page.text
+    # Before its time a session is offered only to be cancelled.
+    offered = re.search(rf'id="attendance-{sessions[0]["id"]}-status".*?</select>', page.text, re.DOTALL)
+    assert offered and re.findall(r'<option value="(\w+)"', offered.group(0)) == ["cancelled"]
     answer = world.client.post(
         f"/cases/{case_id}/sessions/{sessions[0]['id']}",
         data={"csrf": csrf_of(page.text), f"attendance-{sessions[0]['id']}-status": "cancelled"},

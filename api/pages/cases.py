@@ -34,7 +34,7 @@ from core.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessabl
 from core.text import plural
 from models.cases import CONTACT_CHANNEL_LABELS, Case, ContactAttemptIn, ContactChannel
 from models.children import RELATION_LABELS
-from models.common import IdParam, today_in
+from models.common import IdParam, today_in, utcnow
 from models.consents import CONSENT_LABELS
 from models.events import ASSESSMENT_KIND_LABELS, REJECT_REASON_LABELS, AssessmentKind
 from models.outbox import DELIVERY_CHANNEL_LABELS, MESSAGE_LABELS
@@ -219,6 +219,7 @@ def _card(
         "channel_names": DELIVERY_CHANNEL_LABELS,
         "delivery_labels": DELIVERY_STATUS_LABELS,
         "sessions": sessions,
+        "now": utcnow(),
         "session_labels": SESSION_STATUS_LABELS,
         "family_labels": FAMILY_RESPONSE_LABELS,
         "attempts": attempts,
