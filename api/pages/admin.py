@@ -336,16 +336,23 @@ async def user_update(
 def user_disable_check(
     request: Request, user_id: IdParam, principal: PageUser, session: SessionDep
 ) -> HTMLResponse:
+    return _confirm_page(request, session, principal, user_id, "disable", "Отключить пользователя")
+
+
+def _confirm_page(
+    request: Request, session: Session, principal: Principal, user_id: int, action: str, title: str
+) -> HTMLResponse:
+    """The check page before a weighty change of an account (GOV.UK: confirm before a weighty submit)."""
     _admin(principal)
     user = accounts.get_user(session, principal, user_id)
     return render(
         request,
         "pages/admin/user_confirm.html",
         {
-            "title": "Отключить пользователя",
+            "title": title,
             "account": user,
             "org": session.get(Organisation, user.organisation_id),
-            "action": "disable",
+            "action": action,
             "role_labels": ROLE_LABELS,
         },
     )
@@ -384,19 +391,7 @@ async def user_enable(
 def user_password_check(
     request: Request, user_id: IdParam, principal: PageUser, session: SessionDep
 ) -> HTMLResponse:
-    _admin(principal)
-    user = accounts.get_user(session, principal, user_id)
-    return render(
-        request,
-        "pages/admin/user_confirm.html",
-        {
-            "title": "Сбросить пароль",
-            "account": user,
-            "org": session.get(Organisation, user.organisation_id),
-            "action": "password",
-            "role_labels": ROLE_LABELS,
-        },
-    )
+    return _confirm_page(request, session, principal, user_id, "password", "Сбросить пароль")
 
 
 @router.post("/admin/users/{user_id}/password", response_class=HTMLResponse)

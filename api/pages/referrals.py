@@ -18,6 +18,7 @@ from pydantic import ValidationError
 from api.deps import Principal, SessionDep
 from api.errors import validation_errors
 from api.pages.web import Form, PageAuditDep, PageUser, read_form, redirect, render, require_roles
+from api.routes.referrals import feedback_pdf
 from api.services import disclosure
 from api.services import referrals as service
 from core.errors import Unprocessable
@@ -319,10 +320,4 @@ def referral_page(
 def feedback_document(
     referral_id: IdParam, principal: PageUser, session: SessionDep, audit: PageAuditDep
 ) -> Response:
-    referral, pdf = service.feedback_document(session, principal, referral_id)
-    audit("read", "feedback", referral.id, referral.child_id)
-    return Response(
-        pdf,
-        media_type="application/pdf",
-        headers={"Content-Disposition": f'inline; filename="feedback-{referral.id}.pdf"'},
-    )
+    return feedback_pdf(session, principal, audit, referral_id)

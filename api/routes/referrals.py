@@ -3,8 +3,9 @@ from __future__ import annotations
 from typing import Annotated
 
 from fastapi import APIRouter, Header, Query, Response
+from sqlmodel import Session
 
-from api.deps import AuditDep, CurrentUser, SessionDep
+from api.deps import Audit, AuditDep, CurrentUser, Principal, SessionDep
 from api.openapi import responses
 from api.services import referrals as service
 from models.common import INT32_MAX, IdParam
@@ -121,6 +122,11 @@ def decide_match(
 def get_feedback(
     referral_id: IdParam, principal: CurrentUser, session: SessionDep, audit: AuditDep
 ) -> Response:
+    return feedback_pdf(session, principal, audit, referral_id)
+
+
+def feedback_pdf(session: Session, principal: Principal, audit: Audit, referral_id: int) -> Response:
+    """The feedback document as the API and the referral's page both answer it."""
     referral, pdf = service.feedback_document(session, principal, referral_id)
     audit("read", "feedback", referral.id, referral.child_id)
     return Response(
