@@ -94,7 +94,8 @@ def users_list(
         "role": _choice(params.get("role"), {role.value for role in Role}),
         "active": _choice(params.get("active"), {"yes", "no"}),
     }
-    page = int(raw) if (raw := params.get("page", "1")).isdigit() and 0 < int(raw) < 100_000 else 1
+    raw = params.get("page", "1")
+    page = int(raw) if raw.isascii() and raw.isdigit() and 0 < int(raw) < 100_000 else 1
     found, total = accounts.list_users(
         session,
         principal,
@@ -183,7 +184,9 @@ async def user_create(
     ):
         if not values[name]:
             errors[name] = label
-    if values["organisation_id"] and not values["organisation_id"].isdigit():
+    if values["organisation_id"] and not (
+        values["organisation_id"].isascii() and values["organisation_id"].isdigit()
+    ):
         errors["organisation_id"] = "Выберите организацию"
     body: accounts.UserCreate | None = None
     if not errors:

@@ -395,6 +395,11 @@ def dashboard_cases_xlsx(
             ]
         )
         sheet.cell(row=row, column=7).number_format = "DD.MM.YYYY"
+        # Names come from referrers and administrators: one starting with "=" is text, not a formula
+        # (openpyxl writes such a string as a formula, and a spreadsheet would run it).
+        for column in range(2, 7):
+            if (cell := sheet.cell(row=row, column=column)).data_type == "f":
+                cell.data_type = "s"
     if found.total > len(found.items):
         sheet.append([])
         sheet.append([f"Показаны первые {len(found.items)} из {found.total}; сузьте отбор."])

