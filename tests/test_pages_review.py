@@ -218,3 +218,24 @@ def test_a_child_name_that_looks_like_a_formula_is_text_in_the_xlsx(world: World
     assert sheet is not None
     row = next(r for r in sheet.iter_rows(min_row=2) if r[0].value == case_id)
     assert row[1].data_type == "s" and str(row[1].value).startswith(formula)
+
+
+def test_superscript_digits_in_the_session_form_and_referral_form_are_refused_not_a_500(world: World) -> None:
+    case_id = to_ipr_implementation(world)
+    sign_in(world.client, "curator")
+    token = csrf_of(world.client.get(f"/cases/{case_id}").text)
+    planned = world.client.post(
+        f"/cases/{case_id}/sessions",
+        data={
+            "csrf": token,
+            "session-service": "planned:²",
+            "session-date": "2026-12-02",
+            "session-time": "10:00",
+        },
+    )
+    assert planned.status_code == 422 and "Выберите услугу" in planned.text
+    world.client.cookies.clear()
+    sign_in(world.client, "referrer")
+    token = csrf_of(world.client.get("/referrals/new").text)
+    referred = world.client.post("/referrals/new", data={"csrf": token, "provider_id": "²"})
+    assert referred.status_code == 422

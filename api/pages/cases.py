@@ -504,7 +504,7 @@ async def plan_session(
     region = region_of(session, case)
     choice = form.get("session-service")
     body: dict[str, Any] = {"form": form.get("session-form") or ServiceForm.in_person.value}
-    if choice.startswith("planned:") and choice[8:].isdigit() and len(choice) < 18:
+    if choice.startswith("planned:") and choice[8:].isascii() and choice[8:].isdigit() and len(choice) < 18:
         ipr = programmes.current_ipr(session, principal, case)
         planned = next((p for p in (ipr.services if ipr else []) if p.id == int(choice[8:])), None)
         if planned is None:

@@ -100,7 +100,9 @@ def _body(form: Form, principal: Principal) -> dict[str, Any]:
         name: value for name in ("date", "document_ref") if (value := text(f"consent_personal_data.{name}"))
     }
     body: dict[str, Any] = {
-        "provider_id": int(provider) if provider.isdigit() and len(provider) < 10 else provider or None,
+        "provider_id": int(provider)
+        if provider.isascii() and provider.isdigit() and len(provider) < 10
+        else provider or None,
         "child": child,
         "representatives": representatives,
         "criteria": form.getlist("criteria"),
