@@ -8,7 +8,11 @@ import re
 
 from openpyxl import load_workbook
 from sqlalchemy import Engine
+from sqlmodel import select
 
+from api.pages import admin, auth, cases, referrals, worklists
+from core.db import session_scope
+from models.audit import AuditLog
 from tests.test_journey import to_ipr_implementation, to_need_determination
 from tests.test_pages_auth import csrf_of, sign_in
 from tests.test_pages_worklists import make_overdue
@@ -239,3 +243,73 @@ def test_superscript_digits_in_the_session_form_and_referral_form_are_refused_no
     token = csrf_of(world.client.get("/referrals/new").text)
     referred = world.client.post("/referrals/new", data={"csrf": token, "provider_id": "²"})
     assert referred.status_code == 422
+
+
+def test_a_referral_to_another_regions_provider_or_a_non_provider_is_refused_by_both_forms(
+    world: World,
+) -> None:
+    from tests.test_pages_referrals import form_data, hidden_fields
+
+    sign_in(world.client, "referrer")
+    csrf = csrf_of(world.client.get("/referrals/new").text)
+    ok = world.client.post("/referrals/new", data=form_data(world, csrf))
+    for org in ("b_provider", "health", "rrmc"):
+        provider = str(world.org_ids[org])
+        check = world.client.post("/referrals/new", data=form_data(world, csrf, provider_id=provider))
+        assert check.status_code == 422
+        fields = {**hidden_fields(ok.text), "provider_id": provider}
+        sent = world.client.post("/referrals/new/confirm", data=fields, follow_redirects=False)
+        assert sent.status_code == 422
+    odd = {
+        "child.birth_date": "0001-01-01",
+        "referral_date": "99999-01-01",
+        "consent_personal_data.date": "0000-01-01",
+    }
+    assert world.client.post("/referrals/new", data=form_data(world, csrf, **odd)).status_code == 422
+
+
+def test_another_providers_case_page_is_a_404_with_a_refused_audit_row(world: World, engine: Engine) -> None:
+    case_id = to_need_determination(world)
+    sign_in(world.client, "curator2")
+    assert world.client.get(f"/cases/{case_id}").status_code == 404
+    with session_scope(engine) as session:
+        rows = session.exec(select(AuditLog).where(AuditLog.action == "refused")).all()
+    assert [(r.entity, r.entity_id, r.status, r.user_id) for r in rows] == [
+        ("case", case_id, 404, world.user_ids["curator2"])
+    ]
+
+
+def test_every_page_post_without_the_csrf_token_is_refused_and_a_post_to_a_get_page_is_405(
+    world: World,
+) -> None:
+    from fastapi.routing import APIRoute
+
+    case_id = to_need_determination(world)
+    ids = {
+        "case_id": str(case_id),
+        "event": "accept",
+        "session_id": "1",
+        "user_id": str(world.user_ids["curator"]),
+        "org_id": str(world.provider_id),
+        "referral_id": "1",
+    }
+    posts: list[str] = []
+    gets: list[str] = []
+    routes = [r for m in (admin, auth, cases, referrals, worklists) for r in m.router.routes]
+    for route in routes:
+        if not isinstance(route, APIRoute):
+            continue
+        path = route.path.format(**ids)
+        (posts if "POST" in (route.methods or set()) else gets).append(path)
+    assert len(posts) > 10
+    for who in ("admin", "coordinator"):
+        world.client.cookies.clear()
+        sign_in(world.client, who)
+        for path in posts:
+            if path == "/login":
+                continue
+            answer = world.client.post(path, data={"version": "1"}, follow_redirects=False)
+            assert answer.status_code in (403, 404), (who, path)
+        for path in gets:
+            if path not in posts:
+                assert world.client.post(path, follow_redirects=False).status_code == 405, path
