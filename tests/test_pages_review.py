@@ -13,6 +13,7 @@ from sqlmodel import select
 from api.pages import admin, auth, cases, referrals, worklists
 from core.db import session_scope
 from models.audit import AuditLog
+from models.users import User
 from tests.test_journey import to_ipr_implementation, to_need_determination
 from tests.test_pages_auth import csrf_of, sign_in
 from tests.test_pages_worklists import make_overdue
@@ -313,3 +314,73 @@ def test_every_page_post_without_the_csrf_token_is_refused_and_a_post_to_a_get_p
         for path in gets:
             if path not in posts:
                 assert world.client.post(path, follow_redirects=False).status_code == 405, path
+
+
+def test_an_admin_cannot_create_a_user_in_another_regions_organisation(world: World, engine: Engine) -> None:
+    sign_in(world.client, "admin")
+    token = csrf_of(world.client.get("/admin/users/new").text)
+    answer = world.client.post(
+        "/admin/users/new",
+        data={
+            "csrf": token,
+            "login": "intruder",
+            "full_name": "Иванов Иван Иванович",
+            "email": "intruder@example.org",
+            "role": "curator",
+            "organisation_id": str(world.org_ids["b_provider"]),
+        },
+    )
+    assert answer.status_code == 422
+    with session_scope(engine) as session:
+        assert session.exec(select(User).where(User.login == "intruder")).first() is None
+
+
+def test_a_curator_of_another_provider_cannot_be_given_a_case_through_either_form(world: World) -> None:
+    case_id = int(world.refer()["case_id"])
+    sign_in(world.client, "coordinator")
+    page = world.client.get(f"/cases/{case_id}").text
+    token = csrf_of(page)
+    version = re.search(r'name="version" value="(\d+)"', page)
+    assert version is not None
+    other = str(world.user_ids["curator2"])
+    accept = world.client.post(
+        f"/cases/{case_id}/events/accept",
+        data={"csrf": token, "version": version.group(1), "accept-curator_id": other},
+    )
+    assert accept.status_code in (409, 422)
+    assigned = world.client.post(
+        f"/cases/{case_id}/curator",
+        data={"csrf": token, "version": version.group(1), "curator-curator_id": other},
+    )
+    assert assigned.status_code in (409, 422)
+    assert world.case(case_id, who="coordinator")["curator_id"] is None
+
+
+def test_the_ipr_editor_with_odd_values_answers_422_never_a_500(world: World) -> None:
+    case_id = to_need_determination(world)
+    world.advance(
+        case_id, "determine_need", {"outcome": "ipr", "conclusion": "Нужна ИПРП"}, who="coordinator"
+    )
+    sign_in(world.client, "curator")
+    page = world.client.get(f"/cases/{case_id}").text
+    token = csrf_of(page)
+    version = re.search(r'name="version" value="(\d+)"', page)
+    assert version is not None
+    base = {"csrf": token, "version": version.group(1), "approve_ipr-goals": "Цель\r\n\r\n" + "ё" * 5000}
+    odd_rows: list[dict[str, str]] = [
+        {"approve_ipr-service-0": "zzz", "approve_ipr-count-0": "0", "approve_ipr-minutes-0": "999999999"},
+        {"approve_ipr-service-0": "x" * 3000, "approve_ipr-role-0": "zzz", "approve_ipr-form-0": "zzz"},
+        {"approve_ipr-count-3": "1", "approve_ipr-minutes-3": "²"},
+    ]
+    for dates in (("0001-01-01", "9999-12-31"), ("99999-01-01", "0000-01-01"), ("2026-12-31", "2026-01-01")):
+        for row in odd_rows:
+            data = {
+                **base,
+                **row,
+                "approve_ipr-period_start": dates[0],
+                "approve_ipr-period_end": dates[1],
+                "approve_ipr-agreed": "yes",
+                "approve_ipr-agreement_date": dates[1],
+            }
+            answer = world.client.post(f"/cases/{case_id}/events/approve_ipr", data=data)
+            assert answer.status_code in (409, 422), (dates, row)
