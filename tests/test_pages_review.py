@@ -384,3 +384,35 @@ def test_the_ipr_editor_with_odd_values_answers_422_never_a_500(world: World) ->
             }
             answer = world.client.post(f"/cases/{case_id}/events/approve_ipr", data=data)
             assert answer.status_code in (409, 422), (dates, row)
+
+
+def test_login_dashboard_search_and_xlsx_with_odd_input_are_never_a_500(world: World) -> None:
+    c = world.client
+    for data in (
+        {"login": "curator\x00", "password": "demo"},
+        {"login": "x" * 100_000, "password": "y" * 100_000},
+        {"login": "curator", "password": "demo", "next": "//example.org"},
+        {},
+    ):
+        answer = c.post("/login", data=data, follow_redirects=False)
+        assert answer.status_code < 500, data
+        assert "example.org" not in answer.headers.get("location", "")
+    assert c.get("/login?next=" + "x" * 600).status_code < 500
+    sign_in(c, "rrmc")
+    for url in (
+        "/dashboard/cases?status=zzz",
+        "/dashboard/cases?state=zzz",
+        "/dashboard/cases?step=" + "x" * 100,
+        "/dashboard/cases?step=zzz&curator=none&org=99999999999",
+        "/dashboard/cases?page=99999999999",
+        "/dashboard/cases?page=999999999",
+        "/dashboard/cases.xlsx?status=soon&step=zzz&state=completed",
+        "/dashboard/cases.xlsx?curator=%C2%B2",
+        "/search?q=" + "я" * 201,
+        "/search?q=%25%25&page=999999999",
+        "/search?snils=123-456-789%2000",
+        "/search?q=%20%20",
+        "/referrals?page=999999999",
+        "/stats?x=%00",
+    ):
+        assert c.get(url).status_code < 500, url
