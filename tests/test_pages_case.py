@@ -474,3 +474,13 @@ def test_the_card_shows_the_child_as_the_api_shows_it_to_the_same_role(world: Wo
         assert ("***-***-***" in (snils or "")) == (who == "specialist")
         for rep in shown["representatives"]:
             assert rep["full_name"] in html and (rep["phone"] or "") in html
+
+
+def test_the_card_is_audited_as_each_thing_it_shows(world: World, engine: Engine) -> None:
+    case_id = to_need_determination(world)
+    child_id = world.case(case_id)["child_id"]
+    sign_in(world.client, "curator")
+    assert world.client.get(f"/cases/{case_id}").status_code == 200
+    rows = [r for r in audit_rows(engine, action="read") if r.path == f"GET /cases/{case_id}"]
+    assert {r.entity for r in rows} == {"case", "child", "consent", "session", "contact_attempt", "ipr"}
+    assert all(r.child_id == child_id for r in rows)

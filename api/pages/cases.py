@@ -22,7 +22,7 @@ from sqlmodel import Session
 from api.deps import Principal, SessionDep
 from api.errors import validation_errors
 from api.pages.journey_svg import journey_svg
-from api.pages.web import Form, PageAuditDep, PageUser, read_form, redirect, region_zone, render
+from api.pages.web import Form, PageAudit, PageAuditDep, PageUser, read_form, redirect, region_zone, render
 from api.scoping import get_case
 from api.services import attendance, contacts, programmes
 from api.services import cases as service
@@ -269,6 +269,13 @@ def _page(
     return render(request, "pages/cases/case.html", context, problems.status if problems else 200)
 
 
+def _audit_card(audit: PageAudit, case: Case) -> None:
+    """The card shows what six API reads show (case, child, consents, sessions, contact attempts,
+    ИПРП): a read row for each kind, keyed by the case (the child's by the child), like the API's."""
+    for entity in ("case", "child", "consent", "session", "contact_attempt", "ipr"):
+        audit("read", entity, case.child_id if entity == "child" else case.id, case.child_id)
+
+
 @router.get("/cases/{case_id}", response_class=HTMLResponse)
 def case_page(
     request: Request,
@@ -279,7 +286,7 @@ def case_page(
     done: str | None = Query(default=None, max_length=40),
 ) -> HTMLResponse:
     case = _visible_case(session, principal, case_id)
-    audit("read", "case", case.id, case.child_id)
+    _audit_card(audit, case)
     return _page(request, session, principal, case, notice=DONE.get(done or ""))
 
 
@@ -419,7 +426,7 @@ async def fire_event(
     version = _version(form)
     given = _event_input(event, form, problems)
     if problems.errors:
-        audit("read", "case", case.id, case.child_id)
+        _audit_card(audit, case)
         return _page(request, session, principal, case, problems)
     savepoint = session.begin_nested()
     try:
@@ -429,14 +436,14 @@ async def fire_event(
     except StaleVersion:
         savepoint.rollback()
         session.refresh(case)
-        audit("read", "case", case.id, case.child_id)
+        _audit_card(audit, case)
         stale = Problems(status=409, message=STALE)
         return _page(request, session, principal, case, stale)
     except PayloadInvalid as invalid:
         savepoint.rollback()
         for error in validation_errors(invalid.error.errors()):
             problems.errors.setdefault(_field_id(event, error["field"], given.service_rows), error["message"])
-        audit("read", "case", case.id, case.child_id)
+        _audit_card(audit, case)
         return _page(request, session, principal, case, problems)
     except (Conflict, Unprocessable) as refused:
         savepoint.rollback()
@@ -445,7 +452,7 @@ async def fire_event(
         problems.errors[_field_id(event, refused.field, given.service_rows)] = refused.message
         if isinstance(refused, Conflict):
             problems.message = refused.message
-        audit("read", "case", case.id, case.child_id)
+        _audit_card(audit, case)
         return _page(request, session, principal, case, problems)
     savepoint.commit()
     audit("transition", "case", case.id, case.child_id)
@@ -489,7 +496,7 @@ def _refused(
     target = fields.get(error.field, fields.get(None, f"form-{problems.form}"))
     problems.errors[target] = error.message
     problems.status = error.status_code if error.status_code in (409, 422) else 422
-    audit("read", "case", case.id, case.child_id)
+    _audit_card(audit, case)
     return _page(request, session, principal, case, problems)
 
 
@@ -522,7 +529,7 @@ async def plan_session(
     if minutes is not None:
         body["duration_minutes"] = minutes
     if problems.errors or at is None:
-        audit("read", "case", case.id, case.child_id)
+        _audit_card(audit, case)
         return _page(request, session, principal, case, problems)
     body["scheduled_at"] = at
     fields = {
@@ -538,7 +545,7 @@ async def plan_session(
     except ValidationError as invalid:
         for error in validation_errors(invalid.errors()):
             problems.errors.setdefault(fields.get(error["field"], "session-service"), error["message"])
-        audit("read", "case", case.id, case.child_id)
+        _audit_card(audit, case)
         return _page(request, session, principal, case, problems)
     savepoint = session.begin_nested()
     try:
@@ -576,7 +583,7 @@ async def mark_session(
         )
     except ValidationError:
         problems.errors[f"{prefix}-status"] = "Выберите итог занятия"
-        audit("read", "case", case.id, case.child_id)
+        _audit_card(audit, case)
         return _page(request, session, principal, case, problems)
     savepoint = session.begin_nested()
     try:
@@ -611,7 +618,7 @@ async def add_contact_attempt(
         None: "contact-date",
     }
     if problems.errors or at is None:
-        audit("read", "case", case.id, case.child_id)
+        _audit_card(audit, case)
         return _page(request, session, principal, case, problems)
     try:
         body = ContactAttemptIn.model_validate(
@@ -625,7 +632,7 @@ async def add_contact_attempt(
     except ValidationError as invalid:
         for error in validation_errors(invalid.errors()):
             problems.errors.setdefault(fields.get(error["field"], "contact-date"), error["message"])
-        audit("read", "case", case.id, case.child_id)
+        _audit_card(audit, case)
         return _page(request, session, principal, case, problems)
     try:
         row = contacts.add_contact_attempt(session, principal, case, body)
@@ -648,7 +655,7 @@ async def assign_curator(
     if curator_id is None and "curator-curator_id" not in problems.errors:
         problems.errors["curator-curator_id"] = "Выберите куратора"
     if problems.errors:
-        audit("read", "case", case.id, case.child_id)
+        _audit_card(audit, case)
         return _page(request, session, principal, case, problems)
     savepoint = session.begin_nested()
     try:
@@ -656,7 +663,7 @@ async def assign_curator(
     except StaleVersion:
         savepoint.rollback()
         session.refresh(case)
-        audit("read", "case", case.id, case.child_id)
+        _audit_card(audit, case)
         return _page(request, session, principal, case, Problems(status=409, message=STALE))
     except (Conflict, Unprocessable) as refused:
         savepoint.rollback()
