@@ -19,7 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from openpyxl import Workbook
 from openpyxl.styles import Font
-from sqlmodel import Session, select
+from sqlmodel import Session
 
 from api.deps import Principal, SessionDep
 from api.pages.web import PageAuditDep, PageUser, region_zone, render, require_roles
@@ -33,8 +33,7 @@ from api.services.overdue import OverdueFilter
 from core.errors import Unprocessable
 from models.children import full_name
 from models.common import utcnow
-from models.organisations import Organisation
-from models.users import Role, User
+from models.users import Role
 from statemachines import FINAL_STATES, STATE_LABELS
 
 router = APIRouter(include_in_schema=False)
@@ -297,27 +296,12 @@ def _cached(
 
 def _names(session: Session, principal: Principal, wanted: DashboardQuery) -> dict[str, str]:
     """What the filters name, for the page's heading (ids of the caller's scope only)."""
-    names: dict[str, str] = {}
-    if wanted.org is not None:
-        org = session.get(Organisation, wanted.org)
-        if org and org.region_id == principal.org.region_id:
-            names["org"] = org.name
-    if wanted.curator is not None:
-        user = session.exec(select(User).where(User.id == wanted.curator)).first()
-        if user and user.organisation_id in _scope_orgs(session, principal):
-            names["curator"] = user.full_name
+    names = overdue_service.filter_names(session, principal, wanted.org, wanted.curator)
     if wanted.no_curator:
         names["curator"] = "без куратора"
     if wanted.state is not None:
         names["state"] = STATE_LABELS[wanted.state]
     return names
-
-
-def _scope_orgs(session: Session, principal: Principal) -> set[int]:
-    if principal.is_regional_supervisor:
-        found = session.exec(select(Organisation.id).where(Organisation.region_id == principal.org.region_id))
-        return {i for i in found if i is not None}
-    return {principal.org.id or 0}
 
 
 @router.get("/dashboard/cases", response_class=HTMLResponse)

@@ -249,3 +249,30 @@ def weekly_overdue(
         )
         for i in range(weeks)
     ]
+
+
+def filter_names(
+    session: Session, principal: Principal, org_id: int | None, curator_id: int | None
+) -> dict[str, str]:
+    """The names of the organisation and the curator a dashboard filter gives, when they are in the
+    caller's scope (the provider's head: her own; the region's supervisor: the region's)."""
+    orgs = (
+        {
+            i
+            for i in session.exec(
+                select(Organisation.id).where(Organisation.region_id == principal.org.region_id)
+            )
+        }
+        if principal.is_regional_supervisor
+        else {principal.org.id}
+    )
+    names: dict[str, str] = {}
+    if org_id is not None and org_id in orgs:
+        org = session.get(Organisation, org_id)
+        if org is not None:
+            names["org"] = org.name
+    if curator_id is not None:
+        user = session.get(User, curator_id)
+        if user is not None and user.organisation_id in orgs:
+            names["curator"] = user.full_name
+    return names
