@@ -1,4 +1,7 @@
-"""deliveries and programmes
+"""deliveries and programmes: no schema change in the end
+
+Reserved for skipped deliveries' text and the ИПРП API, which needed no new column (Delivery had
+`subject` and `text` already). Kept so that databases already at 0010 or 0011 upgrade as before.
 
 Revision ID: 0010
 Revises: 0009
