@@ -276,6 +276,14 @@ def _audit_card(audit: PageAudit, case: Case) -> None:
         audit("read", entity, case.child_id if entity == "child" else case.id, case.child_id)
 
 
+def _again(
+    request: Request, session: Session, principal: Principal, case: Case, problems: Problems, audit: PageAudit
+) -> HTMLResponse:
+    """The card again with what was wrong in the form: a read of the card, audited as one."""
+    _audit_card(audit, case)
+    return _page(request, session, principal, case, problems)
+
+
 @router.get("/cases/{case_id}", response_class=HTMLResponse)
 def case_page(
     request: Request,
@@ -426,8 +434,7 @@ async def fire_event(
     version = _version(form)
     given = _event_input(event, form, problems)
     if problems.errors:
-        _audit_card(audit, case)
-        return _page(request, session, principal, case, problems)
+        return _again(request, session, principal, case, problems, audit)
     savepoint = session.begin_nested()
     try:
         service.fire_event(
@@ -436,15 +443,12 @@ async def fire_event(
     except StaleVersion:
         savepoint.rollback()
         session.refresh(case)
-        _audit_card(audit, case)
-        stale = Problems(status=409, message=STALE)
-        return _page(request, session, principal, case, stale)
+        return _again(request, session, principal, case, Problems(status=409, message=STALE), audit)
     except PayloadInvalid as invalid:
         savepoint.rollback()
         for error in validation_errors(invalid.error.errors()):
             problems.errors.setdefault(_field_id(event, error["field"], given.service_rows), error["message"])
-        _audit_card(audit, case)
-        return _page(request, session, principal, case, problems)
+        return _again(request, session, principal, case, problems, audit)
     except (Conflict, Unprocessable) as refused:
         savepoint.rollback()
         session.refresh(case)
@@ -452,8 +456,7 @@ async def fire_event(
         problems.errors[_field_id(event, refused.field, given.service_rows)] = refused.message
         if isinstance(refused, Conflict):
             problems.message = refused.message
-        _audit_card(audit, case)
-        return _page(request, session, principal, case, problems)
+        return _again(request, session, principal, case, problems, audit)
     savepoint.commit()
     audit("transition", "case", case.id, case.child_id)
     return redirect(f"/cases/{case.id}?done={event}")
@@ -496,8 +499,7 @@ def _refused(
     target = fields.get(error.field, fields.get(None, f"form-{problems.form}"))
     problems.errors[target] = error.message
     problems.status = error.status_code if error.status_code in (409, 422) else 422
-    _audit_card(audit, case)
-    return _page(request, session, principal, case, problems)
+    return _again(request, session, principal, case, problems, audit)
 
 
 @router.post("/cases/{case_id}/sessions", response_class=HTMLResponse)
@@ -529,8 +531,7 @@ async def plan_session(
     if minutes is not None:
         body["duration_minutes"] = minutes
     if problems.errors or at is None:
-        _audit_card(audit, case)
-        return _page(request, session, principal, case, problems)
+        return _again(request, session, principal, case, problems, audit)
     body["scheduled_at"] = at
     fields = {
         "service_code": "session-service",
@@ -545,8 +546,7 @@ async def plan_session(
     except ValidationError as invalid:
         for error in validation_errors(invalid.errors()):
             problems.errors.setdefault(fields.get(error["field"], "session-service"), error["message"])
-        _audit_card(audit, case)
-        return _page(request, session, principal, case, problems)
+        return _again(request, session, principal, case, problems, audit)
     savepoint = session.begin_nested()
     try:
         row = attendance.plan_session(session, principal, case, parsed)
@@ -583,8 +583,7 @@ async def mark_session(
         )
     except ValidationError:
         problems.errors[f"{prefix}-status"] = "Выберите итог занятия"
-        _audit_card(audit, case)
-        return _page(request, session, principal, case, problems)
+        return _again(request, session, principal, case, problems, audit)
     savepoint = session.begin_nested()
     try:
         row = attendance.update_session(session, principal, case, session_id, body)
@@ -618,8 +617,7 @@ async def add_contact_attempt(
         None: "contact-date",
     }
     if problems.errors or at is None:
-        _audit_card(audit, case)
-        return _page(request, session, principal, case, problems)
+        return _again(request, session, principal, case, problems, audit)
     try:
         body = ContactAttemptIn.model_validate(
             {
@@ -632,8 +630,7 @@ async def add_contact_attempt(
     except ValidationError as invalid:
         for error in validation_errors(invalid.errors()):
             problems.errors.setdefault(fields.get(error["field"], "contact-date"), error["message"])
-        _audit_card(audit, case)
-        return _page(request, session, principal, case, problems)
+        return _again(request, session, principal, case, problems, audit)
     try:
         row = contacts.add_contact_attempt(session, principal, case, body)
     except (Conflict, Unprocessable) as refused:
@@ -655,16 +652,14 @@ async def assign_curator(
     if curator_id is None and "curator-curator_id" not in problems.errors:
         problems.errors["curator-curator_id"] = "Выберите куратора"
     if problems.errors:
-        _audit_card(audit, case)
-        return _page(request, session, principal, case, problems)
+        return _again(request, session, principal, case, problems, audit)
     savepoint = session.begin_nested()
     try:
         service.assign_curator(session, principal, case, curator_id, version)
     except StaleVersion:
         savepoint.rollback()
         session.refresh(case)
-        _audit_card(audit, case)
-        return _page(request, session, principal, case, Problems(status=409, message=STALE))
+        return _again(request, session, principal, case, Problems(status=409, message=STALE), audit)
     except (Conflict, Unprocessable) as refused:
         savepoint.rollback()
         fields: dict[str | None, str] = {None: "curator-curator_id"}
