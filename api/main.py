@@ -19,13 +19,17 @@ from api.routes import (
     auth,
     cases,
     children,
+    enrolments,
     family,
     journey,
     organisations,
     overdue,
     referrals,
+    routings,
     sessions,
     stats,
+    teams,
+    transfers,
     users,
 )
 from api.security import LoginThrottle
@@ -82,7 +86,9 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     docs.install(app)
 
     api = APIRouter(prefix=API_PREFIX)
-    for module in (auth, users, journey, organisations, referrals, children, cases, sessions, overdue, stats):
+    routers = (auth, users, journey, organisations, referrals, children, cases, sessions, overdue, stats)
+    workflows = (transfers, routings, teams, enrolments)
+    for module in (*routers, *workflows):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(family.router)

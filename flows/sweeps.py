@@ -31,6 +31,7 @@ from standards import Standard, load_standard
 from statemachines import fire
 from statemachines.effects import effect_rows
 from statemachines.fire import events_from
+from statemachines.workflows import expire_workflow
 
 log = logging.getLogger("earlyhelp.sweeps")
 BATCH = 2000
@@ -123,6 +124,11 @@ def _expire(engine: Engine, now: datetime, report: SweepReport) -> None:
         rows: list[dict[str, object]] = []
         for d_id, case_id, action, event in claimed:
             trigger = "deadline_escalate"
+            if action == "expire":
+                # A workflow's deadline (statemachines/workflows.py): its own expiry step, which
+                # writes its own effects.
+                expire_workflow(session, d_id, now)
+                continue
             if action == "fire_event" and event and _fire_timer_event(session, case_id, event, now, report):
                 continue
             if action == "remind_family":

@@ -133,6 +133,7 @@ class Known:
             Organisation,
             [c.provider_id for c in cases.values()]
             + [p.get("destination_org_id") for p in payloads]
+            + [r.context.get("org_id") for r in rows]
             + [ref.referring_org_id for ref in referrals.values()],
         )
         children = _by_id(session, Child, (c.child_id for c in cases.values()))
@@ -326,6 +327,9 @@ def _resolve(row: Outbox, known: Known, settings: Settings, codes: dict[int, str
         "referral_date": f"{referral.referral_date:%d.%m.%Y}" if referral else "",
         "document_url": f"{public_url}/api/v1/referrals/{referral.id}/feedback" if referral else "",
     }
+    # A workflow's own template variables (a routing's purpose, a consilium's time...): plain
+    # strings, chosen by the service that wrote the row, never free text about the child's health.
+    context |= {str(k): str(v) for k, v in (row.context.get("vars") or {}).items() if k not in context}
     if row.template == "referral_rejected" and payload.get("reason_code"):
         from flows.documents import _reject_reason
 
@@ -358,6 +362,14 @@ def _resolve(row: Outbox, known: Known, settings: Settings, codes: dict[int, str
             heads = known.supervisors.get(provider.id or 0, [])
             targets = [Target(h.full_name, "email", h.email or "") for h in heads] or _org_targets(
                 provider, provider.name
+            )
+        elif to == "org":
+            # A workflow's organisation (statemachines/workflows.py): the context names it.
+            org = known.organisations.get(row.context.get("org_id") or 0)
+            targets = (
+                _org_targets(org, org.name)
+                if org is not None
+                else [Target("организация", "none", "-", blocked="организация не найдена")]
             )
         elif to == "destination":
             org = known.organisations.get(payload.get("destination_org_id") or 0)

@@ -85,6 +85,44 @@ class TimerDef(_Strict):
         return self
 
 
+class WorkflowTimerDef(_Strict):
+    """A deadline of a workflow beside the journey (statemachines/workflows.py): it runs from the
+    workflow object's creation, is not paused when the case is suspended, and is stored as a
+    Deadline whose timer is "<workflow>.<name>"."""
+
+    name: str = Field(min_length=1, max_length=32)
+    label: str = Field(min_length=1)
+    duration: int = Field(ge=0)
+    unit: Literal["working_days", "calendar_days", "months"]
+    warn_before: int = Field(default=0, ge=0)
+    on_expiry: Literal["escalate", "expire"] = "escalate"
+    # core.workdays.due_dates reads it; a workflow's timer counts from its start.
+    minus_days: int = 0
+
+    def deadline_name(self, workflow: str) -> str:
+        return f"{workflow}.{self.name}"
+
+
+class TransferRules(_Strict):
+    # The receiving provider answers a transfer request within this.
+    answer: WorkflowTimerDef
+
+
+class RoutingRules(_Strict):
+    # The organisation a family is routed to answers (or the curator records the outcome) within this.
+    answer: WorkflowTimerDef
+
+
+class ConsiliumRules(_Strict):
+    pass
+
+
+class WorkflowRules(_Strict):
+    transfer: TransferRules
+    routing: RoutingRules
+    consilium: ConsiliumRules = ConsiliumRules()
+
+
 class CalendarDef(_Strict):
     working_weekends: list[date] = []
     extra_days_off: list[date] = []
@@ -119,6 +157,7 @@ class Standard(_Strict):
     quiet_hours: QuietHours
     reminders: ReminderRules
     timers: list[TimerDef]
+    workflows: WorkflowRules
 
     @model_validator(mode="after")
     def _services_name_known_roles(self) -> Standard:
@@ -155,6 +194,13 @@ class Standard(_Strict):
 
     def timer(self, name: str) -> TimerDef | None:
         return next((t for t in self.timers if t.name == name), None)
+
+    def workflow_timer(self, deadline_name: str) -> WorkflowTimerDef | None:
+        """The workflow timer of a Deadline named "<workflow>.<name>" (None for the journey's own)."""
+        workflow, _, name = deadline_name.partition(".")
+        rules = getattr(self.workflows, workflow, None) if name else None
+        found = getattr(rules, name, None) if rules is not None else None
+        return found if isinstance(found, WorkflowTimerDef) else None
 
     def criterion_codes(self) -> set[str]:
         return {c.code for c in self.criteria}

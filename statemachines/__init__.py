@@ -12,6 +12,9 @@ from statemachines.fire import (
 )
 from statemachines.journey import EVENTS, FINAL_STATES, STATE_LABELS, STATES
 
+# The workflows beside the journey register themselves (statemachines/workflows.py).
+from statemachines import transfer, routing, consilium  # noqa: F401  isort: skip
+
 __all__ = [
     "EVENTS",
     "FINAL_STATES",

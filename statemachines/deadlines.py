@@ -14,6 +14,7 @@ from models.children import Child
 from models.deadlines import Deadline, DeadlineStatus
 from models.referrals import Referral
 from standards import Standard, TimerDef
+from statemachines.journey import FINAL_STATES
 
 ENDINGS_THAT_CANCEL = {"declined", "lost_contact", "rejected"}
 
@@ -72,6 +73,16 @@ def on_transition(
             select(Deadline).where(Deadline.case_id == case.id, Deadline.status == DeadlineStatus.open)
         )
     )
+    # A workflow's deadline ("transfer.answer", "routing.answer") runs beside the journey: neither
+    # paused nor closed by its steps; only the end of the case ends it.
+    workflow_rows = [row for row in open_rows if "." in row.timer]
+    open_rows = [row for row in open_rows if "." not in row.timer]
+    if dest in FINAL_STATES:
+        for row in workflow_rows:
+            row.status = DeadlineStatus.cancelled
+            row.closed_at = now
+            row.paused_at = None
+            session.add(row)
     if dest == "suspended":
         for row in open_rows:
             row.paused_at = now

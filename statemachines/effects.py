@@ -25,8 +25,9 @@ class Effect:
     kind: EffectKind
     template: str
     # notify_organisation only: "provider" (its intake), "destination" (the receiving
-    # pre-school), "curator", "curator_or_provider", or "supervisors" (the provider's head, else
-    # the provider).
+    # pre-school), "curator", "curator_or_provider", "supervisors" (the provider's head, else
+    # the provider), or "org": the organisation whose id is the context's `org_id` (the workflows:
+    # a receiving provider, a routing's organisation, a consilium's participant).
     to: str | None = None
     # The effect happens only when the event's payload names this (a curator assigned, a receiving
     # organisation given): otherwise there is nobody it is for, and no outbox row is written.
@@ -68,6 +69,14 @@ EFFECTS: dict[str, list[Effect]] = {
     "deadline_escalate": [Effect(ORGANISATION, "deadline_overdue", to="supervisors")],
     "deadline_remind_family": [Effect(FAMILY, "deadline_reminder")],
 }
+
+
+def register_effects(effects: dict[str, list[Effect]]) -> None:
+    """Workflows (statemachines/workflows.py) add their effects beside the journey's."""
+    for trigger, listed in effects.items():
+        if EFFECTS.get(trigger, listed) != listed:
+            raise ValueError(f"effects of {trigger!r} registered twice")
+        EFFECTS[trigger] = list(listed)
 
 
 def effect_rows(

@@ -187,8 +187,11 @@ TRANSITIONS: list[Row] = [
 
 
 def describe() -> dict[str, Any]:
-    """The journey as JSON for GET /api/v1/journey."""
+    """The journey as JSON for GET /api/v1/journey, with the workflows beside it."""
+    from statemachines import workflows
+
     return {
+        "workflows": workflows.describe(),
         "initial": INITIAL_STATE,
         "states": [{"name": name, "label": label, "final": name in FINAL_STATES} for name, label in STATES],
         "events": [{"name": name, "label": e.label, "roles": sorted(e.roles)} for name, e in EVENTS.items()],

@@ -28,6 +28,7 @@ from sqlmodel import Session, func, select
 
 from models.audit import AuditLog
 from models.cases import Case
+from tests import authz_enrolments, authz_routings, authz_teams, authz_transfers
 from tests.test_journey import ipr_payload
 from tests.world import API, World
 
@@ -307,6 +308,14 @@ MATRIX: dict[str, str] = {
     # Counts only: a provider's staff see their own organisation's, the РРМЦ and analysts the region's.
     "GET /api/v1/stats/cases": "401 403 403 ok ok ok ok ok ok ok 403 ok ok 403",
 }
+
+
+# The workflows' rows live beside their tests (one module each, so their owners do not collide).
+for _rows in (authz_transfers, authz_routings, authz_teams, authz_enrolments):
+    assert not (_rows.REQUESTS.keys() & REQUESTS.keys()), "a row defined twice"
+    REQUESTS.update(_rows.REQUESTS)
+    MATRIX.update(_rows.MATRIX)
+    NOT_IN_MATRIX.update(_rows.NOT_IN_MATRIX)
 
 
 def operations(app: FastAPI) -> set[str]:

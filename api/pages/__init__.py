@@ -8,7 +8,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api.headers import STATIC_PREFIX
-from api.pages import admin, auth, cases, referrals, worklists
+from api.pages import admin, auth, cases, enrolments, referrals, routings, teams, transfers, worklists
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -16,6 +16,6 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 def install(app: FastAPI) -> None:
     app.mount(STATIC_PREFIX + "app", StaticFiles(directory=STATIC_DIR), name="app-assets")
     router = APIRouter(include_in_schema=False)
-    for module in (auth, referrals, cases, admin, worklists):
+    for module in (auth, referrals, cases, transfers, routings, teams, enrolments, admin, worklists):
         router.include_router(module.router)
     app.include_router(router)

@@ -21,6 +21,7 @@ from sqlmodel import Session
 
 from api.deps import Principal, SessionDep
 from api.errors import validation_errors
+from api.pages import case_sections
 from api.pages.journey_svg import journey_svg
 from api.pages.web import Form, PageAudit, PageAuditDep, PageUser, read_form, redirect, region_zone, render
 from api.scoping import get_case
@@ -253,6 +254,8 @@ def _card(
         "failed_form": problems.form,
         "problem_message": problems.message,
         "tz": zone,
+        # Transfer, routing, consilium, team, adaptation (api/pages/case_sections.py).
+        "case_parts": case_sections.load_parts(session, principal, case),
     }
 
 

@@ -1,0 +1,23 @@
+"""the conclusion of need determination as the 344n standard has it
+
+Placeholder created before the work of issue 11 was split: its owner fills it in.
+
+Revision ID: 0016
+Revises: 0015
+Create Date: 2026-11-30 20:10:00
+"""
+
+from collections.abc import Sequence
+
+revision: str = "0016"
+down_revision: str | None = "0015"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
