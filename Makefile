@@ -32,11 +32,15 @@ run: install
 	$(BIN)/earlyhelp demo
 	$(BIN)/earlyhelp serve
 
+# Two pytest workers (the CI machine has two cores); a file's tests stay on one worker, so its
+# module fixtures (a browser, a world) are built once. TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
+
 test: install-dev
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy .
-	$(BIN)/pytest
+	$(BIN)/pytest -n $(TEST_WORKERS) --dist loadfile
 
 bench: install-dev
 	$(BIN)/python bench/transitions.py

@@ -16,7 +16,7 @@ import pytest
 import uvicorn
 from fastapi import FastAPI
 from fastapi.testclient import TestClient
-from sqlalchemy import Engine, text
+from sqlalchemy import Engine, create_engine, make_url, text
 from sqlmodel import SQLModel
 
 from api.main import create_app
@@ -40,13 +40,30 @@ def backend(
         return
     if not POSTGRES_URL:
         pytest.skip("EARLYHELP_TEST_POSTGRES_URL is not set: PostgreSQL runs are skipped (.ci/run sets it)")
-    engine = make_engine(POSTGRES_URL)
+    url = _worker_database(POSTGRES_URL)
+    engine = make_engine(url)
     with engine.begin() as conn:
         conn.execute(text("DROP SCHEMA public CASCADE"))
         conn.execute(text("CREATE SCHEMA public"))
     engine.dispose()
-    upgrade(POSTGRES_URL)
-    yield "postgres", POSTGRES_URL
+    upgrade(url)
+    yield "postgres", url
+
+
+def _worker_database(url: str) -> str:
+    """Under pytest-xdist (`make test` runs two workers) each worker gets a database of its own,
+    "<the given database>_<worker id>", made afresh; .ci/run drops them with the given one."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER")
+    if not worker:
+        return url
+    given = make_url(url)
+    name = f"{given.database}_{worker}"
+    admin = create_engine(given.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return given.set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="module")
