@@ -13,15 +13,21 @@ from models.organisations import Organisation, Region
 from models.outbox import Delivery, Outbox
 from models.programmes import Ipr, NeedConclusion, PlannedService, ServiceSession, SessionReminder
 from models.referrals import Referral
+from models.routings import Consilium, ConsiliumParticipant, Routing
+from models.teams import Agreement, TeamMember
+from models.transfers import Transfer
 from models.users import ApiToken, User
 
 __all__ = [
+    "Agreement",
     "ApiToken",
     "AuditLog",
     "Case",
     "CaseHistory",
     "Child",
     "Consent",
+    "Consilium",
+    "ConsiliumParticipant",
     "ContactAttempt",
     "Deadline",
     "Delivery",
@@ -33,8 +39,11 @@ __all__ = [
     "PlannedService",
     "Referral",
     "Region",
+    "Routing",
     "ServiceSession",
     "SessionReminder",
     "ShortLink",
+    "TeamMember",
+    "Transfer",
     "User",
 ]

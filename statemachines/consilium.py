@@ -9,6 +9,7 @@ planned → held / cancelled.
 from __future__ import annotations
 
 from models.users import Role
+from statemachines.effects import ORGANISATION, Effect
 from statemachines.workflows import Step, Workflow, register
 
 ORGANISERS = frozenset({Role.curator, Role.supervisor, Role.intake_coordinator})
@@ -28,5 +29,11 @@ CONSILIUM = register(
             Step("hold", "planned", "held", "Записать решения консилиума", ORGANISERS),
             Step("cancel", "planned", "cancelled", "Отменить консилиум", ORGANISERS),
         ],
+        # Not steps: one outbox row per invited organisation (api/services/consilia.py writes
+        # them with enqueue, each with its own org_id), so each is delivered once, to it alone.
+        effects={
+            "invite": [Effect(ORGANISATION, "consilium_invitation", to="org")],
+            "call_off": [Effect(ORGANISATION, "consilium_cancelled", to="org")],
+        },
     )
 )

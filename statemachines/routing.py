@@ -7,8 +7,13 @@ sent → answered / expired / cancelled. An expired routing can still be answere
 
 from __future__ import annotations
 
+from datetime import datetime
+
+from sqlmodel import Session
+
 from models.users import Role
-from statemachines.workflows import Step, Workflow, register
+from statemachines.effects import ORGANISATION, Effect
+from statemachines.workflows import EXPIRE_HANDLERS, Step, Workflow, register
 
 CURATORS = frozenset({Role.curator, Role.supervisor, Role.intake_coordinator})
 
@@ -31,5 +36,23 @@ ROUTING = register(
             Step("expire", "sent", "expired", "Срок ответа истёк"),
             Step("cancel", ["sent", "expired"], "cancelled", "Отменить направление", CURATORS),
         ],
+        # The organisation is told through its channel (e-mail, webhook) with the minimum of
+        # personal data; the curator hears of the answer and of a routing left unanswered.
+        effects={
+            "send": [Effect(ORGANISATION, "routing_request", to="org")],
+            "answer": [Effect(ORGANISATION, "routing_answered", to="curator_or_provider")],
+            "expire": [Effect(ORGANISATION, "routing_expired", to="curator_or_provider")],
+            "cancel": [Effect(ORGANISATION, "routing_cancelled", to="org")],
+        },
     )
 )
+
+
+def _expire(session: Session, deadline_id: int, now: datetime) -> None:
+    # Registered here, not in the service, so that a worker that never imports the API has it.
+    from api.services.routings import expire
+
+    expire(session, deadline_id, now)
+
+
+EXPIRE_HANDLERS["routing"] = _expire
