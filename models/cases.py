@@ -13,6 +13,7 @@ from sqlmodel import Field, SQLModel
 from models.common import Count, DbId, JsonBool, JsonDatetime, JSONType, UTCDateTime, utcnow
 from models.deadlines import DeadlinePublic
 from models.outbox import EffectPublic
+from models.transfers import TransferPublic
 
 
 class Case(SQLModel, table=True):
@@ -29,6 +30,12 @@ class Case(SQLModel, table=True):
     state: str = Field(sa_column=Column(String(32), nullable=False, index=True))
     # The state a suspended case returns to on `resume`.
     suspended_from: str | None = Field(default=None, max_length=32)
+    # The transition (statemachines/records.py): the receiving organisation (a ДОО...), named at
+    # begin_transition or enrol; its staff see the child and confirm the enrolment.
+    destination_org_id: int | None = Field(default=None, foreign_key="organisation.id", index=True)
+    # The adaptation period after enrolment; the case completes when it ends.
+    adaptation_starts_on: date | None = None
+    adaptation_ends_on: date | None = None
     # Optimistic concurrency: every transition bumps it; a stale one gets 409.
     version: int = 1
     opened_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
@@ -125,6 +132,8 @@ class CaseDetail(CaseSummary):
     effects: list[EffectPublic]
     # The standard's deadlines for this case, open and closed.
     deadlines: list[DeadlinePublic]
+    # A request to pass the case to another provider, while it waits for an answer.
+    pending_transfer: TransferPublic | None = None
 
 
 class CaseUpdate(SQLModel):

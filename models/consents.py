@@ -17,6 +17,8 @@ class ConsentKind(StrEnum):
     ipr = "ipr"
     messages = "messages"
     share_with_referrer = "share_with_referrer"
+    # To pass the case on to another early-help provider (a transfer: statemachines/transfer.py).
+    transfer = "transfer"
 
 
 CONSENT_LABELS: dict[ConsentKind, str] = {
@@ -24,6 +26,7 @@ CONSENT_LABELS: dict[ConsentKind, str] = {
     ConsentKind.ipr: "Согласие с ИПРП",
     ConsentKind.messages: "Согласие на получение сообщений",
     ConsentKind.share_with_referrer: "Согласие на передачу сведений направившей организации",
+    ConsentKind.transfer: "Согласие на передачу сведений в другую организацию, оказывающую раннюю помощь",
 }
 
 

@@ -13,7 +13,8 @@ from typing import Any
 from sqlmodel import Session, col, func, select, update
 
 from api.deps import Principal
-from api.scoping import case_scope, require_provider_staff
+from api.scoping import case_scope, require_own_case, require_provider_staff
+from api.services import transfers
 from core.errors import Unprocessable
 from models.cases import Case, CaseDetail, CaseHistory, CaseSummary, HistoryPublic
 from models.children import Child, full_name
@@ -121,6 +122,7 @@ def assign_curator(
     The new curator is told through the outbox. The caller writes the audit row.
     """
     require_curator_assigner(principal)
+    require_own_case(principal, case)
     if case.state in FINAL_STATES:
         raise Unprocessable("Случай закрыт; изменить его нельзя", field="case_id")
     if problem := curator_problem(session, case.provider_id, curator_id):
@@ -181,6 +183,7 @@ def detail(session: Session, principal: Principal, case: Case) -> CaseDetail:
         history=[HistoryPublic.model_validate(h, from_attributes=True) for h in history],
         effects=effects(session, case),
         deadlines=deadlines(session, case),
+        pending_transfer=transfers.pending_for_case(session, principal, case),
     )
 
 

@@ -63,8 +63,11 @@ if TYPE_CHECKING:
 HANDED_OVER = "handed_over"
 REGISTERED = "registered"
 AWAITING_MATCH_REVIEW = "awaiting_match_review"
+# For the provider a referral was addressed to, once the case it opened was transferred to another.
+TRANSFERRED = "transferred"
 STATUS_LABELS = {
     HANDED_OVER: "Передано организации, которая уже помогает ребёнку",
+    TRANSFERRED: "Случай передан другой организации, оказывающей раннюю помощь",
     REGISTERED: "Зарегистрировано",
     AWAITING_MATCH_REVIEW: "Ожидает подтверждения совпадения",
 }
@@ -87,6 +90,19 @@ def handles(principal: Principal, referral: Referral, case: Case | None) -> bool
     if principal.is_regional_supervisor:
         return True  # every case of the region; the referral scope keeps them to their region
     return principal.is_provider_staff and principal.org.id == handler_id(referral, case)
+
+
+def transferred_away(principal: Principal, referral: Referral, case: Case | None) -> bool:
+    """The reader is the provider the referral was addressed to, and the case it opened has been
+    transferred to another provider (api/services/transfers.py): it keeps the referral it received,
+    and learns nothing more of the case (no state, no case id, no feedback document)."""
+    return (
+        principal.is_provider_staff
+        and case is not None
+        and opened(referral, case)
+        and referral.provider_id == principal.org.id
+        and case.provider_id != principal.org.id
+    )
 
 
 def own_status(referral: Referral, case: Case | None) -> tuple[str, str]:
@@ -164,6 +180,8 @@ def referrals_public(
         addressed = orgs[referral.provider_id]
         if handles(principal, referral, case):
             result.append(_for_handler(principal, referral, case, child, addressed, moved))
+        elif transferred_away(principal, referral, case):
+            result.append(_for_former_provider(referral, child, addressed))
         else:
             result.append(_for_others(referral, case, child, addressed, moved))
     return result
@@ -214,6 +232,24 @@ def _for_others(
         case_state_label=STATE_LABELS[own.state] if own is not None else None,
         linked_to_existing=status == HANDED_OVER,
         message=message,
+    )
+
+
+def _for_former_provider(referral: Referral, child: Child | None, addressed: Organisation) -> ReferralPublic:
+    sent = sent_child(referral, child)
+    return ReferralPublic(
+        **_common(referral, addressed),
+        child_id=None,
+        child_name=sent.name,
+        child_birth_date=sent.birth_date,
+        status=TRANSFERRED,
+        status_label=STATUS_LABELS[TRANSFERRED],
+        status_since=referral.match_decided_at or referral.created_at,
+        case_id=None,
+        case_state=None,
+        case_state_label=None,
+        linked_to_existing=False,
+        message="Случай передан другой организации, оказывающей раннюю помощь; сведения о нём у неё.",
     )
 
 

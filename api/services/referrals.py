@@ -494,6 +494,9 @@ def feedback_document(session: Session, principal: Principal, referral_id: int) 
     from flows.documents import feedback_pdf
 
     referral = visible(session, principal, referral_id)
+    case = session.get(Case, referral.case_id) if referral.case_id else None
+    if disclosure.transferred_away(principal, referral, case):
+        raise NotFound("Случай передан другой организации: документ у неё", field="referral_id")
     region = session.exec(
         select(Region).join(Organisation).where(Organisation.id == referral.provider_id)
     ).one()
