@@ -62,6 +62,8 @@ USERS: list[tuple[str, str, Role, int]] = [
     ("rrmc", "Новикова Светлана Алексеевна", Role.supervisor, 9),
     ("analyst", "Фёдоров Артём Владимирович", Role.analyst, 9),
     ("admin", "Администратор системы", Role.admin, 9),
+    # The ДОО's staff: sees the children coming to it and confirms their enrolment (/enrolments).
+    ("kindergarten", "Соловьёва Ирина Михайловна", Role.referrer, 2),
 ]
 
 CHILDREN: list[tuple[str, str, str, Sex, int, str]] = [
@@ -79,6 +81,7 @@ CHILDREN: list[tuple[str, str, str, Sex, int, str]] = [
     ("Лосев", "Марк", "Евгеньевич", Sex.male, 15, "declined"),
     ("Миронова", "София", "Артёмовна", Sex.female, 30, "lost_contact"),
     ("Никитин", "Тимофей", "Викторович", Sex.male, 12, "rejected"),
+    ("Орлов", "Егор", "Максимович", Sex.male, 35, "adaptation"),
 ]
 
 _CONCLUSION = "Выявлены трудности в развитии общения; рекомендована ИПРП."
@@ -96,21 +99,40 @@ _IPR: dict[str, Any] = {
     ],
 }
 
+# What a conclusion sets (344н: forms, kinds of activities, their number and duration), by outcome.
+NEED_ACTIVITIES: dict[str, list[dict[str, Any]]] = {
+    "ipr": [
+        {"activity_code": "functioning_assessment", "count": 2, "minutes": 60},
+        {"activity_code": "ipr_development", "count": 1, "minutes": 90},
+    ],
+    "consultation": [{"activity_code": "development_counselling", "count": 3, "minutes": 45}],
+}
+
+
+def need_payload(outcome: str, conclusion: str) -> dict[str, Any]:
+    """A determine_need payload as a coordinator fills it in (no_need sets no activities)."""
+    payload: dict[str, Any] = {"outcome": outcome, "conclusion": conclusion}
+    if outcome in NEED_ACTIVITIES:
+        payload["forms"] = ["in_person", "home"]
+        payload["activities"] = [dict(a) for a in NEED_ACTIVITIES[outcome]]
+    return payload
+
+
 # The events that bring a fresh case to each state.
 PATHS: dict[str, list[tuple[str, dict[str, Any], str | None]]] = {
     "referred": [],
     "need_determination": [("accept", {}, None)],
     "consultation": [
         ("accept", {}, None),
-        ("determine_need", {"outcome": "consultation", "conclusion": _CONCLUSION}, None),
+        ("determine_need", need_payload("consultation", _CONCLUSION), None),
     ],
     "ipr_development": [
         ("accept", {}, None),
-        ("determine_need", {"outcome": "ipr", "conclusion": _CONCLUSION}, None),
+        ("determine_need", need_payload("ipr", _CONCLUSION), None),
     ],
     "no_need": [
         ("accept", {}, None),
-        ("determine_need", {"outcome": "no_need", "conclusion": "Развитие соответствует возрасту."}, None),
+        ("determine_need", need_payload("no_need", "Развитие соответствует возрасту."), None),
     ],
     "rejected": [("reject", {"reason_code": "outside_service_area"}, None)],
 }
@@ -138,9 +160,15 @@ def _path(state: str, today: date, birth: date) -> list[tuple[str, dict[str, Any
             *implementation,
             ("begin_transition", {"destination": "МБДОУ «Детский сад № 12»"}, None),
         ],
-        "completed": [
+        "adaptation": [
             *implementation,
             ("begin_transition", {"destination": "МБДОУ «Детский сад № 12»"}, None),
+            ("enrol", {"enrolled_on": today.isoformat()}, None),
+        ],
+        # After the final assessment (a child who completes after adaptation needs its months to pass).
+        "completed": [
+            *implementation,
+            ("start_assessment", {"kind": "final"}, None),
             ("complete", {}, None),
         ],
         "suspended": [*implementation, ("suspend", {}, "Госпитализация ребёнка")],
@@ -253,5 +281,7 @@ def load_demo(session: Session) -> bool:
             actor = "coordinator" if event in ("accept", "reject", "determine_need") else "curator"
             if event == "accept":
                 payload = {"curator_id": users["curator"].id}
+            if event == "begin_transition":
+                payload = {**payload, "destination_org_id": orgs[2].id}  # the ДОО: it sees the child
             fire(session, case, event, actor=users[actor], payload=payload, reason=reason)
     return True

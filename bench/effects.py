@@ -337,6 +337,7 @@ class World:
     def transitions(self) -> Iterator[Callable[[], int]]:
         """Endless: refer, accept, determine_need of case after case; each call commits one
         transition in its own transaction and returns the case id."""
+        from api.demo import need_payload
         from api.services.referrals import register
         from core.db import session_scope
         from models.cases import Case
@@ -366,7 +367,7 @@ class World:
         steps = [
             refer,
             event("accept", {"curator_id": self.curator_id}),
-            event("determine_need", {"outcome": "ipr", "conclusion": CONCLUSION}),
+            event("determine_need", need_payload("ipr", CONCLUSION)),
         ]
         while True:
             yield from steps

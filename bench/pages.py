@@ -86,6 +86,7 @@ from pagelist import PAGES, Page, family_code, route_exists
 from sqlalchemy import Engine, create_engine, func, insert, select, text
 from sqlmodel import Session, SQLModel, col
 
+from api.demo import need_payload
 from api.main import create_app
 from core.config import Settings
 from core.db import make_engine, session_scope
@@ -354,7 +355,7 @@ def seed_more(engine: Engine, args: argparse.Namespace) -> dict[str, int]:
                 if event == "accept":
                     payload = {"curator_id": curator}
                 elif event == "determine_need":
-                    payload = {"outcome": OUTCOME.get(state, "ipr"), "conclusion": CONCLUSION}
+                    payload = need_payload(OUTCOME.get(state, "ipr"), CONCLUSION)
                 elif event == "begin_transition":
                     payload = {"destination": "МБДОУ «Детский сад № 12»"}
                 elif event == "start_assessment":
@@ -411,6 +412,7 @@ def seed_more(engine: Engine, args: argparse.Namespace) -> dict[str, int]:
                         }
                     )
             if state in WITH_CONCLUSION:
+                conclusion_set = need_payload(OUTCOME.get(state, "ipr"), CONCLUSION)
                 buffers[NeedConclusion].append(
                     {
                         "case_id": case_id,
@@ -418,6 +420,8 @@ def seed_more(engine: Engine, args: argparse.Namespace) -> dict[str, int]:
                         "text": CONCLUSION,
                         "concluded_on": history[2]["at"].astimezone(zone).date(),
                         "duration_minutes": 90,
+                        "forms": conclusion_set.get("forms", []),
+                        "activities": conclusion_set.get("activities", []),
                         "author_id": staff["coordinator"],
                         "created_at": history[2]["at"],
                     }

@@ -82,7 +82,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.pool import NullPool
 from sqlmodel import Session, SQLModel, col, select
 
-from api.demo import seed_region
+from api.demo import need_payload, seed_region
 from api.main import create_app
 from api.security import new_api_token
 from api.services.referrals import register, request_hash
@@ -169,7 +169,7 @@ def journey(today: date) -> list[Step]:
     """Referred → completed through a programme, an assessment, a revision and a suspension."""
     return [
         Step("accept", "coordinator"),  # payload: the provider's curator, filled in per case
-        Step("determine_need", "coordinator", {"outcome": "ipr", "conclusion": CONCLUSION}),
+        Step("determine_need", "coordinator", need_payload("ipr", CONCLUSION)),
         Step("approve_ipr", "curator", ipr_payload(today)),
         Step("suspend", "curator", reason="Госпитализация ребёнка"),
         Step("resume", "curator"),
@@ -186,11 +186,11 @@ SPREAD_PATHS: list[list[Step]] = [
     [Step("accept", "coordinator")],
     [
         Step("accept", "coordinator"),
-        Step("determine_need", "coordinator", {"outcome": "consultation", "conclusion": CONCLUSION}),
+        Step("determine_need", "coordinator", need_payload("consultation", CONCLUSION)),
     ],
     [
         Step("accept", "coordinator"),
-        Step("determine_need", "coordinator", {"outcome": "no_need", "conclusion": "Развитие по возрасту."}),
+        Step("determine_need", "coordinator", need_payload("no_need", "Развитие по возрасту.")),
     ],
     [Step("reject", "coordinator", {"reason_code": "outside_service_area"})],
     [Step("accept", "coordinator"), Step("decline", "curator", reason="Семья переезжает")],

@@ -12,7 +12,7 @@ from pydantic import ConfigDict
 from sqlmodel import Field, SQLModel
 
 from models.common import DbId, JsonBool, JsonDate, JsonInt
-from models.programmes import NeedOutcome, PlannedServiceIn
+from models.programmes import NeedOutcome, PlannedServiceIn, ServiceForm
 
 
 class _Payload(SQLModel):
@@ -47,11 +47,24 @@ class RejectPayload(_Payload):
     explanation: str = Field(default="", max_length=2000)
 
 
+class ConclusionActivityIn(_Payload):
+    """An activity a conclusion sets (344н: «виды услуг, количество мероприятий и их продолжительность»)."""
+
+    activity_code: str = Field(min_length=1, max_length=64)
+    count: JsonInt = Field(ge=1, le=500)
+    minutes: JsonInt = Field(ge=5, le=480)
+
+
 class DetermineNeedPayload(_Payload):
     outcome: NeedOutcome
     conclusion: str = Field(default="", max_length=10_000)
     concluded_on: JsonDate | None = None
     duration_minutes: JsonInt | None = Field(default=None, ge=1, le=600)
+    # The form(s) and the activities the conclusion sets, checked against the region's catalogue
+    # (statemachines/guards.py conclusion_activities_valid): required for ipr and consultation, empty
+    # for no_need.
+    forms: list[ServiceForm] = Field(default_factory=list, max_length=4)
+    activities: list[ConclusionActivityIn] = Field(default_factory=list, max_length=30)
 
 
 class ParentAgreement(_Payload):
@@ -89,8 +102,27 @@ class TransitionPayload(_Payload):
     destination_org_id: DbId | None = None
 
 
+class EnrolPayload(_Payload):
+    """The child entered a ДОО or another programme: the adaptation period begins."""
+
+    # The receiving organisation (a ДОО of the region), or `destination` in words (another programme);
+    # either may have been given at begin_transition already.
+    destination_org_id: DbId | None = None
+    destination: str = Field(default="", max_length=300)
+    enrolled_on: JsonDate
+    # Defaults to enrolled_on + the region's adaptation length (standards: adaptation.length_months).
+    adaptation_ends_on: JsonDate | None = None
+
+
 class CompletePayload(_Payload):
-    # Where the child went (ДОО, another programme); required when completing a transition
-    # unless it was given at begin_transition.
+    # Where the child went, when the case ends otherwise than after adaptation (optional).
     destination: str = Field(default="", max_length=300)
     summary: str = Field(default="", max_length=5000)
+    # One of the standard's `exits.completed` reasons (checked against the region's standard).
+    reason_code: str | None = Field(default=None, max_length=64)
+
+
+class DeclinePayload(_Payload):
+    # One of the standard's `exits.declined` reasons (checked against the region's standard); the
+    # free-text `reason` of the request stays required.
+    reason_code: str | None = Field(default=None, max_length=64)

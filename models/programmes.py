@@ -62,8 +62,17 @@ SESSION_STATUS_LABELS: dict[SessionStatus, str] = {
 STEP_SERVICES: dict[str, frozenset[str]] = {
     "need_determination": frozenset({"need_determination", "functioning_assessment"}),
     "ipr_development": frozenset({"functioning_assessment", "ipr_development"}),
-    "ipr_assessment": frozenset({"functioning_assessment"}),
-    "transition": frozenset({"transition_counselling"}),
+    "ipr_assessment": frozenset({"functioning_assessment", "ipr_review"}),
+    "transition": frozenset({"transition_counselling", "social_support_counselling"}),
+    # The 2025 letter's two consultations of the adaptation period (and the transition's own).
+    "adaptation": frozenset(
+        {
+            "adaptation_parent_counselling",
+            "adaptation_doo_counselling",
+            "transition_counselling",
+            "social_support_counselling",
+        }
+    ),
 }
 # Where any service of the catalogue may be planned without an ИПРП.
 WITHOUT_IPR_STATES = frozenset({"consultation"})
@@ -78,6 +87,11 @@ class NeedConclusion(SQLModel, table=True):
     text: str = Field(max_length=10_000)
     concluded_on: date
     duration_minutes: int | None = None
+    # What the conclusion sets (344н, as the 2025 letter says: «форма предоставления услуг, виды услуг,
+    # количество мероприятий и их продолжительность»): forms as ServiceForm codes, activities as
+    # [{"activity_code", "count", "minutes"}]; both empty for no_need and for conclusions written before.
+    forms: list[str] = Field(default_factory=list, sa_type=JSONType)
+    activities: list[dict[str, object]] = Field(default_factory=list, sa_type=JSONType)
     author_id: int = Field(foreign_key="user.id")
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 

@@ -19,12 +19,24 @@ class Option(BaseModel):
 class CriterionPublic(Option):
     """A criterion of Пост. № 1099 for referring a child (Referral `criteria`)."""
 
+    # The documents that usually confirm it.
+    documents: list[str] = []
+
 
 class ServicePublic(BaseModel):
-    """A service of the region's catalogue (PlannedServiceIn / SessionIn `service_code`)."""
+    """An activity (мероприятие) of the region's catalogue: what PlannedServiceIn / SessionIn
+    `service_code` and a conclusion's `activities[].activity_code` name."""
 
     code: str
     label: str
+    # The 344н service it belongs to, and that service's section: with_ipr / without_ipr.
+    service_code: str = ""
+    section: str = ""
+    # The most of it a need-determination conclusion may set, the longest one session (minutes), and
+    # where these numbers come from ("DEFAULT ..." when they are the project's own).
+    max_count: int = 0
+    minutes: int = 0
+    source: str = ""
     # Specialist roles that may deliver it, in the standard's order; the first is the default one
     # written into an ИПРП when a planned service names none.
     specialist_roles: list[Option]
@@ -35,6 +47,17 @@ class ServicePublic(BaseModel):
     without_ipr_states: list[str]
     # Default duration of a session in minutes, where the standard names one.
     default_minutes: int | None = None
+
+
+class CatalogueServicePublic(BaseModel):
+    """One of the five services of 344н with its activities."""
+
+    code: str
+    label: str
+    # with_ipr / without_ipr (the standard's section «Консультативные услуги … без разработки ИПРП»)
+    section: str
+    section_label: str
+    activities: list[ServicePublic]
 
 
 class TimerPublic(BaseModel):
@@ -70,8 +93,11 @@ class ExitPublic(BaseModel):
     event_label: str
     # The free-text `reason` of the event request is required.
     reason_required: bool
-    # The coded reasons of the event payload (`reason_code`), when it has them.
+    # The coded reasons of the standard (`exits`) for this end.
     reason_codes: list[Option]
+    # The event's payload takes `reason_code` (one of reason_codes): reject (required), complete and
+    # decline (optional).
+    reason_code_accepted: bool = False
 
 
 class EnumPublic(BaseModel):
@@ -96,7 +122,10 @@ class StandardPublic(BaseModel):
     missed_sessions_for_contact_rule: int
     criteria: list[CriterionPublic]
     specialist_roles: list[Option]
+    # Every activity of the catalogue, flat (as before the 344н catalogue had services).
     services: list[ServicePublic]
+    # The five services of 344н, each with its activities.
+    catalogue: list[CatalogueServicePublic] = []
     timers: list[TimerPublic]
     exits: list[ExitPublic]
     enums: list[EnumPublic]

@@ -22,8 +22,57 @@ class Coded(_Strict):
     label: str = Field(min_length=1)
 
 
-class ServiceDef(Coded):
+Form = Literal["in_person", "remote", "home", "group"]
+Section = Literal["with_ipr", "without_ipr"]
+
+
+class CriterionDef(Coded):
+    """A criterion of Пост. № 1099 and the documents that usually confirm it."""
+
+    documents: list[str] = Field(min_length=1)
+
+
+class ActivityDef(Coded):
+    """An activity (мероприятие) of a 344н service: what an ИПРП, a conclusion and a session name."""
+
     specialist_roles: list[str] = Field(min_length=1)
+    # The most of it a need-determination conclusion may plan, and the longest one session of it.
+    max_count: int = Field(ge=1, le=500)
+    minutes: int = Field(ge=5, le=480)
+    # Where max_count and minutes come from, or "DEFAULT ..." when they are ours.
+    source: str = Field(min_length=1)
+    forms: list[Form] = Field(min_length=1)
+
+
+# The catalogue used to be a flat list of services; its entries are now the activities.
+ServiceDef = ActivityDef
+
+
+class CatalogueServiceDef(Coded):
+    """One of the five services of 344н."""
+
+    section: Section
+    activities: list[ActivityDef] = Field(min_length=1)
+
+
+class ExitReasons(_Strict):
+    """Coded reasons a journey ends, by final state (the `reason_code` of the event leading there)."""
+
+    completed: list[Coded] = Field(min_length=1)
+    no_need: list[Coded] = Field(min_length=1)
+    declined: list[Coded] = Field(min_length=1)
+    lost_contact: list[Coded] = Field(min_length=1)
+    rejected: list[Coded] = Field(min_length=1)
+
+    @model_validator(mode="after")
+    def _rejected_are_the_api_codes(self) -> ExitReasons:
+        # reject's reason_code is an enum of the API (models/events.py): the file labels those codes.
+        from models.events import RejectReason
+
+        codes = {r.code for r in self.rejected}
+        if codes != set(RejectReason):
+            raise ValueError(f"rejected: коды должны быть ровно {', '.join(RejectReason)}")
+        return self
 
 
 class AgeRules(_Strict):
@@ -32,6 +81,12 @@ class AgeRules(_Strict):
 
 class ContactRules(_Strict):
     failed_attempts_for_lost_contact: int = Field(ge=1, le=50)
+
+
+class AdaptationRules(_Strict):
+    # The adaptation period after the child enters a ДОО or another programme, unless the enrolment
+    # names its end.
+    length_months: int = Field(ge=1, le=24)
 
 
 class NeedDeterminationRules(_Strict):
@@ -58,7 +113,8 @@ class TimerDef(_Strict):
     states: list[str] = Field(min_length=1)
     duration: int = Field(ge=0)
     unit: Literal["working_days", "calendar_days", "months"]
-    anchor: Literal["state_entry", "referral_date", "birth_date"] = "state_entry"
+    # adaptation_end: the end of the case's adaptation period (case.adaptation_ends_on), set at `enrol`.
+    anchor: Literal["state_entry", "referral_date", "birth_date", "adaptation_end"] = "state_entry"
     # Subtracted after the duration: "90 days before the third birthday" is 36 months minus 90 days.
     minus_days: int = Field(default=0, ge=0)
     # Warn this long before the deadline (working days for working_days timers, else calendar days).
@@ -149,9 +205,11 @@ class Standard(_Strict):
     age: AgeRules
     contact: ContactRules
     need_determination: NeedDeterminationRules
-    criteria: list[Coded] = Field(min_length=1)
+    adaptation: AdaptationRules
+    criteria: list[CriterionDef] = Field(min_length=1)
     specialist_roles: list[Coded] = Field(min_length=1)
-    services: list[ServiceDef] = Field(min_length=1)
+    catalogue: list[CatalogueServiceDef] = Field(min_length=1)
+    exits: ExitReasons
     messages: Messages
     calendar: CalendarDef
     quiet_hours: QuietHours
@@ -159,13 +217,34 @@ class Standard(_Strict):
     timers: list[TimerDef]
     workflows: WorkflowRules
 
+    @property
+    def services(self) -> list[ActivityDef]:
+        """Every activity of the catalogue, in order: what `service_code` of an ИПРП or a session names."""
+        return [a for s in self.catalogue for a in s.activities]
+
+    def service_of(self, activity_code: str) -> CatalogueServiceDef | None:
+        """The 344н service an activity belongs to."""
+        return next((s for s in self.catalogue if any(a.code == activity_code for a in s.activities)), None)
+
+    def exit_reasons(self, state: str) -> list[Coded]:
+        found = getattr(self.exits, state, None)
+        return list(found) if isinstance(found, list) else []
+
+    @model_validator(mode="after")
+    def _activity_codes_unique(self) -> Standard:
+        codes = [a.code for a in self.services]
+        repeated = sorted({c for c in codes if codes.count(c) > 1})
+        if repeated:
+            raise ValueError(f"коды мероприятий повторяются: {', '.join(repeated)}")
+        return self
+
     @model_validator(mode="after")
     def _services_name_known_roles(self) -> Standard:
         roles = {r.code for r in self.specialist_roles}
         for service in self.services:
             unknown = set(service.specialist_roles) - roles
             if unknown:
-                raise ValueError(f"service {service.code}: unknown specialist roles {sorted(unknown)}")
+                raise ValueError(f"activity {service.code}: unknown specialist roles {sorted(unknown)}")
         return self
 
     @model_validator(mode="after")

@@ -9,7 +9,7 @@ shows the event as blocked with the reason (statemachines.fire.available_events)
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from typing import Protocol
 
 from dateutil.relativedelta import relativedelta
@@ -19,6 +19,7 @@ from models.cases import CaseHistory, ContactAttempt
 from models.children import Child
 from models.consents import Consent, ConsentKind, ConsentStatus, consent_date_problem
 from models.organisations import Organisation, OrgKind
+from models.programmes import SERVICE_FORM_LABELS, ServiceForm
 from models.users import Role, User
 from statemachines.context import JourneyContext
 
@@ -107,6 +108,81 @@ def conclusion_written(ctx: JourneyContext) -> str | None:
     if not ctx.payload.conclusion.strip():
         return "Не написано заключение о нуждаемости"
     return None
+
+
+# The section of the catalogue a conclusion plans from: a programme's services, or the consultations
+# without one (344н; the 2025 letter names the latter section).
+OUTCOME_SECTIONS = {"ipr": "with_ipr", "consultation": "without_ipr"}
+
+
+@guard("payload.forms")
+def conclusion_forms_given(ctx: JourneyContext) -> str | None:
+    p = ctx.payload
+    if str(p.outcome) not in OUTCOME_SECTIONS:
+        return "При заключении «нуждаемость не выявлена» форма услуг не указывается" if p.forms else None
+    if not p.forms:
+        return "В заключении не указана форма предоставления услуг"
+    return None
+
+
+@guard("payload.activities")
+def conclusion_activities_valid(ctx: JourneyContext) -> str | None:
+    """The conclusion's activities: known, of the outcome's section, within the standard's numbers,
+    deliverable in one of the forms it sets (344н: kinds, number of activities, their duration)."""
+    p = ctx.payload
+    section = OUTCOME_SECTIONS.get(str(p.outcome))
+    if section is None:
+        refusal = "При заключении «нуждаемость не выявлена» мероприятия не назначаются"
+        return refusal if p.activities else None
+    if not p.activities:
+        return "В заключении не указаны мероприятия: их вид, количество и продолжительность"
+    problems = []
+    seen: set[str] = set()
+    forms = {str(f) for f in p.forms}
+    for item in p.activities:
+        known = ctx.standard.service(item.activity_code)
+        service = ctx.standard.service_of(item.activity_code)
+        if known is None or service is None:
+            problems.append(f"мероприятия «{item.activity_code}» нет в стандарте")
+            continue
+        if item.activity_code in seen:
+            problems.append(f"мероприятие «{known.label}» указано дважды")
+        seen.add(item.activity_code)
+        if service.section != section:
+            where = "без разработки ИПРП" if section == "without_ipr" else "в рамках ИПРП"
+            problems.append(f"мероприятие «{known.label}» не оказывается {where}")
+        if item.count > known.max_count:
+            most = known.max_count
+            problems.append(f"«{known.label}»: не больше {most} по стандарту, указано {item.count}")
+        if item.minutes > known.minutes:
+            problems.append(
+                f"«{known.label}»: не дольше {known.minutes} мин. по стандарту, указано {item.minutes}"
+            )
+        if forms and not forms & set(known.forms):
+            allowed = ", ".join(SERVICE_FORM_LABELS[ServiceForm(f)] for f in known.forms)
+            problems.append(f"«{known.label}» оказывается только в формах: {allowed}")
+    return "Заключение: " + "; ".join(problems) if problems else None
+
+
+def _exit_reason_problem(ctx: JourneyContext, state: str) -> str | None:
+    code = ctx.payload.reason_code
+    if code is None:
+        return None
+    reasons = ctx.standard.exit_reasons(state)
+    if code not in {r.code for r in reasons}:
+        allowed = ", ".join(f"{r.code} ({r.label})" for r in reasons)
+        return f"Неизвестная причина «{code}»; допустимые: {allowed}"
+    return None
+
+
+@guard("payload.reason_code")
+def completion_reason_known(ctx: JourneyContext) -> str | None:
+    return _exit_reason_problem(ctx, "completed")
+
+
+@guard("payload.reason_code")
+def decline_reason_known(ctx: JourneyContext) -> str | None:
+    return _exit_reason_problem(ctx, "declined")
 
 
 @guard("payload.goals")
@@ -215,10 +291,58 @@ def _last_payload(ctx: JourneyContext, event: str) -> dict[str, object]:
 
 
 @guard("payload.destination")
-def transition_destination_recorded(ctx: JourneyContext) -> str | None:
-    if ctx.payload.destination.strip() or _last_payload(ctx, "begin_transition").get("destination"):
+def enrolment_destination_given(ctx: JourneyContext) -> str | None:
+    """Where the child went: a receiving organisation or a programme in words, now or at begin_transition."""
+    p = ctx.payload
+    if p.destination_org_id is not None or p.destination.strip() or ctx.case.destination_org_id is not None:
         return None
-    return "Не указано, куда перешёл ребёнок (ДОО или иная программа)"
+    if _last_payload(ctx, "begin_transition").get("destination"):
+        return None
+    return "Не указано, куда поступил ребёнок (ДОО или иная программа)"
+
+
+# An enrolment is a fact (or the date agreed with the pre-school): not more than this ahead of today.
+ENROLMENT_DAYS_AHEAD = 31
+
+
+def transition_began_on(ctx: JourneyContext) -> date | None:
+    """The day (in the region's zone) the case last entered `transition`."""
+    at = ctx.session.exec(
+        select(CaseHistory.at)
+        .where(CaseHistory.case_id == ctx.case.id, CaseHistory.to_state == "transition")
+        .order_by(col(CaseHistory.id).desc())
+        .limit(1)
+    ).first()
+    return at.astimezone(ctx.timezone).date() if at is not None else None
+
+
+@guard("payload.enrolled_on")
+def enrolment_date_plausible(ctx: JourneyContext) -> str | None:
+    enrolled = ctx.payload.enrolled_on
+    began = transition_began_on(ctx)
+    if began is not None and enrolled < began:
+        return f"Дата поступления не может быть раньше начала перехода ({began:%d.%m.%Y})"
+    latest = ctx.today + timedelta(days=ENROLMENT_DAYS_AHEAD)
+    if enrolled > latest:
+        return f"Дата поступления не может быть позже {latest:%d.%m.%Y}"
+    return None
+
+
+@guard("payload.adaptation_ends_on")
+def adaptation_ends_after_start(ctx: JourneyContext) -> str | None:
+    ends = ctx.payload.adaptation_ends_on
+    if ends is not None and ends <= ctx.payload.enrolled_on:
+        return "Период адаптации должен закончиться позже даты поступления ребёнка"
+    return None
+
+
+@guard(None, needs_request=False)
+def adaptation_over(ctx: JourneyContext) -> str | None:
+    """The case completes when the adaptation period ends (on its last day or later)."""
+    ends = ctx.case.adaptation_ends_on
+    if ends is not None and ctx.today < ends:
+        return f"Период адаптации ещё не закончился: он продлится до {ends:%d.%m.%Y}"
+    return None
 
 
 @guard(None, needs_request=False)

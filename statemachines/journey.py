@@ -17,8 +17,10 @@ from models.events import (
     AcceptPayload,
     ApproveIprPayload,
     CompletePayload,
+    DeclinePayload,
     DetermineNeedPayload,
     EmptyPayload,
+    EnrolPayload,
     RejectPayload,
     StartAssessmentPayload,
     TransitionPayload,
@@ -35,6 +37,7 @@ STATES: list[tuple[str, str]] = [
     ("ipr_implementation", "Реализация ИПРП"),
     ("ipr_assessment", "Оценка реализации ИПРП"),
     ("transition", "Переход"),
+    ("adaptation", "Адаптация"),
     ("suspended", "Приостановлено"),
     ("completed", "Завершено"),
     ("no_need", "Нуждаемость не выявлена"),
@@ -53,6 +56,7 @@ SUSPENDABLE = [
     "ipr_implementation",
     "ipr_assessment",
     "transition",
+    "adaptation",
 ]
 OPEN_STATES = ["referred", *SUSPENDABLE, "suspended"]
 
@@ -66,6 +70,9 @@ class EventDef:
     label: str
     payload: type[BaseModel]
     roles: frozenset[Role]
+    # The case's receiving organisation (case.destination_org_id: the ДОО) may fire it too, any of its
+    # users: the pre-school confirms that the child came (statemachines.fire checks it).
+    by_destination: bool = False
 
 
 EVENTS: dict[str, EventDef] = {
@@ -80,10 +87,13 @@ EVENTS: dict[str, EventDef] = {
     ),
     "revise_ipr": EventDef("Пересмотреть ИПРП", EmptyPayload, frozenset(PROGRAMME)),
     "begin_transition": EventDef("Начать переход", TransitionPayload, frozenset(PROGRAMME)),
+    "enrol": EventDef(
+        "Зафиксировать поступление ребёнка", EnrolPayload, frozenset(PROGRAMME), by_destination=True
+    ),
     "complete": EventDef("Завершить сопровождение", CompletePayload, frozenset(PROGRAMME)),
     "suspend": EventDef("Приостановить", EmptyPayload, frozenset(COORDINATION)),
     "resume": EventDef("Возобновить", EmptyPayload, frozenset(COORDINATION)),
-    "decline": EventDef("Зафиксировать отказ семьи", EmptyPayload, frozenset(COORDINATION)),
+    "decline": EventDef("Зафиксировать отказ семьи", DeclinePayload, frozenset(COORDINATION)),
     "mark_lost_contact": EventDef("Связь утрачена", EmptyPayload, frozenset(COORDINATION)),
 }
 
@@ -131,7 +141,7 @@ TRANSITIONS: list[Row] = [
         "need_determination",
         "ipr_development",
         when=_outcome("ipr"),
-        guards=[g.conclusion_written],
+        guards=[g.conclusion_written, g.conclusion_activities_valid, g.conclusion_forms_given],
         records=[r.write_conclusion],
     ),
     Row(
@@ -139,7 +149,7 @@ TRANSITIONS: list[Row] = [
         "need_determination",
         "consultation",
         when=_outcome("consultation"),
-        guards=[g.conclusion_written],
+        guards=[g.conclusion_written, g.conclusion_activities_valid, g.conclusion_forms_given],
         records=[r.write_conclusion],
     ),
     Row(
@@ -147,7 +157,7 @@ TRANSITIONS: list[Row] = [
         "need_determination",
         "no_need",
         when=_outcome("no_need"),
-        guards=[g.conclusion_written],
+        guards=[g.conclusion_written, g.conclusion_activities_valid, g.conclusion_forms_given],
         records=[r.write_conclusion],
     ),
     Row(
@@ -172,16 +182,37 @@ TRANSITIONS: list[Row] = [
         ["consultation", "ipr_implementation", "ipr_assessment"],
         "transition",
         guards=[g.destination_can_receive],
+        records=[r.remember_destination],
     ),
-    Row("complete", "transition", "completed", guards=[g.transition_destination_recorded]),
-    Row("complete", "consultation", "completed"),
-    Row("complete", "ipr_assessment", "completed", guards=[g.final_assessment_started]),
+    # The letter's transition: the child enters a ДОО or another programme and an adaptation period
+    # of the region's length follows; the case completes when it ends (the `adaptation` timer), not
+    # on the third birthday.
+    Row(
+        "enrol",
+        "transition",
+        "adaptation",
+        guards=[
+            g.enrolment_destination_given,
+            g.destination_can_receive,
+            g.enrolment_date_plausible,
+            g.adaptation_ends_after_start,
+        ],
+        records=[r.start_adaptation],
+    ),
+    Row("complete", "adaptation", "completed", guards=[g.adaptation_over, g.completion_reason_known]),
+    Row("complete", "consultation", "completed", guards=[g.completion_reason_known]),
+    Row(
+        "complete",
+        "ipr_assessment",
+        "completed",
+        guards=[g.final_assessment_started, g.completion_reason_known],
+    ),
     Row("suspend", SUSPENDABLE, "suspended", guards=[g.reason_given], records=[r.remember_suspended_from]),
     *[
         Row("resume", "suspended", state, when=_suspended_from(state), records=[r.forget_suspended_from])
         for state in SUSPENDABLE
     ],
-    Row("decline", OPEN_STATES, "declined", guards=[g.reason_given]),
+    Row("decline", OPEN_STATES, "declined", guards=[g.reason_given, g.decline_reason_known]),
     Row("mark_lost_contact", OPEN_STATES, "lost_contact", guards=[g.enough_failed_contacts]),
 ]
 

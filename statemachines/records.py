@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from sqlmodel import update
+from dateutil.relativedelta import relativedelta
+from sqlmodel import col, select, update
 
+from models.cases import CaseHistory
 from models.consents import Consent, ConsentKind, ConsentStatus
+from models.organisations import Organisation
 from models.programmes import Ipr, NeedConclusion, PlannedService
 from statemachines.context import JourneyContext
 
@@ -27,6 +30,8 @@ def write_conclusion(ctx: JourneyContext) -> None:
             text=ctx.payload.conclusion.strip(),
             concluded_on=ctx.payload.concluded_on or ctx.today,
             duration_minutes=ctx.payload.duration_minutes,
+            forms=[str(f) for f in ctx.payload.forms],
+            activities=[a.model_dump() for a in ctx.payload.activities],
             author_id=ctx.actor.id,
         )
     )
@@ -76,6 +81,36 @@ def write_ipr(ctx: JourneyContext) -> None:
             recorded_by_id=ctx.actor.id,
         )
     )
+
+
+def remember_destination(ctx: JourneyContext) -> None:
+    """The receiving organisation named at begin_transition: its staff see the child from now on."""
+    if ctx.payload.destination_org_id is not None:
+        ctx.changes["destination_org_id"] = ctx.payload.destination_org_id
+
+
+def start_adaptation(ctx: JourneyContext) -> None:
+    """The adaptation period: from the enrolment to the date given, else the region's length later.
+
+    The payload is completed with what the case already knew (the organisation named at
+    begin_transition, the period's end) so the history row and the effects say it too."""
+    p = ctx.payload
+    if p.destination_org_id is None:
+        p.destination_org_id = ctx.case.destination_org_id
+    if not p.destination.strip():
+        org = ctx.session.get(Organisation, p.destination_org_id) if p.destination_org_id else None
+        said = ctx.session.exec(
+            select(CaseHistory.payload)
+            .where(CaseHistory.case_id == ctx.case.id, CaseHistory.event == "begin_transition")
+            .order_by(col(CaseHistory.id).desc())
+            .limit(1)
+        ).first()
+        p.destination = org.name if org is not None else str((said or {}).get("destination") or "")
+    if p.adaptation_ends_on is None:
+        p.adaptation_ends_on = p.enrolled_on + relativedelta(months=ctx.standard.adaptation.length_months)
+    ctx.changes["destination_org_id"] = p.destination_org_id
+    ctx.changes["adaptation_starts_on"] = p.enrolled_on
+    ctx.changes["adaptation_ends_on"] = p.adaptation_ends_on
 
 
 def remember_suspended_from(ctx: JourneyContext) -> None:

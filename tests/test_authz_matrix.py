@@ -29,7 +29,7 @@ from sqlmodel import Session, func, select
 from models.audit import AuditLog
 from models.cases import Case
 from tests import authz_enrolments, authz_routings, authz_teams, authz_transfers
-from tests.test_journey import ipr_payload
+from tests.test_journey import ipr_payload, need_payload
 from tests.world import API, World
 
 # The callers, in the order of the matrix's columns. `anon` sends no token; `b_*` are of another region.
@@ -345,7 +345,7 @@ def _object(world: World, name: str, referrer: str, provider: str, coordinator: 
     referral = response.json()
     case_id = int(referral["case_id"])
     world.advance(case_id, "accept", {"curator_id": world.user_ids[curator]}, who=coordinator)
-    world.advance(case_id, "determine_need", {"outcome": "ipr", "conclusion": "Нужна ИПРП"}, who=coordinator)
+    world.advance(case_id, "determine_need", need_payload("ipr", "Нужна ИПРП"), who=coordinator)
     world.advance(case_id, "approve_ipr", ipr_payload(), who=curator)
     planned = world.client.post(
         f"{API}/cases/{case_id}/sessions",

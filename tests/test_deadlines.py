@@ -18,7 +18,7 @@ from flows.sweeps import sweep_deadlines
 from models.deadlines import Deadline
 from models.outbox import Outbox
 from models.users import ApiToken
-from tests.test_journey import ipr_payload
+from tests.test_journey import ipr_payload, need_payload
 from tests.world import API, World
 
 # Monday 2 March 2026, 10:00 in Moscow. 9 March is a holiday (8 March falls on a Sunday).
@@ -155,9 +155,7 @@ def test_deadlines_anchored_on_the_birth_date_stay_on_resume(world: World) -> No
     with time_machine.travel(datetime(2025, 9, 1, 8, 0, tzinfo=UTC), tick=False):
         case_id = world.refer(child={"birth_date": born.isoformat()})["case_id"]
         world.advance(case_id, "accept", who="coordinator")
-        world.advance(
-            case_id, "determine_need", {"outcome": "ipr", "conclusion": "Нужна ИПРП"}, who="coordinator"
-        )
+        world.advance(case_id, "determine_need", need_payload("ipr", "Нужна ИПРП"), who="coordinator")
         world.advance(
             case_id,
             "approve_ipr",
@@ -232,9 +230,7 @@ def test_timer_fires_begin_transition_ninety_days_before_the_third_birthday(
     with time_machine.travel(datetime(2025, 9, 1, 8, 0, tzinfo=UTC), tick=False):
         case_id = world.refer(child={"birth_date": born.isoformat()})["case_id"]
         world.advance(case_id, "accept", who="coordinator")
-        world.advance(
-            case_id, "determine_need", {"outcome": "ipr", "conclusion": "Нужна ИПРП"}, who="coordinator"
-        )
+        world.advance(case_id, "determine_need", need_payload("ipr", "Нужна ИПРП"), who="coordinator")
         world.advance(
             case_id,
             "approve_ipr",
@@ -264,9 +260,7 @@ def test_timer_event_on_a_case_that_moved_on_has_no_effect(world: World, engine:
     with time_machine.travel(datetime(2025, 9, 1, 8, 0, tzinfo=UTC), tick=False):
         case_id = world.refer(child={"birth_date": born.isoformat()})["case_id"]
         world.advance(case_id, "accept", who="coordinator")
-        world.advance(
-            case_id, "determine_need", {"outcome": "consultation", "conclusion": "К"}, who="coordinator"
-        )
+        world.advance(case_id, "determine_need", need_payload("consultation", "К"), who="coordinator")
     with time_machine.travel(datetime(2026, 5, 10, 8, 0, tzinfo=UTC), tick=False):
         world.advance(case_id, "complete")  # the family finished before the timer
     with time_machine.travel(datetime(2026, 5, 18, 8, 0, tzinfo=UTC), tick=False):

@@ -30,7 +30,7 @@ from models.referrals import Referral
 from models.users import User
 from tests.servers import HttpSink, SmtpServer
 from tests.test_effects import drain, relay, runner, settings, sink, smtp  # noqa: F401
-from tests.test_journey import ipr_payload
+from tests.test_journey import ipr_payload, need_payload
 from tests.world import API, World
 
 SERVING = "Первые шаги"  # the provider serving the child: never named to the others
@@ -49,7 +49,7 @@ def served_child(world: World) -> tuple[dict[str, Any], dict[str, Any]]:
     first = response.json()
     case_id = first["case_id"]
     world.advance(case_id, "accept", {"curator_id": world.user_ids["curator"]}, who="coordinator")
-    world.advance(case_id, "determine_need", {"outcome": "ipr", "conclusion": CONCLUSION}, who="coordinator")
+    world.advance(case_id, "determine_need", need_payload("ipr", CONCLUSION), who="coordinator")
     return first, body["child"]
 
 

@@ -11,7 +11,7 @@ import hmac
 import re
 import threading
 from collections.abc import Iterator
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +27,7 @@ from models.outbox import Delivery, DeliveryStatus, Outbox, OutboxStatus
 from models.users import User
 from tests.servers import HttpSink, RefusingProxy, SmtpServer, free_port
 from tests.standards_override import region_standard
-from tests.test_journey import ipr_payload
+from tests.test_journey import ipr_payload, need_payload
 from tests.world import API, World
 
 SECRET = "webhook-secret-of-the-provider"
@@ -150,14 +150,15 @@ def test_full_journey_sends_each_expected_message_once(
     referral = world.refer()
     case_id = referral["case_id"]
     world.advance(case_id, "accept", {"curator_id": world.user_ids["curator"]}, who="coordinator")
-    world.advance(case_id, "determine_need", {"outcome": "ipr", "conclusion": CONCLUSION}, who="coordinator")
+    world.advance(case_id, "determine_need", need_payload("ipr", CONCLUSION), who="coordinator")
     world.advance(case_id, "approve_ipr", ipr_payload())
     world.advance(
         case_id,
         "begin_transition",
         {"destination": "МБДОУ № 12", "destination_org_id": int(contacts["kindergarten_id"])},
     )
-    world.advance(case_id, "complete")
+    # The child enters the kindergarten: the adaptation period begins (the case completes at its end).
+    world.advance(case_id, "enrol", {"enrolled_on": date.today().isoformat()})
     assert smtp.inbox == [] and sink.requests == []  # nothing is sent inside a request
 
     drain(runner, relay)
@@ -172,8 +173,9 @@ def test_full_journey_sends_each_expected_message_once(
             ("clinic@health.example", f"Направление № {rid} принято"),
             ("clinic@health.example", f"Заключение по направлению № {rid}"),
             ("clinic@health.example", f"Утверждена ИПРП по направлению № {rid}"),
-            ("clinic@health.example", f"Завершено сопровождение по направлению № {rid}"),
+            ("clinic@health.example", f"Ребёнок поступил в ДОО или иную программу: направление № {rid}"),
             ("head@kindergarten.example", "Переход ребёнка из службы ранней помощи"),
+            ("head@kindergarten.example", "Поступление ребёнка из службы ранней помощи"),
         ]
     )
     texts = sms_texts(sink)
@@ -189,10 +191,10 @@ def test_full_journey_sends_each_expected_message_once(
         assert len(pdfs) == 1 and pdfs[0].get_content().startswith(b"%PDF")
 
     rows = deliveries(engine, case_id)
-    assert all(d.status == DeliveryStatus.sent for d in rows) and len(rows) == 7 + 5 + 1
+    assert all(d.status == DeliveryStatus.sent for d in rows) and len(rows) == 8 + 5 + 1
     case = world.case(case_id)
     assert all(e["status"] == "done" for e in case["effects"])
-    assert sum(len(e["deliveries"]) for e in case["effects"]) == 13
+    assert sum(len(e["deliveries"]) for e in case["effects"]) == 14
 
     # Every flow run is in Prefect, tagged with the case.
     from prefect.client.orchestration import get_client
@@ -494,7 +496,7 @@ def test_feedback_pdf_for_the_referrer(world: World, contacts: dict[str, str]) -
     world.advance(
         referral["case_id"],
         "determine_need",
-        {"outcome": "consultation", "conclusion": "Нужны консультации"},
+        need_payload("consultation", "Нужны консультации"),
         who="coordinator",
     )
     # The conclusion reaches the referrer only with the family's consent (tests/test_disclosure.py).

@@ -15,7 +15,7 @@ from models.cases import CaseHistory
 from models.children import Child
 from models.organisations import Organisation
 from models.outbox import Outbox
-from tests.test_journey import ipr_payload, to_ipr_implementation, to_need_determination
+from tests.test_journey import ipr_payload, need_payload, to_ipr_implementation, to_need_determination
 from tests.world import API, World
 
 
@@ -90,9 +90,7 @@ def test_accept_refuses_a_curator_from_another_organisation(world: World, engine
 
 def test_determine_need_requires_a_conclusion(world: World, engine: Engine) -> None:
     case_id = to_need_determination(world)
-    message = refused(
-        world, engine, case_id, "determine_need", {"outcome": "ipr", "conclusion": "  "}, who="coordinator"
-    )
+    message = refused(world, engine, case_id, "determine_need", need_payload("ipr", "  "), who="coordinator")
     assert "заключение" in message
 
 
@@ -127,27 +125,26 @@ def test_determine_need_requires_a_conclusion(world: World, engine: Engine) -> N
 )
 def test_approve_ipr_guards(world: World, engine: Engine, overrides: dict[str, Any], expected: str) -> None:
     case_id = to_need_determination(world)
-    world.advance(
-        case_id, "determine_need", {"outcome": "ipr", "conclusion": "Нужна ИПРП"}, who="coordinator"
-    )
+    world.advance(case_id, "determine_need", need_payload("ipr", "Нужна ИПРП"), who="coordinator")
     assert expected in refused(world, engine, case_id, "approve_ipr", ipr_payload(**overrides))
 
 
 def test_all_failing_guards_are_reported_together(world: World, engine: Engine) -> None:
     case_id = to_need_determination(world)
-    world.advance(
-        case_id, "determine_need", {"outcome": "ipr", "conclusion": "Нужна ИПРП"}, who="coordinator"
-    )
+    world.advance(case_id, "determine_need", need_payload("ipr", "Нужна ИПРП"), who="coordinator")
     response = world.event(case_id, "approve_ipr", ipr_payload(goals=[], services=[], parent_agreement=None))
     assert response.status_code == 422
     assert len(response.json()["reasons"]) == 3
 
 
-def test_complete_transition_requires_the_destination(world: World, engine: Engine) -> None:
+def test_enrolment_requires_the_destination(world: World, engine: Engine) -> None:
     case_id = to_ipr_implementation(world)
     world.advance(case_id, "begin_transition", {})
-    assert "куда перешёл" in refused(world, engine, case_id, "complete", {})
-    assert world.advance(case_id, "complete", {"destination": "МБДОУ № 3"})["state"] == "completed"
+    today = date.today().isoformat()
+    reason = refused(world, engine, case_id, "enrol", {"enrolled_on": today}, field="payload.destination")
+    assert "куда поступил" in reason
+    enrolled = world.advance(case_id, "enrol", {"enrolled_on": today, "destination": "МБДОУ № 3"})
+    assert enrolled["state"] == "adaptation"
 
 
 def test_complete_after_assessment_requires_a_final_assessment(world: World, engine: Engine) -> None:
@@ -232,9 +229,7 @@ def test_begin_transition_to_a_kindergarten_of_the_region(world: World, engine: 
 
 def to_ipr_development(world: World) -> int:
     case_id = to_need_determination(world)
-    world.advance(
-        case_id, "determine_need", {"outcome": "ipr", "conclusion": "Нужна ИПРП"}, who="coordinator"
-    )
+    world.advance(case_id, "determine_need", need_payload("ipr", "Нужна ИПРП"), who="coordinator")
     return case_id
 
 

@@ -5,6 +5,8 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import time_machine
+
 from tests.world import API, World
 
 
@@ -30,6 +32,26 @@ def ipr_payload(**overrides: Any) -> dict[str, Any]:
     return payload
 
 
+# What a conclusion sets (344н): the forms and the activities, from the section the outcome leads to.
+NEED_ACTIVITIES: dict[str, list[dict[str, Any]]] = {
+    "ipr": [
+        {"activity_code": "functioning_assessment", "count": 2, "minutes": 60},
+        {"activity_code": "ipr_development", "count": 1, "minutes": 90},
+    ],
+    "consultation": [{"activity_code": "development_counselling", "count": 3, "minutes": 45}],
+}
+
+
+def need_payload(outcome: str, conclusion: str = "Нужна ИПРП", **overrides: Any) -> dict[str, Any]:
+    """A determine_need payload: a no_need conclusion sets nothing; the others set forms and activities."""
+    payload: dict[str, Any] = {"outcome": outcome, "conclusion": conclusion}
+    if outcome in NEED_ACTIVITIES:
+        payload["forms"] = ["in_person"]
+        payload["activities"] = [dict(a) for a in NEED_ACTIVITIES[outcome]]
+    payload.update(overrides)
+    return payload
+
+
 def to_need_determination(world: World) -> int:
     case_id = world.refer()["case_id"]
     world.advance(case_id, "accept", {"curator_id": world.user_ids["curator"]}, who="coordinator")
@@ -38,9 +60,7 @@ def to_need_determination(world: World) -> int:
 
 def to_ipr_implementation(world: World) -> int:
     case_id = to_need_determination(world)
-    world.advance(
-        case_id, "determine_need", {"outcome": "ipr", "conclusion": "Нужна ИПРП"}, who="coordinator"
-    )
+    world.advance(case_id, "determine_need", need_payload("ipr", "Нужна ИПРП"), who="coordinator")
     world.advance(case_id, "approve_ipr", ipr_payload())
     return case_id
 
@@ -52,7 +72,7 @@ def test_child_walks_every_open_state_to_completed(world: World) -> None:
         ("accept", {"curator_id": world.user_ids["curator"]}, "coordinator", None, "need_determination"),
         (
             "determine_need",
-            {"outcome": "ipr", "conclusion": "Трудности в развитии движений"},
+            need_payload("ipr", "Трудности в развитии движений"),
             "coordinator",
             None,
             "ipr_development",
@@ -71,11 +91,17 @@ def test_child_walks_every_open_state_to_completed(world: World) -> None:
         ),
         ("start_assessment", {"kind": "final"}, "curator", None, "ipr_assessment"),
         ("begin_transition", {"destination": "МБДОУ № 12"}, "curator", None, "transition"),
+        ("enrol", {"enrolled_on": date.today().isoformat()}, "curator", None, "adaptation"),
         ("complete", {"summary": "Ребёнок посещает детский сад"}, "curator", None, "completed"),
     ]
-    for event, payload, who, reason, expected in steps:
+    for event, payload, who, reason, expected in steps[:-1]:
         case = world.advance(case_id, event, payload, who=who, reason=reason)
         assert case["state"] == expected, event
+    # The case completes when the adaptation period (the region's three months) has ended.
+    event, payload, who, reason, expected = steps[-1]
+    with time_machine.travel(datetime.now(UTC) + timedelta(days=93), tick=False):
+        case = world.advance(case_id, event, payload, who=who, reason=reason)
+    assert case["state"] == expected
 
     assert case["closed_at"] is not None
     assert case["allowed_events"] == []
@@ -108,7 +134,7 @@ def test_consultation_path_ends_completed(world: World) -> None:
     world.advance(
         case_id,
         "determine_need",
-        {"outcome": "consultation", "conclusion": "Консультации"},
+        need_payload("consultation", "Консультации"),
         who="coordinator",
     )
     assert world.advance(case_id, "complete")["state"] == "completed"
@@ -116,9 +142,7 @@ def test_consultation_path_ends_completed(world: World) -> None:
 
 def test_no_need_is_final(world: World) -> None:
     case_id = to_need_determination(world)
-    case = world.advance(
-        case_id, "determine_need", {"outcome": "no_need", "conclusion": "Норма"}, who="coordinator"
-    )
+    case = world.advance(case_id, "determine_need", need_payload("no_need", "Норма"), who="coordinator")
     assert case["state"] == "no_need" and case["allowed_events"] == []
     assert world.event(case_id, "suspend", reason="x").status_code == 409
 
@@ -282,7 +306,7 @@ def test_before_a_programme_only_the_steps_services_are_planned(world: World) ->
     world.advance(
         case_id,
         "determine_need",
-        {"outcome": "consultation", "conclusion": "Консультации"},
+        need_payload("consultation", "Консультации"),
         who="coordinator",
     )
     # Consultations without a programme: any service of the catalogue.

@@ -15,7 +15,7 @@ from sqlmodel import Session, col, select
 from api.pages.journey_svg import journey_svg
 from models.audit import AuditLog
 from tests.browser import TABLET, assert_accessible, case_id_from, login
-from tests.test_journey import ipr_payload, to_need_determination
+from tests.test_journey import ipr_payload, need_payload, to_need_determination
 from tests.test_pages_auth import csrf_of, sign_in
 from tests.world import API, World, snils_for
 
@@ -131,9 +131,7 @@ def test_a_guard_failure_shows_the_error_summary_and_keeps_what_was_typed(world:
 
 def test_the_ipr_editor_reports_a_service_not_in_the_catalogue_on_its_row(world: World) -> None:
     case_id = to_need_determination(world)
-    world.advance(
-        case_id, "determine_need", {"outcome": "ipr", "conclusion": "Нужна ИПРП"}, who="coordinator"
-    )
+    world.advance(case_id, "determine_need", need_payload("ipr", "Нужна ИПРП"), who="coordinator")
     sign_in(world.client, "curator")
     today = date.today()
     answer = post_event(
@@ -235,9 +233,7 @@ def test_contact_attempts_and_the_curator_are_recorded_from_the_card(world: Worl
 
 def test_sessions_are_planned_in_the_regions_zone_and_marked(world: World) -> None:
     case_id = to_need_determination(world)
-    world.advance(
-        case_id, "determine_need", {"outcome": "ipr", "conclusion": "Нужна ИПРП"}, who="coordinator"
-    )
+    world.advance(case_id, "determine_need", need_payload("ipr", "Нужна ИПРП"), who="coordinator")
     world.advance(case_id, "approve_ipr", ipr_payload())
     sign_in(world.client, "curator")
     page = world.client.get(f"/cases/{case_id}")
@@ -316,7 +312,7 @@ def refer_through_the_form(world: World, server_url: str, browser: Any) -> int:
     page.get_by_label("Фамилия Имя Отчество").first.fill("Щукина Мария Олеговна")
     page.get_by_label("Кем приходится ребёнку").first.select_option("mother")
     page.get_by_label("Телефон").first.fill("+7 900 765-43-21")
-    page.get_by_label("Обеспокоенность родителей развитием ребёнка").check()
+    page.get_by_label("Наличие у родителей (законных представителей) опасений, связанных с особенностями в развитии и поведении детей").check()
     page.get_by_label("Дата согласия").fill(date.today().isoformat())
     page.get_by_label("Документ о согласии").fill("Согласие № 17")
     press(page, "Продолжить")
@@ -411,9 +407,7 @@ def world_curator_name(page: Any) -> str:
 
 def test_an_event_form_is_done_with_the_keyboard_alone(world: World, server_url: str, browser: Any) -> None:
     case_id = to_need_determination(world)
-    world.advance(
-        case_id, "determine_need", {"outcome": "ipr", "conclusion": "Нужна ИПРП"}, who="coordinator"
-    )
+    world.advance(case_id, "determine_need", need_payload("ipr", "Нужна ИПРП"), who="coordinator")
     world.advance(case_id, "approve_ipr", ipr_payload())
     page = login(browser, server_url, "curator")
     page.goto(f"/cases/{case_id}")
@@ -436,9 +430,7 @@ def test_an_event_form_is_done_with_the_keyboard_alone(world: World, server_url:
 
 def test_the_ipr_editor_starts_from_the_programme_in_force_when_it_is_revised(world: World) -> None:
     case_id = to_need_determination(world)
-    world.advance(
-        case_id, "determine_need", {"outcome": "ipr", "conclusion": "Нужна ИПРП"}, who="coordinator"
-    )
+    world.advance(case_id, "determine_need", need_payload("ipr", "Нужна ИПРП"), who="coordinator")
     world.advance(case_id, "approve_ipr", ipr_payload(goals=["Ходит с опорой", "Играет рядом"]))
     world.advance(case_id, "start_assessment", {"kind": "intermediate"})
     sign_in(world.client, "curator")

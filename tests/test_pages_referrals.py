@@ -15,7 +15,7 @@ from sqlmodel import Session, select
 from models.audit import AuditLog
 from models.referrals import Referral
 from tests.browser import assert_accessible, login
-from tests.test_journey import ipr_payload
+from tests.test_journey import ipr_payload, need_payload
 from tests.test_pages_auth import csrf_of, sign_in
 from tests.world import API, World, snils_for
 
@@ -72,11 +72,11 @@ def test_form_then_check_page_then_one_referral_however_often_confirmed(world: W
     sign_in(world.client, "referrer")
     form = world.client.get("/referrals/new")
     assert form.status_code == 200
-    assert "Обеспокоенность родителей развитием ребёнка" in form.text  # the standard's wording
+    assert "Наличие у родителей (законных представителей) опасений, связанных с особенностями в развитии и поведении детей" in form.text  # the standard's wording
     before = referrals_in(engine)
     check = world.client.post("/referrals/new", data=form_data(world, csrf_of(form.text)))
     assert check.status_code == 200, check.text[:2000]
-    assert "Проверьте сведения" in check.text and "Ребёнок с IV или V группой здоровья" in check.text
+    assert "Проверьте сведения" in check.text and "Отнесение детей к IV либо V группе здоровья" in check.text
     assert referrals_in(engine) == before  # nothing is written before «Отправить»
     fields = hidden_fields(check.text)
     assert fields["child.last_name"] == ["Ёжикова"] and "health_group_4_5" in fields["criteria"]
@@ -150,7 +150,7 @@ def test_feedback_shows_the_conclusion_and_ipr_only_with_the_familys_consent(wor
     first = world.refer()
     case_id = first["case_id"]
     world.advance(case_id, "accept", {"curator_id": world.user_ids["curator"]}, who="coordinator")
-    world.advance(case_id, "determine_need", {"outcome": "ipr", "conclusion": CONCLUSION}, who="coordinator")
+    world.advance(case_id, "determine_need", need_payload("ipr", CONCLUSION), who="coordinator")
     world.advance(case_id, "approve_ipr", ipr_payload())
     sign_in(world.client, "referrer")
     url = f"/referrals/{first['id']}"
@@ -208,7 +208,7 @@ def test_a_referrer_fills_the_form_in_a_browser(world: World, server_url: str, b
     page.get_by_label("Фамилия Имя Отчество").first.fill("Ёжикова Ирина Ивановна")
     page.get_by_label("Кем приходится ребёнку").first.select_option("mother")
     page.get_by_label("Телефон").first.fill("+7 900 123-45-67")
-    page.get_by_label("Обеспокоенность родителей развитием ребёнка").check()
+    page.get_by_label("Наличие у родителей (законных представителей) опасений, связанных с особенностями в развитии и поведении детей").check()
     with page.expect_navigation():
         page.get_by_role("button", name="Продолжить").click()
     summary = page.locator(".error-summary")

@@ -14,7 +14,7 @@ from api.pages import admin, auth, cases, referrals, worklists
 from core.db import session_scope
 from models.audit import AuditLog
 from models.users import User
-from tests.test_journey import to_ipr_implementation, to_need_determination
+from tests.test_journey import need_payload, to_ipr_implementation, to_need_determination
 from tests.test_pages_auth import csrf_of, sign_in
 from tests.test_pages_worklists import make_overdue
 from tests.world import World
@@ -358,9 +358,7 @@ def test_a_curator_of_another_provider_cannot_be_given_a_case_through_either_for
 
 def test_the_ipr_editor_with_odd_values_answers_422_never_a_500(world: World) -> None:
     case_id = to_need_determination(world)
-    world.advance(
-        case_id, "determine_need", {"outcome": "ipr", "conclusion": "Нужна ИПРП"}, who="coordinator"
-    )
+    world.advance(case_id, "determine_need", need_payload("ipr", "Нужна ИПРП"), who="coordinator")
     sign_in(world.client, "curator")
     page = world.client.get(f"/cases/{case_id}").text
     token = csrf_of(page)

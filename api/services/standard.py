@@ -29,6 +29,7 @@ from models.programmes import (
     SessionStatus,
 )
 from models.standard import (
+    CatalogueServicePublic,
     CriterionPublic,
     EnumPublic,
     ExitPublic,
@@ -51,7 +52,14 @@ ANCHOR_LABELS: dict[str, str] = {
     "state_entry": "с начала этапа",
     "referral_date": "от даты направления",
     "birth_date": "от даты рождения",
+    "adaptation_end": "от окончания периода адаптации",
 }
+SECTION_LABELS: dict[str, str] = {
+    "with_ipr": "В рамках ИПРП",
+    "without_ipr": "Консультативные услуги по ранней помощи без разработки ИПРП",
+}
+# Events whose payload takes `reason_code` of the standard's exits.
+REASON_CODE_EVENTS = frozenset({"reject", "complete", "decline"})
 ACTION_LABELS: dict[str, str] = {
     "escalate": "Сообщить руководителю; случай попадает в список просроченных",
     "remind_family": "Напомнить семье",
@@ -84,6 +92,7 @@ FORMS = _options(SERVICE_FORM_LABELS)
 ENUMS: list[EnumPublic] = [
     EnumPublic(field="case.state", values=[Option(code=name, label=label) for name, label in STATES]),
     EnumPublic(field="determine_need.outcome", values=_options(NEED_OUTCOME_LABELS)),
+    EnumPublic(field="determine_need.forms", values=FORMS),
     EnumPublic(field="reject.reason_code", values=_options(REJECT_REASON_LABELS)),
     EnumPublic(field="start_assessment.kind", values=_options(ASSESSMENT_KIND_LABELS)),
     EnumPublic(field="approve_ipr.services.form", values=FORMS),
@@ -105,8 +114,9 @@ for _enum, _labels in (
     assert set(_enum) == set(_labels), f"labels missing for {_enum.__name__}"
 
 
-def _exits() -> list[ExitPublic]:
-    """Each final state, with the first event of the journey table that leads there."""
+def _exits(standard: Standard) -> list[ExitPublic]:
+    """Each final state, the first event of the journey table that leads there, and the standard's
+    coded reasons for it."""
     exits = []
     for state, label in STATES:
         if state not in FINAL_STATES:
@@ -119,18 +129,39 @@ def _exits() -> list[ExitPublic]:
                 event=row.event,
                 event_label=EVENTS[row.event].label,
                 reason_required=guards.reason_given in row.guards,
-                reason_codes=_options(REJECT_REASON_LABELS) if row.event == "reject" else [],
+                reason_codes=[Option(code=r.code, label=r.label) for r in standard.exit_reasons(state)],
+                reason_code_accepted=row.event in REASON_CODE_EVENTS,
             )
         )
     return exits
 
 
-EXITS = _exits()
+def _activity(standard: Standard, code: str, roles: Mapping[str, str]) -> ServicePublic:
+    activity = standard.service(code)
+    service = standard.service_of(code)
+    assert activity is not None and service is not None
+    return ServicePublic(
+        code=activity.code,
+        label=activity.label,
+        service_code=service.code,
+        section=service.section,
+        max_count=activity.max_count,
+        minutes=activity.minutes,
+        source=activity.source,
+        specialist_roles=[Option(code=role, label=roles[role]) for role in activity.specialist_roles],
+        forms=[f for f in FORMS if f.code in activity.forms],
+        without_ipr_states=[state for state, codes in STEP_SERVICES.items() if activity.code in codes]
+        + sorted(WITHOUT_IPR_STATES),
+        default_minutes=standard.need_determination.session_minutes
+        if activity.code == "need_determination"
+        else None,
+    )
 
 
 def standard_public(standard: Standard, region: Region) -> StandardPublic:
     """The standard as data, for a region (no database access)."""
     roles = {r.code: r.label for r in standard.specialist_roles}
+    exits = _exits(standard)
     return StandardPublic(
         region_code=region.code,
         region_name=region.name,
@@ -143,21 +174,21 @@ def standard_public(standard: Standard, region: Region) -> StandardPublic:
         quiet_hours_end=standard.quiet_hours.end.strftime("%H:%M"),
         reminder_hours_before=list(standard.reminders.before_hours),
         missed_sessions_for_contact_rule=standard.reminders.misses_for_contact_rule,
-        criteria=[CriterionPublic(code=c.code, label=c.label) for c in standard.criteria],
+        criteria=[
+            CriterionPublic(code=c.code, label=c.label, documents=list(c.documents))
+            for c in standard.criteria
+        ],
         specialist_roles=[Option(code=r.code, label=r.label) for r in standard.specialist_roles],
-        services=[
-            ServicePublic(
-                code=s.code,
-                label=s.label,
-                specialist_roles=[Option(code=role, label=roles[role]) for role in s.specialist_roles],
-                forms=FORMS,
-                without_ipr_states=[state for state, codes in STEP_SERVICES.items() if s.code in codes]
-                + sorted(WITHOUT_IPR_STATES),
-                default_minutes=standard.need_determination.session_minutes
-                if s.code == "need_determination"
-                else None,
+        services=[_activity(standard, a.code, roles) for a in standard.services],
+        catalogue=[
+            CatalogueServicePublic(
+                code=service.code,
+                label=service.label,
+                section=service.section,
+                section_label=SECTION_LABELS[service.section],
+                activities=[_activity(standard, a.code, roles) for a in service.activities],
             )
-            for s in standard.services
+            for service in standard.catalogue
         ],
         timers=[
             TimerPublic(
@@ -176,8 +207,15 @@ def standard_public(standard: Standard, region: Region) -> StandardPublic:
             )
             for t in standard.timers
         ],
-        exits=EXITS,
-        enums=ENUMS,
+        exits=exits,
+        enums=[
+            *ENUMS,
+            *(
+                EnumPublic(field=f"{e.event}.reason_code", values=e.reason_codes)
+                for e in exits
+                if e.event in ("complete", "decline")
+            ),
+        ],
     )
 
 
