@@ -1,0 +1,252 @@
+"""The inter-agency consilium through the API: planned with participants from other organisations,
+each invited once through its channel (the relay run twice against a real SMTP server), held with
+decisions that lead to a routing and to revising the ИПРП, cancelled; a consilium in the past."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fastapi import FastAPI
+from sqlalchemy import Engine, update
+from sqlmodel import Session, col, select
+
+from core.config import Settings
+from flows.relay import Relay
+from models.organisations import Organisation, OrgKind
+from models.outbox import Outbox
+from tests.servers import SmtpServer
+from tests.standards_override import region_standard
+from tests.test_journey import to_ipr_implementation
+from tests.world import API, World
+
+NO_QUIET_HOURS = "quiet_hours:\n  start: '00:00'\n  end: '00:00'\n"
+SOON = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
+
+
+def org_of(engine: Engine, kind: OrgKind, region: int = 1) -> int:
+    with Session(engine) as session:
+        found = session.exec(
+            select(Organisation.id).where(Organisation.kind == kind, Organisation.region_id == region)
+        ).first()
+        assert found is not None
+        return found
+
+
+def plan(world: World, case_id: int, who: str = "curator", **body: Any) -> Any:
+    payload = {
+        "scheduled_at": SOON.isoformat(),
+        "place": "г. Демо, ул. Ленина, 1, каб. 12",
+        "agenda": "Согласовать обследование слуха и место в группе кратковременного пребывания",
+        "participant_org_ids": [world.org_ids["health"], world.provider_id],
+    } | body
+    return world.client.post(f"{API}/cases/{case_id}/consilia", json=payload, headers=world.h(who))
+
+
+def test_consilium_in_the_past_or_without_another_organisation_is_refused(
+    world: World, engine: Engine
+) -> None:
+    case_id = to_ipr_implementation(world)
+    past = plan(world, case_id, scheduled_at=(datetime.now(UTC) - timedelta(hours=1)).isoformat())
+    assert past.status_code == 422 and past.json()["field"] == "scheduled_at"
+    assert "прошедшее" in past.json()["message"]
+    naive = plan(world, case_id, scheduled_at="2030-01-01T10:00:00")
+    assert naive.status_code == 422
+    alone = plan(world, case_id, participant_org_ids=[world.provider_id])
+    assert alone.status_code == 422 and alone.json()["field"] == "participant_org_ids"
+    unknown = plan(world, case_id, participant_org_ids=[999_999])
+    assert unknown.status_code == 404 and unknown.json()["field"] == "participant_org_ids"
+    elsewhere = plan(world, case_id, participant_org_ids=[world.org_ids["b_health"]])
+    assert elsewhere.status_code == 404
+    assert world.client.get(f"{API}/cases/{case_id}/consilia", headers=world.h("curator")).json() == []
+    with Session(engine) as session:
+        rows = session.exec(select(Outbox).where(Outbox.template == "consilium_invitation")).all()
+    assert rows == []
+
+
+def test_hold_records_decisions_and_creates_the_routing_it_decided(world: World, engine: Engine) -> None:
+    case_id = to_ipr_implementation(world)
+    social = org_of(engine, OrgKind.social)
+    planned = plan(
+        world,
+        case_id,
+        participants=[
+            {"organisation_id": social, "person_name": "Орлова В. П.", "position": "специалист по соцработе"}
+        ],
+    )
+    assert planned.status_code == 201, planned.text
+    consilium = planned.json()
+    assert consilium["status"] == "planned" and consilium["allowed_events"] == ["hold", "cancel"]
+    invited = {p["organisation_id"]: p for p in consilium["participants"]}
+    assert invited[world.org_ids["health"]]["invited"] and invited[social]["invited"]
+    assert invited[social]["person_name"] == "Орлова В. П."
+    assert not invited[world.provider_id]["invited"]  # the provider itself is not sent an invitation
+
+    # A bad routing in the decisions refuses the whole hold: nothing is recorded.
+    bad = world.client.post(
+        f"{API}/consilia/{consilium['id']}/hold",
+        json={
+            "decisions": "Направить",
+            "routings": [{"target_org_id": 999_999, "kind": "pmpk", "purpose": "x"}],
+        },
+        headers=world.h("curator"),
+    )
+    assert bad.status_code == 404 and bad.json()["field"] == "routings.0.target_org_id"
+    assert world.client.get(f"{API}/cases/{case_id}/consilia", headers=world.h("curator")).json()[0][
+        "status"
+    ] == ("planned")
+
+    held = world.client.post(
+        f"{API}/consilia/{consilium['id']}/hold",
+        json={
+            "decisions": "Направить семью на обследование слуха; пересмотреть ИПРП",
+            "recommendations": "Добавить занятия с сурдопедагогом",
+            "revise_ipr": True,
+            "routings": [
+                {
+                    "target_org_id": world.org_ids["health"],
+                    "kind": "medical_examination",
+                    "purpose": "Аудиометрия",
+                }
+            ],
+        },
+        headers=world.h("curator"),
+    )
+    assert held.status_code == 200, held.text
+    body = held.json()
+    assert body["status"] == "held" and body["revise_ipr"] and len(body["routing_ids"]) == 1
+    routed = world.client.get(f"{API}/cases/{case_id}/routings", headers=world.h("curator")).json()
+    assert [r["id"] for r in routed] == body["routing_ids"] and routed[0]["consilium_id"] == consilium["id"]
+    history = [h["event"] for h in world.case(case_id)["history"]]
+    assert {"consilium_plan", "consilium_hold", "routing_send"} <= set(history)
+    again = world.client.post(
+        f"{API}/consilia/{consilium['id']}/hold", json={"decisions": "Ещё раз"}, headers=world.h("curator")
+    )
+    assert again.status_code == 409
+    # Cancelling a held consilium is a conflict; the referrer never reaches it.
+    assert (
+        world.client.post(
+            f"{API}/consilia/{consilium['id']}/cancel", json={}, headers=world.h("curator")
+        ).status_code
+        == 409
+    )
+    assert (
+        world.client.post(
+            f"{API}/consilia/{consilium['id']}/cancel", json={}, headers=world.h("referrer")
+        ).status_code
+        == 403
+    )
+    assert (
+        world.client.post(
+            f"{API}/consilia/{consilium['id']}/cancel", json={}, headers=world.h("coordinator2")
+        ).status_code
+        == 404
+    )
+
+
+def test_cancel_tells_each_invited_organisation(world: World, engine: Engine) -> None:
+    case_id = to_ipr_implementation(world)
+    consilium = plan(world, case_id).json()
+    cancelled = world.client.post(
+        f"{API}/consilia/{consilium['id']}/cancel",
+        json={"reason": "Заболел ребёнок"},
+        headers=world.h("head"),
+    )
+    assert cancelled.status_code == 200 and cancelled.json()["status"] == "cancelled"
+    with Session(engine) as session:
+        rows = list(
+            session.exec(
+                select(Outbox).where(Outbox.case_id == case_id, Outbox.template == "consilium_cancelled")
+            )
+        )
+    assert [r.context["org_id"] for r in rows] == [world.org_ids["health"]]
+    hold = world.client.post(
+        f"{API}/consilia/{consilium['id']}/hold", json={"decisions": "—"}, headers=world.h("curator")
+    )
+    assert hold.status_code == 409
+
+
+# --- delivered once ---------------------------------------------------------------------------
+
+
+@pytest.fixture
+def _no_night(app: FastAPI, tmp_path: Path) -> Iterator[None]:
+    with region_standard(tmp_path, NO_QUIET_HOURS):
+        yield
+
+
+@pytest.fixture(scope="module")
+def runner(prefect_server: None) -> Iterator[asyncio.Runner]:
+    with asyncio.Runner() as loop:
+        yield loop
+
+
+@pytest.fixture(scope="module")
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def settings(settings: Settings, smtp: SmtpServer) -> Settings:
+    smtp.inbox.clear()
+    return settings.model_copy(
+        update={
+            "smtp_host": "127.0.0.1",
+            "smtp_port": smtp.port,
+            "channel_timeout_seconds": 1.0,
+            "delivery_retry_delays": [0.05],
+            "relay_backoff_seconds": 0.0,
+            "relay_lease_seconds": 1,
+        }
+    )
+
+
+def test_consilium_invitations_are_each_delivered_once(
+    world: World,
+    engine: Engine,
+    settings: Settings,
+    smtp: SmtpServer,
+    runner: asyncio.Runner,
+    _no_night: None,
+) -> None:
+    social = org_of(engine, OrgKind.social)
+    pmpk = org_of(engine, OrgKind.pmpk)
+    with Session(engine) as session:
+        for org_id, address in (
+            (world.org_ids["health"], "clinic@health.example"),
+            (social, "kcson@social.example"),
+        ):
+            session.execute(update(Organisation).where(col(Organisation.id) == org_id).values(email=address))
+        session.execute(
+            update(Organisation).where(col(Organisation.id) == pmpk).values(email="pmpk@pmpk.example")
+        )
+        session.commit()
+    case_id = to_ipr_implementation(world)
+    planned = plan(
+        world, case_id, participant_org_ids=[world.org_ids["health"], social, pmpk, world.provider_id]
+    )
+    assert planned.status_code == 201, planned.text
+    assert smtp.inbox == []  # nothing is sent inside the request
+
+    relay = Relay(engine, settings, name="test-relay")
+    for _ in range(2):  # the relay run twice: what is done is not sent again
+        for _ in range(10):
+            if runner.run(relay.run_once()) == 0:
+                break
+    invitations = [m for m in smtp.inbox if "консилиум" in str(m["Subject"])]
+    assert sorted(m["To"] for m in invitations) == [
+        "clinic@health.example",
+        "kcson@social.example",
+        "pmpk@pmpk.example",
+    ]
+    text = invitations[0].get_content()
+    assert "Ёжикова" in text and "ул. Ленина" in text
+    # The agenda (free text, perhaps about health) stays out of the message.
+    assert "слуха" not in text and "сурдо" not in text
