@@ -133,7 +133,9 @@ REQUESTS: dict[str, Any] = {
 # b_rrmc b_coordinator b_admin.
 MATRIX: dict[str, str] = {
     # The case's curator, coordinator and head route and plan; a specialist, a referrer, the РРМЦ do not.
-    "POST /api/v1/cases/{case_id}/routings": "401 403 403 ok/404 ok/404 403 ok/404 404/ok 403 403 403 403 404 403",
+    "POST /api/v1/cases/{case_id}/routings": (
+        "401 403 403 ok/404 ok/404 403 ok/404 404/ok 403 403 403 403 404 403"
+    ),
     "GET /api/v1/cases/{case_id}/routings": (
         "401 403 403 ok/404 ok/404 404 ok/404 404/ok ok 403 403 404 404 403"
     ),
@@ -147,7 +149,9 @@ MATRIX: dict[str, str] = {
     "POST /api/v1/routings/{routing_id}/cancel": (
         "401 403/404 404/403 ok/404 ok/404 404 ok/404 404/ok 403 403 403 404 404 403"
     ),
-    "POST /api/v1/cases/{case_id}/consilia": "401 403 403 ok/404 ok/404 403 ok/404 404/ok 403 403 403 403 404 403",
+    "POST /api/v1/cases/{case_id}/consilia": (
+        "401 403 403 ok/404 ok/404 403 ok/404 404/ok 403 403 403 403 404 403"
+    ),
     "GET /api/v1/cases/{case_id}/consilia": (
         "401 403 403 ok/404 ok/404 404 ok/404 404/ok ok 403 403 404 404 403"
     ),
