@@ -19,7 +19,16 @@ from statemachines.journey import FINAL_STATES
 ENDINGS_THAT_CANCEL = {"declined", "lost_contact", "rejected"}
 
 
+# Anchors of fixed dates: a pause does not move them (the child grows older during a suspension
+# too; the adaptation period in the pre-school goes on).
+FIXED_ANCHORS = frozenset({"birth_date", "adaptation_end"})
+
+
 def _anchor(session: Session, case: Case, timer: TimerDef, today: date) -> date:
+    if timer.anchor == "adaptation_end":
+        # Set by the enrolment (statemachines/records.py start_adaptation) in the same UPDATE.
+        ends = session.exec(select(Case.adaptation_ends_on).where(Case.id == case.id)).one()
+        return ends or today
     if timer.anchor == "birth_date":
         child = session.get(Child, case.child_id)
         assert child is not None
@@ -48,7 +57,7 @@ def _resume(row: Deadline, standard: Standard, calendar: WorkCalendar, zone: Zon
     grows older during a suspension too."""
     assert row.paused_at is not None
     timer = standard.timer(row.timer)
-    if timer is None or timer.anchor != "birth_date":
+    if timer is None or timer.anchor not in FIXED_ANCHORS:
         lost = working_days_lost(calendar, row.paused_at.astimezone(zone).date(), now.astimezone(zone).date())
         if lost:
             row.due_at = end_of_day(calendar.add_working_days(row.due_at.astimezone(zone).date(), lost), zone)
@@ -101,6 +110,9 @@ def on_transition(
             continue
         if dest in ENDINGS_THAT_CANCEL:
             row.status = DeadlineStatus.cancelled
+        elif timer is not None and timer.anchor == "adaptation_end":
+            # The day the case ends (its own timer completes it), not a task anyone is late with.
+            row.status = DeadlineStatus.met
         else:
             row.status = DeadlineStatus.met if now <= row.due_at else DeadlineStatus.missed
         row.closed_at = now

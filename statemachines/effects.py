@@ -53,6 +53,12 @@ EFFECTS: dict[str, list[Effect]] = {
         Effect(FAMILY, "transition_started"),
         Effect(ORGANISATION, "transition_receiving", to="destination", requires="destination_org_id"),
     ],
+    # The child entered a ДОО or another programme: the adaptation period begins (no diagnosis).
+    "enrol": [
+        Effect(FAMILY, "adaptation_started"),
+        Effect(REFERRER, "adaptation_started"),
+        Effect(ORGANISATION, "enrolment_recorded", to="destination", requires="destination_org_id"),
+    ],
     "complete": [Effect(FAMILY, "journey_completed"), Effect(REFERRER, "journey_completed")],
     "decline": [Effect(REFERRER, "declined")],
     "mark_lost_contact": [Effect(REFERRER, "lost_contact")],

@@ -247,9 +247,18 @@ def fire(
     definition = EVENTS.get(event)
     if definition is None:
         raise NotFound(f"Неизвестное событие «{event}»", field="event", events=sorted(EVENTS))
-    # actor None is the system itself: a timer of the standard firing its event.
-    if actor is not None and (
-        actor.organisation_id != case.provider_id or actor.role not in definition.roles
+    # actor None is the system itself: a timer of the standard firing its event. An event marked
+    # `by_destination` may also be fired by the case's receiving organisation (the ДОО confirms).
+    receiving = (
+        definition.by_destination
+        and actor is not None
+        and case.destination_org_id is not None
+        and actor.organisation_id == case.destination_org_id
+    )
+    if (
+        actor is not None
+        and not receiving
+        and (actor.organisation_id != case.provider_id or actor.role not in definition.roles)
     ):
         raise Forbidden(f"Роль пользователя не позволяет действие «{definition.label}»")
     if expected_version is not None and expected_version != case.version:

@@ -211,7 +211,7 @@ def test_serve_answers_with_the_demo_data(demo_db: dict[str, str]) -> None:
         cases = httpx.get(
             f"{base}/api/v1/cases", headers={"Authorization": f"Bearer {token['access_token']}"}
         )
-        assert cases.status_code == 200 and cases.json()["total"] == 13
+        assert cases.status_code == 200 and cases.json()["total"] == 14
         assert httpx.get(f"{base}/docs").status_code == 200
     finally:
         server.terminate()

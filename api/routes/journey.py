@@ -10,7 +10,7 @@ from api.deps import CurrentUser, SessionDep
 from api.openapi import responses
 from api.services import standard as standard_service
 from models.standard import StandardPublic
-from statemachines.journey import STATE_LABELS, TRANSITIONS, describe
+from statemachines.journey import FINAL_STATES, STATE_LABELS, TRANSITIONS, describe
 
 router = APIRouter(tags=["Маршрут"])
 
@@ -45,7 +45,7 @@ def _mermaid() -> str:
             if key not in seen:
                 seen.add(key)
                 lines.append(f"    {source} --> {row.dest}: {row.event}")
-    for final in ("completed", "no_need", "declined", "lost_contact", "rejected"):
+    for final in (name for name in STATE_LABELS if name in FINAL_STATES):
         lines.append(f"    {final} --> [*]")
     return "\n".join(lines) + "\n"
 
