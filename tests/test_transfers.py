@@ -56,19 +56,28 @@ def test_accepted_transfer_moves_the_case_and_who_reads_what_before_and_after(wo
     # Before: the receiving coordinator sees the summary to decide, never the case card.
     assert world.client.get(f"{API}/cases/{case_id}", headers=world.h("coordinator2")).status_code == 404
     incoming = world.client.get(
-        f"{API}/transfers", params={"direction": "incoming", "status": "requested"}, headers=world.h("coordinator2")
+        f"{API}/transfers",
+        params={"direction": "incoming", "status": "requested"},
+        headers=world.h("coordinator2"),
     ).json()
     seen = next(t for t in incoming["items"] if t["id"] == transfer["id"])
     assert seen["child_name"].startswith("Ёжикова Алёна") and seen["child_birth_date"]
     assert seen["municipality"] == "Центральный район" and seen["case_state"] == "ipr_implementation"
-    assert seen["from_provider_id"] == world.org_ids["provider"] and seen["allowed_actions"] == ["accept", "refuse"]
+    assert seen["from_provider_id"] == world.org_ids["provider"] and seen["allowed_actions"] == [
+        "accept",
+        "refuse",
+    ]
     assert "history" not in seen and "conclusion" not in seen
     # The sending card shows the pending transfer; the curator of the receiver sees no incoming.
     card = world.case(case_id, "coordinator")
     assert card["pending_transfer"]["id"] == transfer["id"]
-    assert world.client.get(f"{API}/transfers/{transfer['id']}", headers=world.h("curator2")).status_code == 404
+    assert (
+        world.client.get(f"{API}/transfers/{transfer['id']}", headers=world.h("curator2")).status_code == 404
+    )
 
-    accepted = post(world, transfer["id"], "accept", "coordinator2", {"curator_id": world.user_ids["curator2"]})
+    accepted = post(
+        world, transfer["id"], "accept", "coordinator2", {"curator_id": world.user_ids["curator2"]}
+    )
     assert accepted.status_code == 200, accepted.text
     assert accepted.json()["status"] == "accepted"
 
@@ -80,7 +89,9 @@ def test_accepted_transfer_moves_the_case_and_who_reads_what_before_and_after(wo
     assert old["case_state"] is None and old["municipality"] is None
     # The new one reads the whole case: history, ИПРП, its curator, both organisations in history.
     case = world.case(case_id, "coordinator2")
-    assert case["provider_id"] == world.org_ids["provider2"] and case["curator_id"] == world.user_ids["curator2"]
+    assert (
+        case["provider_id"] == world.org_ids["provider2"] and case["curator_id"] == world.user_ids["curator2"]
+    )
     events = [h["event"] for h in case["history"]]
     assert events[:1] == ["refer"] and "approve_ipr" in events
     assert events[-2:] == ["transfer_request", "transfer_accept"]
@@ -159,7 +170,8 @@ def test_bad_targets_and_missing_consent_are_422_with_the_field(world: World) ->
     assert request(world, case_id, who="specialist").status_code in (403, 404)
     # Nothing half-written: no transfer, no consent of kind transfer.
     consents = world.client.get(
-        f"{API}/children/{world.case(case_id, 'coordinator')['child_id']}/consents", headers=world.h("coordinator")
+        f"{API}/children/{world.case(case_id, 'coordinator')['child_id']}/consents",
+        headers=world.h("coordinator"),
     ).json()
     assert all(c["kind"] != "transfer" for c in consents)
     # A consent already on file is enough; the body then need not carry one.
@@ -217,13 +229,19 @@ def test_open_deadlines_keep_their_due_dates_and_future_sessions_are_cancelled(
     after = {d["id"]: d for d in world.case(case_id, "coordinator2")["deadlines"]}
     for deadline_id, row in before.items():
         assert after[deadline_id]["status"] == "open"
-        assert after[deadline_id]["due_at"] == row["due_at"] and after[deadline_id]["warn_at"] == row["warn_at"]
+        assert (
+            after[deadline_id]["due_at"] == row["due_at"] and after[deadline_id]["warn_at"] == row["warn_at"]
+        )
     with Session(engine) as session:
-        cancelled = session.exec(select(ServiceSession).where(ServiceSession.id == planned.json()["id"])).one()
+        cancelled = session.exec(
+            select(ServiceSession).where(ServiceSession.id == planned.json()["id"])
+        ).one()
         assert cancelled.status == "cancelled" and "передан" in (cancelled.notes or "")
         templates = sorted(
             (o.kind, o.template, o.context.get("org_id"))
-            for o in session.exec(select(Outbox).where(Outbox.case_id == case_id, Outbox.template.like("transfer_%")))  # type: ignore[attr-defined]
+            for o in session.exec(
+                select(Outbox).where(Outbox.case_id == case_id, Outbox.template.like("transfer_%"))
+            )  # type: ignore[attr-defined]
         )
     provider, provider2 = world.org_ids["provider"], world.org_ids["provider2"]
     assert templates == [
@@ -244,6 +262,8 @@ def test_journey_lists_the_transfer_workflow(world: World) -> None:
 def test_roles_without_transfers_are_refused_and_bad_filters_are_422(world: World) -> None:
     assert world.client.get(f"{API}/transfers", headers=world.h("referrer")).status_code == 403
     assert world.client.get(f"{API}/transfers", headers=world.h("specialist")).status_code == 403
-    bad = world.client.get(f"{API}/transfers", params={"direction": "sideways"}, headers=world.h("coordinator"))
+    bad = world.client.get(
+        f"{API}/transfers", params={"direction": "sideways"}, headers=world.h("coordinator")
+    )
     assert bad.status_code == 422 and bad.json()["field"] == "direction"
     assert world.client.get(f"{API}/transfers/999999", headers=world.h("coordinator")).status_code == 404
