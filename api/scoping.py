@@ -2,12 +2,18 @@
 
 Out-of-scope objects answer 404, as if they did not exist; roles that never see a kind of data
 answer 403.
+
+A provider's specialist sees the cases of the teams she is in and of the sessions she gives (DESIGN
+§6, issue 11), not every case of her provider. A member of a case's team from another organisation
+(an invited specialist, models/teams.py) reads that case, its child and its sessions by id
+(get_case, get_child), and changes nothing (require_own_case); her lists stay her own organisation's.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from sqlalchemy.orm import aliased
 from sqlmodel import Session, and_, col, exists, or_, select
 
 from api.deps import Principal
@@ -16,16 +22,55 @@ from models.cases import Case
 from models.children import Child
 from models.deadlines import Deadline
 from models.organisations import Organisation
+from models.programmes import ServiceSession
 from models.referrals import MatchStatus, Referral
+from models.teams import TeamMember
 from models.users import Role
+
+# Roles that never read a child's record, even if someone put them in a team.
+_NEVER_MEMBERS = frozenset({Role.analyst, Role.admin})
 
 
 def _region_org_ids(principal: Principal) -> Any:
     return select(Organisation.id).where(Organisation.region_id == principal.org.region_id)
 
 
+def in_team(case_id: Any, user_id: int) -> Any:
+    """SQL: `user_id` is a member of the case's team now (the partial index ix_team_member_active_user)."""
+    return exists().where(
+        col(TeamMember.user_id) == user_id,
+        col(TeamMember.case_id) == case_id,
+        col(TeamMember.removed_at).is_(None),
+    )
+
+
+def _gives_sessions(case_id: Any, user_id: int) -> Any:
+    """SQL: `user_id` gives (or is to give) a session of the case (ix_session_specialist_time)."""
+    return exists().where(
+        col(ServiceSession.specialist_id) == user_id, col(ServiceSession.case_id) == case_id
+    )
+
+
+def _specialists(case: Any, principal: Principal) -> Any:
+    """SQL on `case` (Case or an alias of it): the specialist's own cases — of her teams (any
+    provider's), and of her provider where she gives sessions."""
+    return or_(
+        in_team(case.id, principal.id),
+        and_(case.provider_id == principal.org.id, _gives_sessions(case.id, principal.id)),
+    )
+
+
+def _specialists_case_of(column: Any, principal: Principal) -> Any:
+    """SQL: the case `column` names is one of the specialist's. An alias of Case, so that it stays in
+    the subquery when the outer query joins Case itself (the overdue list does)."""
+    case = aliased(Case)
+    return exists().where(case.id == column, _specialists(case, principal))
+
+
 def case_scope(principal: Principal) -> Any:
     if principal.is_provider_staff:
+        if principal.role == Role.specialist:
+            return _specialists(Case, principal)
         return Case.provider_id == principal.org.id
     if principal.is_regional_supervisor:
         return col(Case.provider_id).in_(_region_org_ids(principal))
@@ -34,6 +79,9 @@ def case_scope(principal: Principal) -> Any:
 
 def deadline_scope(principal: Principal) -> Any:
     if principal.is_provider_staff:
+        if principal.role == Role.specialist:
+            mine = _specialists_case_of(Deadline.case_id, principal)
+            return and_(Deadline.provider_id == principal.org.id, mine)
         return Deadline.provider_id == principal.org.id
     if principal.is_regional_supervisor:
         return col(Deadline.provider_id).in_(_region_org_ids(principal))
@@ -44,7 +92,7 @@ def child_scope(principal: Principal) -> Any:
     if principal.is_provider_staff:
         # Correlated, so one child is checked through the case.child_id index; an IN over the
         # provider's cases built the list of all its children for every lookup (bench/RESULTS.md).
-        return exists().where(col(Case.child_id) == Child.id, col(Case.provider_id) == principal.org.id)
+        return exists().where(col(Case.child_id) == Child.id, case_scope(principal))
     if principal.is_regional_supervisor:
         return Child.region_id == principal.org.region_id
     raise Forbidden("Просмотр сведений о детях недоступен для вашей роли")
@@ -52,6 +100,9 @@ def child_scope(principal: Principal) -> Any:
 
 def referral_scope(principal: Principal) -> Any:
     """Who may list a referral at all; what each may see of it is api/services/disclosure.py's."""
+    if principal.is_provider_staff and principal.role == Role.specialist:
+        # The referrals of her cases only: the provider's intake is the coordinator's.
+        return _specialists_case_of(Referral.case_id, principal)
     if principal.is_provider_staff:
         # Addressed to it, handed to its case, or waiting for it to confirm a match.
         return or_(
@@ -72,18 +123,54 @@ def referral_scope(principal: Principal) -> Any:
     raise Forbidden("Просмотр направлений недоступен для вашей роли")
 
 
-def get_case(session: Session, principal: Principal, case_id: int) -> Case:
-    case = session.exec(select(Case).where(Case.id == case_id, case_scope(principal))).first()
-    if case is None:
-        raise NotFound("Случай не найден", field="case_id")
-    return case
+def _may_be_invited(principal: Principal) -> bool:
+    return principal.role not in _NEVER_MEMBERS and not principal.is_regional_supervisor
 
 
-def get_child(session: Session, principal: Principal, child_id: int) -> Child:
-    child = session.exec(select(Child).where(Child.id == child_id, child_scope(principal))).first()
-    if child is None:
-        raise NotFound("Ребёнок не найден", field="child_id")
-    return child
+def get_case(session: Session, principal: Principal, case_id: int, *, invited: bool = True) -> Case:
+    """The case if the caller may see it; NotFound otherwise (Forbidden for a role that sees no
+    cases and is not in this case's team). `invited=False`: not through another organisation's team
+    membership (a door that changes the case)."""
+    refused: Forbidden | None = None
+    try:
+        case = session.exec(select(Case).where(Case.id == case_id, case_scope(principal))).first()
+    except Forbidden as error:
+        case, refused = None, error
+    if case is None and invited and _may_be_invited(principal):
+        case = session.exec(select(Case).where(Case.id == case_id, in_team(Case.id, principal.id))).first()
+    if case is not None:
+        return case
+    if refused is not None:
+        raise refused
+    raise NotFound("Случай не найден", field="case_id")
+
+
+def get_child(session: Session, principal: Principal, child_id: int, *, invited: bool = True) -> Child:
+    """The child if the caller may see it (as get_case: through a team of one of its cases too)."""
+    refused: Forbidden | None = None
+    try:
+        child = session.exec(select(Child).where(Child.id == child_id, child_scope(principal))).first()
+    except Forbidden as error:
+        child, refused = None, error
+    if child is None and invited and _may_be_invited(principal):
+        member = exists().where(col(Case.child_id) == Child.id, in_team(Case.id, principal.id))
+        child = session.exec(select(Child).where(Child.id == child_id, member)).first()
+    if child is not None:
+        return child
+    if refused is not None:
+        raise refused
+    raise NotFound("Ребёнок не найден", field="child_id")
+
+
+def is_invited(principal: Principal, case: Case) -> bool:
+    """The caller sees the case only as an invited member of its team (another organisation)."""
+    return not principal.is_regional_supervisor and principal.org.id != case.provider_id
+
+
+def require_own_case(principal: Principal, case: Case) -> None:
+    """An invited member of another organisation reads the case and changes nothing in it."""
+    if is_invited(principal, case):
+        raise Forbidden("Приглашённый специалист другой организации не может изменять случай")
 
 
 def require_provider_staff(principal: Principal, roles: set[Role] | None = None) -> None:

@@ -10,15 +10,17 @@ from __future__ import annotations
 from sqlmodel import Session, col, select
 
 from api.deps import Principal
-from api.scoping import require_provider_staff
+from api.scoping import require_own_case, require_provider_staff
 from core.errors import NotFound, Unprocessable
 from models.cases import Case, ContactAttempt, ContactChannel
 from models.common import utcnow
 from models.programmes import (
+    SERVICE_FORM_LABELS,
     STEP_SERVICES,
     WITHOUT_IPR_STATES,
     Ipr,
     PlannedService,
+    ServiceForm,
     ServiceSession,
     SessionIn,
     SessionPublic,
@@ -48,6 +50,7 @@ def plan_session(session: Session, principal: Principal, case: Case, body: Sessi
     """Plans a session of a service the case may have now (flushed, with an id); the family hears of it
     through the outbox. Raises Forbidden (role) or Unprocessable naming the field."""
     require_planner(principal)
+    require_own_case(principal, case)
     if case.state in FINAL_STATES or case.state in NO_SESSIONS_STATES:
         raise Unprocessable("В текущем состоянии случая занятия не планируются", field="case_id")
     region = region_of(session, case)
@@ -89,6 +92,7 @@ def update_session(
     """Marks a planned session held, missed or cancelled (once). A held or missed one counts as a
     contact with the family (`record`). Raises Forbidden, NotFound (not this case's) or Unprocessable."""
     require_planner(principal)
+    require_own_case(principal, case)
     row = session.get(ServiceSession, session_id)
     if row is None or row.case_id != case.id:
         raise NotFound("Занятие не найдено", field="session_id")
@@ -114,6 +118,9 @@ def check_service(session: Session, case: Case, body: SessionIn, standard: Stand
     known = standard.service(body.service_code)
     if known is None:
         raise Unprocessable(f"Услуги «{body.service_code}» нет в перечне стандарта", field="service_code")
+    if body.form not in known.forms:  # the activity's forms of 344н
+        allowed = ", ".join(SERVICE_FORM_LABELS[ServiceForm(f)] for f in known.forms)
+        raise Unprocessable(f"«{known.label}» проводится только в формах: {allowed}", field="form")
     programme = list(
         session.exec(
             select(PlannedService)

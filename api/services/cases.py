@@ -15,6 +15,7 @@ from sqlmodel import Session, col, func, select, update
 from api.deps import Principal
 from api.scoping import case_scope, require_own_case, require_provider_staff
 from api.services import transfers
+from api.services.standard import latest_conclusion
 from core.errors import Unprocessable
 from models.cases import Case, CaseDetail, CaseHistory, CaseSummary, HistoryPublic
 from models.children import Child, full_name
@@ -184,6 +185,7 @@ def detail(session: Session, principal: Principal, case: Case) -> CaseDetail:
         effects=effects(session, case),
         deadlines=deadlines(session, case),
         pending_transfer=transfers.pending_for_case(session, principal, case),
+        conclusion=latest_conclusion(session, case),
     )
 
 

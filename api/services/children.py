@@ -145,7 +145,7 @@ def consent_public(row: Consent) -> ConsentPublic:
 def add_consent(session: Session, principal: Principal, child_id: int, body: ConsentIn) -> Consent:
     """Record a consent given or withdrawn; the caller writes the audit row."""
     require_provider_staff(principal, {Role.intake_coordinator, Role.curator, Role.supervisor})
-    child = get_child(session, principal, child_id)
+    child = get_child(session, principal, child_id, invited=False)  # an invited member only reads
     assert child.id is not None
     # Consents belong to the child, so they steer every provider's messages and what referrers see:
     # only the provider serving the child now records a consent given (not one with an old, closed

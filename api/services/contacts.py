@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlmodel import Session, col, select
 
 from api.deps import Principal
-from api.scoping import require_provider_staff
+from api.scoping import require_own_case, require_provider_staff
 from core.errors import Unprocessable
 from models.cases import Case, ContactAttempt, ContactAttemptIn
 from models.common import utcnow
@@ -25,6 +25,7 @@ def add_contact_attempt(
     Raises Forbidden (role) or Unprocessable (closed case, a time in the future).
     """
     require_recorder(principal)
+    require_own_case(principal, case)
     if case.state in FINAL_STATES:
         raise Unprocessable("Случай закрыт", field="case_id")
     if attempt.at > utcnow():
