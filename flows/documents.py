@@ -19,6 +19,7 @@ from sqlmodel import Session, col, select
 
 import standards
 from api.services import disclosure
+from api.services.standard import conclusion_public
 from core.db import make_engine, reads_engine
 from models.common import today_in
 from models.organisations import Organisation, Region
@@ -93,7 +94,7 @@ def feedback_pdf(session: Session, referral_id: int, today: date) -> bytes:
             line = f"{row.at:%d.%m.%Y} — {STATE_LABELS[row.to_state]}"
             if row.event == "reject":
                 line += f" (причина: {_reject_reason(row.payload)})"
-            if row.event == "begin_transition" and row.payload.get("destination"):
+            if row.event in ("begin_transition", "enrol") and row.payload.get("destination"):
                 line += f" ({row.payload['destination']})"
             story.append(p(line))
     withheld = "Сведения не передаются: нет согласия родителя на их передачу направившей организации."
@@ -102,6 +103,12 @@ def feedback_pdf(session: Session, referral_id: int, today: date) -> bytes:
         story.append(p("Заключение по итогам определения нуждаемости", heading))
         story.append(p(f"{conclusion.concluded_on:%d.%m.%Y}: ребёнок {OUTCOME_LABELS[conclusion.outcome]}."))
         story.append(p(conclusion.text))
+        # What the conclusion sets (344н): form of services, kinds, number of activities, duration.
+        labelled = conclusion_public(conclusion, load_standard(region.code))
+        if labelled.form_labels:
+            story.append(p("Форма предоставления услуг: " + ", ".join(labelled.form_labels)))
+        for activity in labelled.activities:
+            story.append(p(f"• {activity.label}: {activity.count} × {activity.minutes} мин."))
     elif view.conclusion_withheld:
         story += [
             p("Заключение по итогам определения нуждаемости", heading),

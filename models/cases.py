@@ -13,6 +13,7 @@ from sqlmodel import Field, SQLModel
 from models.common import Count, DbId, JsonBool, JsonDatetime, JSONType, UTCDateTime, utcnow
 from models.deadlines import DeadlinePublic
 from models.outbox import EffectPublic
+from models.programmes import NeedConclusionPublic
 from models.transfers import TransferPublic
 
 
@@ -134,6 +135,8 @@ class CaseDetail(CaseSummary):
     deadlines: list[DeadlinePublic]
     # A request to pass the case to another provider, while it waits for an answer.
     pending_transfer: TransferPublic | None = None
+    # The latest conclusion of need determination, with the forms and activities it sets (344н).
+    conclusion: NeedConclusionPublic | None = None
 
 
 class CaseUpdate(SQLModel):

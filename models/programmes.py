@@ -96,6 +96,30 @@ class NeedConclusion(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+class ConclusionActivityPublic(SQLModel):
+    activity_code: str
+    label: str
+    count: int
+    minutes: int
+
+
+class NeedConclusionPublic(SQLModel):
+    """The latest conclusion of need determination (GET /api/v1/cases/{id} `conclusion`): what 344н
+    has it set — forms, kinds of activities, their number and duration."""
+
+    id: int
+    outcome: NeedOutcome
+    outcome_label: str
+    text: str
+    concluded_on: date
+    duration_minutes: int | None
+    forms: list[str]
+    form_labels: list[str]
+    activities: list[ConclusionActivityPublic]
+    author_id: int
+    created_at: datetime
+
+
 class Ipr(SQLModel, table=True):
     """An individual early-help programme; a revision supersedes the previous one."""
 

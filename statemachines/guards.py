@@ -208,6 +208,9 @@ def ipr_services_in_catalogue(ctx: JourneyContext) -> str | None:
             problems.append(f"услуги «{service.service_code}» нет в перечне стандарта")
         elif service.specialist_role and service.specialist_role not in known.specialist_roles:
             problems.append(f"услугу «{known.label}» не оказывает специалист «{service.specialist_role}»")
+        elif service.form not in known.forms:  # the activity's forms of 344н
+            allowed = ", ".join(SERVICE_FORM_LABELS[ServiceForm(f)] for f in known.forms)
+            problems.append(f"услуга «{known.label}» оказывается только в формах: {allowed}")
     return "ИПРП: " + "; ".join(problems) if problems else None
 
 

@@ -10,20 +10,23 @@ from collections.abc import Mapping
 from enum import StrEnum
 from typing import TypeVar
 
-from sqlmodel import Session
+from sqlmodel import Session, col, select
 
 from api.deps import Principal
 from core.text import plural
-from models.cases import CONTACT_CHANNEL_LABELS, ContactChannel
+from models.cases import CONTACT_CHANNEL_LABELS, Case, ContactChannel
 from models.consents import CONSENT_LABELS, ConsentKind
 from models.events import ASSESSMENT_KIND_LABELS, REJECT_REASON_LABELS, AssessmentKind, RejectReason
-from models.organisations import Region
+from models.organisations import Organisation, Region
 from models.programmes import (
     NEED_OUTCOME_LABELS,
     SERVICE_FORM_LABELS,
     SESSION_STATUS_LABELS,
     STEP_SERVICES,
     WITHOUT_IPR_STATES,
+    ConclusionActivityPublic,
+    NeedConclusion,
+    NeedConclusionPublic,
     NeedOutcome,
     ServiceForm,
     SessionStatus,
@@ -217,6 +220,50 @@ def standard_public(standard: Standard, region: Region) -> StandardPublic:
             ),
         ],
     )
+
+
+def conclusion_public(row: NeedConclusion, standard: Standard) -> NeedConclusionPublic:
+    """A conclusion with the Russian labels of its outcome, forms and activities (the case card, the API)."""
+    assert row.id is not None
+    activities = []
+    for item in row.activities:
+        code = str(item.get("activity_code", ""))
+        known = standard.service(code)
+        activities.append(
+            ConclusionActivityPublic(
+                activity_code=code,
+                label=known.label if known else code,
+                count=int(str(item.get("count", 0))),
+                minutes=int(str(item.get("minutes", 0))),
+            )
+        )
+    return NeedConclusionPublic(
+        id=row.id,
+        outcome=row.outcome,
+        outcome_label=NEED_OUTCOME_LABELS[NeedOutcome(row.outcome)],
+        text=row.text,
+        concluded_on=row.concluded_on,
+        duration_minutes=row.duration_minutes,
+        forms=list(row.forms),
+        form_labels=[SERVICE_FORM_LABELS[ServiceForm(f)] for f in row.forms],
+        activities=activities,
+        author_id=row.author_id,
+        created_at=row.created_at,
+    )
+
+
+def latest_conclusion(session: Session, case: Case) -> NeedConclusionPublic | None:
+    """The case's latest conclusion of need determination, labelled by its region's standard."""
+    row = session.exec(
+        select(NeedConclusion)
+        .where(NeedConclusion.case_id == case.id)
+        .order_by(col(NeedConclusion.id).desc())
+    ).first()
+    if row is None:
+        return None
+    provider = session.get(Organisation, case.provider_id)
+    region = session.get(Region, provider.region_id) if provider else None
+    return conclusion_public(row, load_standard(region.code if region else None))
 
 
 def region_standard(session: Session, principal: Principal) -> StandardPublic:
