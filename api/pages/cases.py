@@ -71,6 +71,9 @@ DONE: dict[str, str] = {
     "attendance": "Отметка о занятии сохранена.",
     "contact": "Попытка связаться с семьёй записана.",
     "curator": "Куратор назначен.",
+    "transfer_request": "Запрос о передаче отправлен принимающей организации.",
+    "transfer_withdraw": "Запрос о передаче отозван.",
+    "transfer_accept": "Случай принят вашей организацией. Назначьте куратора, если он ещё не назначен.",
 }
 STALE = "Карточка изменена другим пользователем — вот актуальная версия. Проверьте её и повторите действие."
 
@@ -89,6 +92,13 @@ EFFECT_STATUS_LABELS = {
 }
 DEADLINE_STATUS_LABELS = {"open": "Идёт", "met": "Выполнен", "closed": "Закрыт", "expired": "Истёк"}
 EVENT_NAMES = {"refer": "Направление зарегистрировано", **{n: e.label for n, e in EVENTS.items()}}
+# The transfer's history rows (statemachines/transfer.py); their payload names both organisations.
+EVENT_NAMES |= {
+    "transfer_request": "Запрошена передача в другую организацию",
+    "transfer_accept": "Случай принят другой организацией",
+    "transfer_refuse": "Отказ в приёме случая",
+    "transfer_withdraw": "Запрос о передаче отозван",
+}
 CURATOR_ROLES = (Role.curator, Role.supervisor)
 
 
@@ -178,7 +188,7 @@ def _card(
     curators = [u for u in staff if u.role in CURATOR_ROLES]
     receivers = (
         [o for o in organisations_service.list_organisations(session, principal) if o.kind in RECEIVING_KINDS]
-        if "begin_transition" in detail.allowed_events
+        if "begin_transition" in detail.allowed_events or "enrol" in detail.allowed_events
         else []
     )
     names = _names(
@@ -395,6 +405,16 @@ def _event_input(event: str, form: Form, problems: Problems) -> EventInput:
         payload = {"kind": get("kind") or AssessmentKind.intermediate.value}
     elif event == "begin_transition":
         payload = {"destination": get("destination")}
+        if (org := _int(form, f"{event}-destination_org_id", problems)) is not None:
+            payload["destination_org_id"] = org
+    elif event == "enrol":
+        payload = {"destination": get("destination"), "enrolled_on": get("enrolled_on") or None}
+        if payload["enrolled_on"] is None:
+            problems.errors[f"{event}-enrolled_on"] = "Укажите дату поступления ребёнка"
+        if (org := _int(form, f"{event}-destination_org_id", problems)) is not None:
+            payload["destination_org_id"] = org
+        if get("adaptation_ends_on"):
+            payload["adaptation_ends_on"] = get("adaptation_ends_on")
     elif event == "complete":
         payload = {"destination": get("destination"), "summary": get("summary")}
     return EventInput(payload, reason, rows)

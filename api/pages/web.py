@@ -65,6 +65,7 @@ def get_page_principal(request: Request, session: SessionDep) -> Principal:
         role=principal.role,
         org_name=principal.org.name,
         csrf=csrf_token(principal),
+        receives_children=receives_children(principal),
     )
     request.state.zone = region_zone(session, principal)
     return principal
@@ -76,6 +77,8 @@ class Viewer:
     role: Role
     org_name: str
     csrf: str
+    # Staff of a ДОО (or another receiving organisation): the menu has «Поступающие дети».
+    receives_children: bool = False
 
 
 PageUser = Annotated[Principal, Depends(get_page_principal)]
@@ -160,8 +163,8 @@ def render(
     base: dict[str, Any] = {
         "user": viewer,
         "role_label": ROLE_LABELS[viewer.role] if viewer else "",
-        "nav": NAV.get(viewer.role, []) if viewer else [],
-        "current": current_nav(NAV.get(viewer.role, []) if viewer else [], request.url.path),
+        "nav": nav_of(viewer),
+        "current": current_nav(nav_of(viewer), request.url.path),
         "csrf": viewer.csrf if viewer else "",
         "tz": getattr(request.state, "zone", None),
         "path": request.url.path,
@@ -201,17 +204,24 @@ HOME: dict[Role, str] = {
 }
 
 NAV: dict[Role, list[tuple[str, str]]] = {
-    Role.referrer: [("/referrals", "Мои направления"), ("/referrals/new", "Направить ребёнка")],
+    Role.referrer: [
+        ("/referrals", "Мои направления"),
+        ("/referrals/new", "Направить ребёнка"),
+        # Families a provider routed to this organisation (api/pages/routings.py).
+        ("/routings", "Направленные к нам семьи"),
+    ],
     Role.intake_coordinator: [
         ("/today", "Сегодня"),
         ("/referrals", "Направления"),
         ("/search", "Поиск детей"),
+        ("/transfers", "Передачи"),
     ],
-    Role.curator: [("/today", "Сегодня"), ("/search", "Поиск детей")],
+    Role.curator: [("/today", "Сегодня"), ("/search", "Поиск детей"), ("/routings", "Маршрутизация")],
     Role.specialist: [("/today", "Сегодня"), ("/search", "Поиск детей")],
     Role.supervisor: [
         ("/dashboard", "Сводка"),
         ("/referrals", "Направления"),
+        ("/transfers", "Передачи"),
         ("/search", "Поиск детей"),
         ("/standard", "Стандарт"),
     ],
@@ -222,6 +232,22 @@ NAV: dict[Role, list[tuple[str, str]]] = {
         ("/standard", "Стандарт"),
     ],
 }
+
+
+# The receiving organisation's staff (api/pages/enrolments.py): the children coming to it.
+RECEIVER_NAV = [("/enrolments", "Поступающие дети")]
+
+
+def receives_children(principal: Principal) -> bool:
+    from api.services.enrolments import is_receiver
+
+    return is_receiver(principal)
+
+
+def nav_of(viewer: Viewer | None) -> list[tuple[str, str]]:
+    if viewer is None:
+        return []
+    return NAV.get(viewer.role, []) + (RECEIVER_NAV if viewer.receives_children else [])
 
 
 def current_nav(nav: list[tuple[str, str]], path: str) -> str | None:
