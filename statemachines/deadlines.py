@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from core.workdays import WorkCalendar, due_dates, end_of_day, start_of_work
 from models.cases import Case
@@ -27,7 +27,7 @@ FIXED_ANCHORS = frozenset({"birth_date", "adaptation_end"})
 def _anchor(session: Session, case: Case, timer: TimerDef, today: date) -> date:
     if timer.anchor == "adaptation_end":
         # Set by the enrolment (statemachines/records.py start_adaptation) in the same UPDATE.
-        ends = session.exec(select(Case.adaptation_ends_on).where(Case.id == case.id)).one()
+        ends = session.exec(select(col(Case.adaptation_ends_on)).where(Case.id == case.id)).one()
         return ends or today
     if timer.anchor == "birth_date":
         child = session.get(Child, case.child_id)

@@ -10,6 +10,7 @@ The caller writes the audit rows.
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 from sqlmodel import Session, col, or_, select
 
@@ -30,13 +31,18 @@ from statemachines.guards import RECEIVING_KINDS, age_limit_date
 VISIBLE_STATES = ("transition", "adaptation", "suspended")
 
 
+def is_receiver(principal: Principal) -> bool:
+    """The caller works at an organisation that can receive children (a ДОО, another programme)."""
+    return principal.role == Role.referrer and principal.org.kind in RECEIVING_KINDS
+
+
 def require_receiver(principal: Principal) -> None:
     """Raises Forbidden unless the caller works at an organisation that can receive children."""
-    if principal.role != Role.referrer or principal.org.kind not in RECEIVING_KINDS:
+    if not is_receiver(principal):
         raise Forbidden("Сведения о поступлении детей доступны сотрудникам принимающей организации (ДОО)")
 
 
-def _scope(principal: Principal) -> object:
+def _scope(principal: Principal) -> Any:
     return (col(Case.destination_org_id) == principal.org.id) & or_(
         col(Case.state).in_(VISIBLE_STATES),
         (col(Case.state) == "completed") & col(Case.adaptation_starts_on).is_not(None),
