@@ -116,7 +116,7 @@ SECRET = overdue.SECRET
 P95_TARGET_MS = 50.0
 BATCH = overdue.BATCH
 # Bump when what seed_more() writes changes: the cached databases are then rebuilt.
-SEED_VERSION = 1
+SEED_VERSION = 2
 
 # The events that bring a case to each state (the demo's paths, api/demo.py).
 PATHS: dict[str, list[str]] = {
@@ -129,7 +129,8 @@ PATHS: dict[str, list[str]] = {
     "ipr_assessment": ["accept", "determine_need", "approve_ipr", "start_assessment"],
     "transition": ["accept", "determine_need", "approve_ipr", "begin_transition"],
     "suspended": ["accept", "determine_need", "approve_ipr", "suspend"],
-    "completed": ["accept", "determine_need", "approve_ipr", "begin_transition", "complete"],
+    # The transition ends in adaptation, and the case completes when that ends (statemachines/journey.py).
+    "completed": ["accept", "determine_need", "approve_ipr", "begin_transition", "enrol", "complete"],
     "declined": ["accept", "decline"],
     "lost_contact": ["accept", "mark_lost_contact"],
     "rejected": ["reject"],
@@ -139,6 +140,7 @@ TARGET: dict[str, str] = {
     "approve_ipr": "ipr_implementation",
     "start_assessment": "ipr_assessment",
     "begin_transition": "transition",
+    "enrol": "adaptation",
     "complete": "completed",
     "suspend": "suspended",
     "decline": "declined",
@@ -358,6 +360,9 @@ def seed_more(engine: Engine, args: argparse.Namespace) -> dict[str, int]:
                     payload = need_payload(OUTCOME.get(state, "ipr"), CONCLUSION)
                 elif event == "begin_transition":
                     payload = {"destination": "МБДОУ «Детский сад № 12»"}
+                elif event == "enrol":
+                    ends = (at + timedelta(days=92)).date()
+                    payload = {"enrolled_on": at.date().isoformat(), "adaptation_ends_on": ends.isoformat()}
                 elif event == "start_assessment":
                     payload = {"kind": "intermediate"}
                 elif event == "approve_ipr":

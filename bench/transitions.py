@@ -13,7 +13,7 @@ What it measures, for SQLite and PostgreSQL, on a database holding ``--cases`` c
 Every measured event is one HTTP POST timed on its own with ``time.perf_counter``; requests are
 sequential (one client). Each measured case starts in ``referred`` and walks a realistic journey
 (accept → determine_need → approve_ipr → suspend → resume → start_assessment → revise_ipr →
-approve_ipr → begin_transition → complete; ``--steps`` takes a prefix of it, 5 by default). The
+approve_ipr → begin_transition → enrol; ``--steps`` takes a prefix of it, 5 by default). The
 client tracks the case version from each response, so there is no extra GET per event. ``events/s``
 is measured POSTs divided by the wall time of the measuring loop. A few warm-up cases per mode
 (``--warmup``) are fired first and not counted.
@@ -166,7 +166,8 @@ class Step:
 
 
 def journey(today: date) -> list[Step]:
-    """Referred → completed through a programme, an assessment, a revision and a suspension."""
+    """Referred → adaptation through a programme, an assessment, a revision and a suspension (the
+    case completes when adaptation ends, months later: not a step a request can take)."""
     return [
         Step("accept", "coordinator"),  # payload: the provider's curator, filled in per case
         Step("determine_need", "coordinator", need_payload("ipr", CONCLUSION)),
@@ -177,7 +178,7 @@ def journey(today: date) -> list[Step]:
         Step("revise_ipr", "curator"),
         Step("approve_ipr", "curator", ipr_payload(today)),
         Step("begin_transition", "curator", {"destination": DESTINATION}),
-        Step("complete", "curator"),
+        Step("enrol", "curator", {"enrolled_on": today.isoformat()}),
     ]
 
 
@@ -200,7 +201,7 @@ SPREAD_PATHS: list[list[Step]] = [
 
 def spread_path(index: int, today: date) -> list[Step]:
     full = journey(today)
-    # ipr_development, ipr_implementation, suspended, ipr_assessment, transition, completed
+    # ipr_development, ipr_implementation, suspended, ipr_assessment, transition, adaptation
     paths = [*SPREAD_PATHS, full[:2], full[:3], full[:4], full[:6], [*full[:3], full[8]], full]
     return paths[index % len(paths)]
 
