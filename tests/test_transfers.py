@@ -3,15 +3,23 @@ guards, the answers, and the clocks that go on."""
 
 from __future__ import annotations
 
+import asyncio
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import time_machine
-from sqlalchemy import Engine
-from sqlmodel import Session, select
+from fastapi import FastAPI
+from sqlalchemy import Engine, update
+from sqlmodel import Session, col, select
 
+from core.config import Settings
+from flows.relay import Relay
+from models.organisations import Organisation
 from models.outbox import Outbox
 from models.programmes import ServiceSession
+from tests.servers import HttpSink, SmtpServer
+from tests.standards_override import region_standard
 from tests.test_journey import ipr_payload, need_payload, to_need_determination
 from tests.world import API, World
 
@@ -267,3 +275,78 @@ def test_roles_without_transfers_are_refused_and_bad_filters_are_422(world: Worl
     )
     assert bad.status_code == 422 and bad.json()["field"] == "direction"
     assert world.client.get(f"{API}/transfers/999999", headers=world.h("coordinator")).status_code == 404
+
+
+def test_the_relay_tells_each_side_of_an_accepted_transfer_once(
+    world: World, engine: Engine, app: FastAPI, settings: Settings, prefect_server: None, tmp_path: Path
+) -> None:
+    """Real SMTP and SMS servers on loopback; the family hears the new provider's name and phone only."""
+    smtp, sink = SmtpServer(), HttpSink()
+    smtp.start()
+    sink.start()
+    try:
+        with Session(engine) as session:
+            for name, address in (
+                ("provider", "old@provider.example"),
+                ("provider2", "new@provider2.example"),
+            ):
+                session.execute(
+                    update(Organisation)
+                    .where(col(Organisation.id) == world.org_ids[name])
+                    .values(email=address)
+                )
+            session.execute(
+                update(Organisation)
+                .where(col(Organisation.id) == world.org_ids["health"])
+                .values(email="clinic@health.example")
+            )
+            session.execute(
+                update(Organisation)
+                .where(col(Organisation.id) == world.org_ids["provider2"])
+                .values(phone="+7 800 200-00-02")
+            )
+            session.commit()
+        case_id = to_ipr(world)
+        transfer = requested(world, case_id)
+        assert post(world, transfer["id"], "accept", "coordinator2").status_code == 200
+        relay = Relay(
+            engine,
+            settings.model_copy(
+                update={
+                    "smtp_host": "127.0.0.1",
+                    "smtp_port": smtp.port,
+                    "sms_gateway_url": sink.url("/sms"),
+                    "channel_timeout_seconds": 1.0,
+                    "delivery_retry_delays": [0.05],
+                    "relay_backoff_seconds": 0.0,
+                    "relay_lease_seconds": 1,
+                }
+            ),
+            name="transfer-relay",
+        )
+        no_night = "quiet_hours:\n  start: '00:00'\n  end: '00:00'\n"
+        with region_standard(tmp_path, no_night), asyncio.Runner() as runner:
+            for _ in range(2):  # the second pass finds nothing more to send
+                for _ in range(10):
+                    if runner.run(relay.run_once()) == 0:
+                        break
+        words = ("передач", "принят организацией", "продолжит")
+        subjects = sorted(
+            (m["To"], str(m["Subject"])) for m in smtp.inbox if any(w in str(m["Subject"]) for w in words)
+        )
+        referral_id = world.case(case_id, "coordinator2")["referral_id"]
+        receiver, continues = transfer["to_provider_name"], "продолжит другая организация"
+        assert subjects == sorted(
+            [
+                ("new@provider2.example", f"Запрос о передаче случая № {case_id}"),
+                ("old@provider.example", f"Случай № {case_id} принят организацией «{receiver}»"),
+                ("clinic@health.example", f"Сопровождение по направлению № {referral_id} {continues}"),
+            ]
+        )
+        family = [r.json["text"] for r in sink.received("/sms") if "продолжит" in r.json["text"]]
+        assert len(family) == 1
+        assert transfer["to_provider_name"] in family[0] and "+7 800 200-00-02" in family[0]
+        assert "Ёжикова" not in family[0]
+    finally:
+        smtp.stop()
+        sink.stop()
