@@ -322,7 +322,7 @@ def test_the_standard_page_shows_the_catalogue_and_timers_to_admin_and_superviso
         # A service with its specialist, a timer with its term, a criterion, an exit.
         assert re.search(r"Содействие развитию мобильности ребёнка</th>\s*<td>Инструктор-методист", html)
         assert re.search(r"Рассмотреть направление и связаться с семьёй</th>\s*<td>5 рабочих дней", html)
-        assert "Наличие у родителей (законных представителей) опасений, связанных с особенностями в развитии и поведении детей" in html
+        assert "опасений, связанных с особенностями в развитии и поведении детей" in html
     sign_in(world.client, "curator")
     assert world.client.get("/standard").status_code == 403
 

@@ -312,7 +312,7 @@ def refer_through_the_form(world: World, server_url: str, browser: Any) -> int:
     page.get_by_label("Фамилия Имя Отчество").first.fill("Щукина Мария Олеговна")
     page.get_by_label("Кем приходится ребёнку").first.select_option("mother")
     page.get_by_label("Телефон").first.fill("+7 900 765-43-21")
-    page.get_by_label("Наличие у родителей (законных представителей) опасений, связанных с особенностями в развитии и поведении детей").check()
+    page.get_by_label(re.compile("опасений, связанных с особенностями в развитии")).check()
     page.get_by_label("Дата согласия").fill(date.today().isoformat())
     page.get_by_label("Документ о согласии").fill("Согласие № 17")
     press(page, "Продолжить")
@@ -324,7 +324,7 @@ def refer_through_the_form(world: World, server_url: str, browser: Any) -> int:
     return int(match.group(1))
 
 
-def test_a_child_walks_from_the_referrers_form_to_completed_by_clicking_through_the_pages(
+def test_a_child_walks_from_the_referrers_form_to_adaptation_by_clicking_through_the_pages(
     world: World, server_url: str, browser: Any
 ) -> None:
     referral_id = refer_through_the_form(world, server_url, browser)
@@ -350,7 +350,16 @@ def test_a_child_walks_from_the_referrers_form_to_completed_by_clicking_through_
     assert curator.locator('[aria-current="step"]').get_attribute("data-state") == "need_determination"
     curator.locator("#determine_need-outcome-ipr").check()
     curator.locator("#determine_need-conclusion").fill("Трудности в развитии движений")
+    # What the conclusion sets (344н): forms and activities; first without them, then with them.
     press(curator, "Зафиксировать заключение о нуждаемости")
+    assert "не указаны мероприятия" in curator.locator(".error-summary").inner_text()
+    curator.locator("#determine_need-form-in_person").check()
+    curator.locator("#determine_need-activity-0").select_option("functioning_assessment")
+    curator.locator("#determine_need-count-0").fill("2")
+    curator.locator("#determine_need-minutes-0").fill("60")
+    press(curator, "Зафиксировать заключение о нуждаемости")
+    conclusion = curator.locator("section[aria-labelledby=h-conclusion]").inner_text()
+    assert "Оценка функционирования ребёнка и его окружения" in conclusion and "очно" in conclusion
 
     # The ИПРП editor: a guard failure first (no parent's agreement), then the programme.
     curator.locator("#approve_ipr-period_end").fill((today + timedelta(days=180)).isoformat())
@@ -379,10 +388,11 @@ def test_a_child_walks_from_the_referrers_form_to_completed_by_clicking_through_
     press(curator, "Начать оценку реализации ИПРП")
     curator.locator("#begin_transition-destination").fill("МБДОУ № 12")
     press(curator, "Начать переход")
-    curator.locator("#complete-summary").fill("Ребёнок посещает детский сад")
-    press(curator, "Завершить сопровождение")
-    assert curator.locator('[aria-current="step"]').get_attribute("data-state") == "completed"
-    assert "Случай закрыт" in curator.inner_text("main")
+    # The child came to the kindergarten today (the form's default): the adaptation period begins,
+    # and the case completes when it ends (tests/test_adaptation.py), not now.
+    press(curator, "Зафиксировать поступление ребёнка")
+    assert curator.locator('[aria-current="step"]').get_attribute("data-state") == "adaptation"
+    assert "Период адаптации" in curator.inner_text("main")
     assert_accessible(curator)
     curator.context.close()
 
@@ -394,7 +404,7 @@ def test_a_child_walks_from_the_referrers_form_to_completed_by_clicking_through_
         "approve_ipr",
         "start_assessment",
         "begin_transition",
-        "complete",
+        "enrol",
     ]
 
 

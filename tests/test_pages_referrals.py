@@ -72,7 +72,8 @@ def test_form_then_check_page_then_one_referral_however_often_confirmed(world: W
     sign_in(world.client, "referrer")
     form = world.client.get("/referrals/new")
     assert form.status_code == 200
-    assert "Наличие у родителей (законных представителей) опасений, связанных с особенностями в развитии и поведении детей" in form.text  # the standard's wording
+    # The standard's wording (Пост. № 1099).
+    assert "опасений, связанных с особенностями в развитии и поведении детей" in form.text
     before = referrals_in(engine)
     check = world.client.post("/referrals/new", data=form_data(world, csrf_of(form.text)))
     assert check.status_code == 200, check.text[:2000]
@@ -208,7 +209,7 @@ def test_a_referrer_fills_the_form_in_a_browser(world: World, server_url: str, b
     page.get_by_label("Фамилия Имя Отчество").first.fill("Ёжикова Ирина Ивановна")
     page.get_by_label("Кем приходится ребёнку").first.select_option("mother")
     page.get_by_label("Телефон").first.fill("+7 900 123-45-67")
-    page.get_by_label("Наличие у родителей (законных представителей) опасений, связанных с особенностями в развитии и поведении детей").check()
+    page.get_by_label(re.compile("опасений, связанных с особенностями в развитии")).check()
     with page.expect_navigation():
         page.get_by_role("button", name="Продолжить").click()
     summary = page.locator(".error-summary")

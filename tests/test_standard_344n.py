@@ -4,6 +4,7 @@ conclusion of need determination that records forms, kinds, number and duration 
 
 from __future__ import annotations
 
+import re
 from datetime import date
 from io import BytesIO
 from pathlib import Path
@@ -305,3 +306,47 @@ def test_decline_and_complete_take_a_reason_code_of_the_standard(world: World) -
     third = to_need_determination(world)
     world.advance(third, "determine_need", need_payload("consultation"), who="coordinator")
     assert world.advance(third, "complete")["state"] == "completed"
+
+
+# The case page: the determine_need form with its rows, the conclusion on the card, coded exits.
+
+
+def test_case_page_records_the_conclusions_forms_and_activities_and_shows_them(world: World) -> None:
+    from tests.test_pages_case import post_event
+
+    case_id = to_need_determination(world)
+    sign_in(world.client, "coordinator")
+    typed = {"determine_need-outcome": "ipr", "determine_need-conclusion": "Трудности в движении"}
+    answer = post_event(world, case_id, "determine_need", typed)
+    assert answer.status_code == 422
+    assert '<a href="#determine_need-activities">В заключении не указаны мероприятия' in answer.text
+    over = {
+        **typed,
+        "determine_need-form-home": "yes",
+        "determine_need-activity-0": "ipr_development",
+        "determine_need-count-0": "3",
+        "determine_need-minutes-0": "60",
+    }
+    answer = post_event(world, case_id, "determine_need", over)
+    assert answer.status_code == 422 and "не больше 2 по стандарту, указано 3" in answer.text
+    assert 'value="3"' in answer.text  # what was typed stays
+    answer = post_event(world, case_id, "determine_need", {**over, "determine_need-count-0": "2"})
+    assert answer.status_code == 303, answer.text[:500]
+    html = world.client.get(f"/cases/{case_id}").text
+    assert 'id="h-conclusion"' in html and "на дому" in html
+    assert re.search(r"Разработка индивидуальной программы ранней помощи</th><td class=\"num\">2</td>", html)
+
+
+def test_case_page_declines_with_a_reason_of_the_standard(world: World) -> None:
+    from tests.test_pages_case import post_event
+
+    case_id = to_need_determination(world)
+    sign_in(world.client, "coordinator")
+    page = world.client.get(f"/cases/{case_id}").text
+    assert 'id="decline-reason_code"' in page and "Семья выбрала другую организацию" in page
+    answer = post_event(world, case_id, "decline", {"decline-reason_code": "nope", "decline-reason": "Отказ"})
+    assert answer.status_code == 422 and "Неизвестная причина «nope»" in answer.text
+    data = {"decline-reason_code": "other_provider", "decline-reason": "Выбрали частный центр"}
+    assert post_event(world, case_id, "decline", data).status_code == 303
+    case = world.case(case_id, "coordinator")
+    assert case["state"] == "declined" and case["history"][-1]["payload"] == {"reason_code": "other_provider"}

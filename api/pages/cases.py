@@ -363,6 +363,21 @@ def _event_input(event: str, form: Form, problems: Problems) -> EventInput:
             payload["concluded_on"] = get("concluded_on")
         if (minutes := _int(form, f"{event}-duration_minutes", problems)) is not None:
             payload["duration_minutes"] = minutes
+        # What the conclusion sets (344н): the forms ticked and the activity rows filled in.
+        payload["forms"] = [f.value for f in ServiceForm if get(f"form-{f.value}") == "yes"]
+        payload["activities"] = []
+        for i in range(SERVICE_ROWS):
+            code = get(f"activity-{i}")
+            if not code:
+                continue
+            count = _int(form, f"{event}-count-{i}", problems)
+            minutes = _int(form, f"{event}-minutes-{i}", problems)
+            for name, value in (("count", count), ("minutes", minutes)):
+                if value is None and f"{event}-{name}-{i}" not in problems.errors:
+                    problems.errors[f"{event}-{name}-{i}"] = "Укажите число"
+            payload["activities"].append(
+                {"activity_code": code, "count": count or 0, "minutes": minutes or 0}
+            )
     elif event == "approve_ipr":
         payload = {
             "period_start": get("period_start") or None,
@@ -417,6 +432,10 @@ def _event_input(event: str, form: Form, problems: Problems) -> EventInput:
             payload["adaptation_ends_on"] = get("adaptation_ends_on")
     elif event == "complete":
         payload = {"destination": get("destination"), "summary": get("summary")}
+        if get("reason_code"):
+            payload["reason_code"] = get("reason_code")
+    elif event == "decline" and get("reason_code"):
+        payload = {"reason_code": get("reason_code")}
     return EventInput(payload, reason, rows)
 
 
