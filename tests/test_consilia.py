@@ -19,7 +19,7 @@ from core.config import Settings
 from flows.relay import Relay
 from models.organisations import Organisation, OrgKind
 from models.outbox import Outbox
-from tests.servers import SmtpServer
+from tests.servers import HttpSink, SmtpServer
 from tests.standards_override import region_standard
 from tests.test_journey import to_ipr_implementation
 from tests.world import API, World
@@ -193,9 +193,18 @@ def smtp() -> Iterator[SmtpServer]:
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def sink() -> Iterator[HttpSink]:
+    server = HttpSink()
+    server.start()
+    yield server
+    server.stop()
+
+
 @pytest.fixture
-def settings(settings: Settings, smtp: SmtpServer) -> Settings:
+def settings(settings: Settings, smtp: SmtpServer, sink: HttpSink) -> Settings:
     smtp.inbox.clear()
+    sink.requests.clear()
     return settings.model_copy(
         update={
             "smtp_host": "127.0.0.1",
@@ -250,3 +259,46 @@ def test_consilium_invitations_are_each_delivered_once(
     assert "Ёжикова" in text and "ул. Ленина" in text
     # The agenda (free text, perhaps about health) stays out of the message.
     assert "слуха" not in text and "сурдо" not in text
+
+
+def test_a_routing_reaches_its_organisation_with_the_minimum(
+    world: World,
+    engine: Engine,
+    settings: Settings,
+    smtp: SmtpServer,
+    sink: HttpSink,
+    runner: asyncio.Runner,
+    _no_night: None,
+) -> None:
+    with Session(engine) as session:
+        session.execute(
+            update(Organisation)
+            .where(col(Organisation.id) == world.org_ids["health"])
+            .values(email="clinic@health.example", webhook_url=sink.url("/hook/clinic"), webhook_secret="s")
+        )
+        session.commit()
+    case_id = to_ipr_implementation(world)
+    sent = world.client.post(
+        f"{API}/cases/{case_id}/routings",
+        json={
+            "target_org_id": world.org_ids["health"],
+            "kind": "doctor_consultation",
+            "purpose": "Консультация невролога: эпилепсия под вопросом",
+        },
+        headers=world.h("curator"),
+    )
+    assert sent.status_code == 201, sent.text
+    relay = Relay(engine, settings, name="test-relay")
+    for _ in range(2):
+        for _ in range(10):
+            if runner.run(relay.run_once()) == 0:
+                break
+    # The clinic referred the child too: its feedback letters come beside the routing's.
+    (letter,) = [m for m in smtp.to("clinic@health.example") if "Направление семьи" in str(m["Subject"])]
+    text = letter.get_content()
+    assert "Ёжикова" in text and "Консультация врача" in text and "Петрова Анна Викторовна" in text
+    assert f"{settings.public_url}/routings" in text
+    assert "эпилепс" not in text and "невролог" not in text
+    (hook,) = [r for r in sink.received("/hook/clinic") if r.json["type"] == "routing_request"]
+    assert hook.json["type"] == "routing_request"
+    assert "эпилепс" not in hook.raw.decode() and "невролог" not in hook.raw.decode()
