@@ -248,8 +248,8 @@ def test_open_deadlines_keep_their_due_dates_and_future_sessions_are_cancelled(
         templates = sorted(
             (o.kind, o.template, o.context.get("org_id"))
             for o in session.exec(
-                select(Outbox).where(Outbox.case_id == case_id, Outbox.template.like("transfer_%"))
-            )  # type: ignore[attr-defined]
+                select(Outbox).where(Outbox.case_id == case_id, col(Outbox.template).like("transfer_%"))
+            )
         )
     provider, provider2 = world.org_ids["provider"], world.org_ids["provider2"]
     assert templates == [

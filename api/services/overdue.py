@@ -114,8 +114,10 @@ def overdue(
             case_id=c.id,
             provider_id=d.provider_id,
             provider_name=org_name,
-            curator_id=c.curator_id,
-            curator_name=curator_name,
+            # A transfer's answer deadline is the receiving provider's, the case still the other's:
+            # that provider learns the child's name and state (as the request shows), not its staff.
+            curator_id=c.curator_id if c.provider_id == d.provider_id else None,
+            curator_name=curator_name if c.provider_id == d.provider_id else None,
             child_name=full_name(child),
             state=c.state,
             state_label=STATE_LABELS[c.state],
