@@ -106,6 +106,7 @@ def plan(
     session: Session, principal: Principal, case: Case, body: ConsiliumIn, now: datetime | None = None
 ) -> Consilium:
     require_organiser(principal)
+    routings.require_own(principal, case)
     routings.require_open(case)
     now = now or utcnow()
     if body.scheduled_at <= now:
@@ -181,6 +182,7 @@ def hold(
     """Decisions recorded; the routings they call for created in the same transaction (a bad one
     refuses the whole request: the caller's transaction rolls back)."""
     require_organiser(principal)
+    routings.require_own(principal, case)
     now = now or utcnow()
     step(
         session,
@@ -220,6 +222,7 @@ def cancel(
 ) -> Consilium:
     """Called off; each invited organisation is told (one row each, as the invitations)."""
     require_organiser(principal)
+    routings.require_own(principal, case)
     now = now or utcnow()
     summary = _summary(session, consilium, case)
     step(
@@ -277,10 +280,17 @@ def public(session: Session, principal: Principal, rows: list[Consilium]) -> lis
     ):
         routed.setdefault(consilium_id or 0, []).append(routing_id or 0)
     organiser = principal.is_provider_staff and principal.role in ORGANISERS
+    owners = dict(
+        session.exec(
+            select(Case.id, Case.provider_id).where(col(Case.id).in_({r.case_id for r in rows}))
+        ).all()  # type: ignore[arg-type]
+    )
     labels = CONSILIUM.state_labels
     result = []
     for r in rows:
-        allowed = CONSILIUM.events_from(r.status) if organiser and principal.org.id == r.provider_id else []
+        # The case's provider now (a transferred case's consilia are its new provider's to hold).
+        owner = owners.get(r.case_id)
+        allowed = CONSILIUM.events_from(r.status) if organiser and principal.org.id == owner else []
         result.append(
             ConsiliumPublic(
                 id=r.id or 0,

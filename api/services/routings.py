@@ -54,6 +54,13 @@ def require_router(principal: Principal) -> None:
         raise Forbidden("Направлять семью в другие организации могут куратор, координатор и руководитель")
 
 
+def require_own(principal: Principal, case: Case) -> None:
+    """Only the provider the case belongs to acts on it: a member of its team from another
+    organisation reads it (api/scoping.py) and changes nothing."""
+    if principal.org.id != case.provider_id:
+        raise Forbidden("Действие доступно только организации, которая ведёт случай")
+
+
 def require_open(case: Case) -> None:
     if case.state in FINAL_STATES:
         raise Conflict("Случай завершён: направить семью уже нельзя", field="case_id")
@@ -91,6 +98,7 @@ def create(
     now: datetime | None = None,
 ) -> Routing:
     require_router(principal)
+    require_own(principal, case)
     require_open(case)
     org = target_org(session, case, body.target_org_id)
     assert case.id is not None and org.id is not None
@@ -185,8 +193,18 @@ def for_case(session: Session, principal: Principal, case: Case) -> list[Routing
     return public(session, principal, rows)
 
 
+def _owners(session: Session, rows: list[Routing]) -> dict[int, int]:
+    """The provider each routing's case belongs to now, by case id: a transferred case's routings
+    are its new provider's to answer and cancel (Routing.provider_id is the one that sent it)."""
+    ids = {r.case_id for r in rows}
+    if not ids:
+        return {}
+    return dict(session.exec(select(Case.id, Case.provider_id).where(col(Case.id).in_(ids))).all())  # type: ignore[arg-type]
+
+
 def public(session: Session, principal: Principal, rows: list[Routing]) -> list[RoutingPublic]:
     orgs = _names(session, {r.target_org_id for r in rows})
+    owners = _owners(session, rows)
     labels = ROUTING.state_labels
     return [
         RoutingPublic(
@@ -211,15 +229,20 @@ def public(session: Session, principal: Principal, rows: list[Routing]) -> list[
             answered_at=r.answered_at,
             answered_by_id=r.answered_by_id,
             answered_by_org_id=r.answered_by_org_id,
-            allowed_events=allowed_events(principal, r),
+            allowed_events=allowed_events(principal, r, owners[r.case_id]),
         )
         for r in rows
     ]
 
 
-def allowed_events(principal: Principal, routing: Routing) -> list[str]:
+def _provider_side(principal: Principal, owner: int) -> bool:
+    return principal.is_provider_staff and principal.org.id == owner and principal.role in CURATORS
+
+
+def allowed_events(principal: Principal, routing: Routing, owner: int) -> list[str]:
+    """`owner`: the provider the routing's case belongs to now."""
     events = ROUTING.events_from(routing.status)
-    if principal.is_provider_staff and principal.org.id == routing.provider_id and principal.role in CURATORS:
+    if _provider_side(principal, owner):
         return [e for e in events if e in ("answer", "cancel")]
     if _is_target_user(principal, routing):
         return [e for e in events if e == "answer"]
@@ -263,7 +286,7 @@ def incoming(session: Session, rows: list[Routing]) -> list[RoutingIncoming]:
         c.id: c
         for c in session.exec(select(Child).where(col(Child.id).in_({c.child_id for c in cases.values()})))
     }
-    providers = _names(session, {r.provider_id for r in rows})
+    providers = _names(session, {c.provider_id for c in cases.values()})
     labels = ROUTING.state_labels
     items = []
     for r in rows:
@@ -280,7 +303,7 @@ def incoming(session: Session, rows: list[Routing]) -> list[RoutingIncoming]:
                 status_label=labels[r.status],
                 child_name=full_name(child),
                 child_birth_date=f"{child.birth_date:%d.%m.%Y}",
-                provider_name=providers.get(r.provider_id, ""),
+                provider_name=providers.get(case.provider_id, ""),
                 curator_name=name,
                 curator_contact=contact,
                 sent_at=r.sent_at,
@@ -329,13 +352,10 @@ def answer(
 ) -> Routing:
     """The outcome, from the organisation it was sent to or from the case's provider. An expired
     routing still takes a late answer."""
-    provider_side = (
-        principal.is_provider_staff and principal.org.id == routing.provider_id and principal.role in CURATORS
-    )
-    if not provider_side and not _is_target_user(principal, routing):
+    case = _case(session, routing)
+    if not _provider_side(principal, case.provider_id) and not _is_target_user(principal, routing):
         raise Forbidden("Записать результат могут организация, в которую направлена семья, и куратор случая")
     now = now or utcnow()
-    case = _case(session, routing)
     step(
         session,
         ROUTING,
@@ -365,10 +385,10 @@ def answer(
 def cancel(
     session: Session, principal: Principal, routing: Routing, reason: str, now: datetime | None = None
 ) -> Routing:
-    if not principal.is_provider_staff or principal.org.id != routing.provider_id:
-        raise Forbidden("Отменить направление может только организация, которая его отправила")
-    now = now or utcnow()
     case = _case(session, routing)
+    if not principal.is_provider_staff or principal.org.id != case.provider_id:
+        raise Forbidden("Отменить направление может только организация, которая ведёт случай")
+    now = now or utcnow()
     step(
         session,
         ROUTING,
