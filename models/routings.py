@@ -12,7 +12,7 @@ from pydantic import Field as PydanticField
 from sqlalchemy import Column, String, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from models.common import UTCDateTime, utcnow
+from models.common import DbId, JsonBool, JsonDatetime, UTCDateTime, utcnow
 
 
 class RoutingKind(StrEnum):
@@ -119,7 +119,7 @@ class ConsiliumParticipant(SQLModel, table=True):
 
 
 class RoutingIn(BaseModel):
-    target_org_id: int = PydanticField(ge=1, le=2_147_483_647)
+    target_org_id: DbId
     kind: RoutingKind
     purpose: str = PydanticField(min_length=1, max_length=1000)
     activity_code: str = PydanticField(default=ROUTING_ACTIVITY, min_length=1, max_length=64)
@@ -197,24 +197,18 @@ class RoutingIncoming(BaseModel):
 
 
 class ParticipantIn(BaseModel):
-    organisation_id: int = PydanticField(ge=1, le=2_147_483_647)
+    organisation_id: DbId
     person_name: str | None = PydanticField(default=None, max_length=300)
     position: str | None = PydanticField(default=None, max_length=300)
 
 
 class ConsiliumIn(BaseModel):
-    scheduled_at: datetime
+    # With its offset (2026-12-01T10:00:00+03:00): a time without one means nothing in Russia's 11 zones.
+    scheduled_at: JsonDatetime
     place: str = PydanticField(min_length=1, max_length=500)
     agenda: str = PydanticField(min_length=1, max_length=2000)
-    participant_org_ids: list[int] = PydanticField(default_factory=list, max_length=50)
+    participant_org_ids: list[DbId] = PydanticField(default_factory=list, max_length=50)
     participants: list[ParticipantIn] = PydanticField(default_factory=list, max_length=50)
-
-    @field_validator("scheduled_at")
-    @classmethod
-    def _aware(cls, value: datetime) -> datetime:
-        if value.tzinfo is None:
-            raise ValueError("Укажите дату и время с часовым поясом (например, 2026-12-01T10:00:00+03:00)")
-        return value
 
     @field_validator("place", "agenda")
     @classmethod
@@ -227,7 +221,7 @@ class ConsiliumIn(BaseModel):
 class ConsiliumHold(BaseModel):
     decisions: str = PydanticField(min_length=1, max_length=4000)
     recommendations: str = PydanticField(default="", max_length=4000)
-    revise_ipr: bool = False
+    revise_ipr: JsonBool = False
     routings: list[RoutingIn] = PydanticField(default_factory=list, max_length=20)
 
     @field_validator("decisions")
