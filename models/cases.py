@@ -137,6 +137,10 @@ class CaseDetail(CaseSummary):
     pending_transfer: TransferPublic | None = None
     # The latest conclusion of need determination, with the forms and activities it sets (344н).
     conclusion: NeedConclusionPublic | None = None
+    # The transition: the receiving organisation, and the adaptation period once the child is enrolled.
+    destination_org_id: int | None = None
+    adaptation_starts_on: date | None = None
+    adaptation_ends_on: date | None = None
 
 
 class CaseUpdate(SQLModel):

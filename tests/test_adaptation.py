@@ -60,6 +60,8 @@ def test_a_case_completes_at_the_end_of_adaptation(world: World, engine: Engine)
     ends = TODAY + relativedelta(months=3)
     stored = row(engine, case_id)
     assert (stored.adaptation_starts_on, stored.adaptation_ends_on) == (TODAY, ends)
+    assert (case["adaptation_starts_on"], case["adaptation_ends_on"]) == (TODAY.isoformat(), ends.isoformat())
+    assert case["destination_org_id"] == kindergarten_id(engine)
     enrol = case["history"][-1]
     assert enrol["event"] == "enrol" and enrol["payload"]["adaptation_ends_on"] == ends.isoformat()
     assert enrol["payload"]["destination"].startswith("МБДОУ «Детский сад № 12")

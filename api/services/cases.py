@@ -186,6 +186,9 @@ def detail(session: Session, principal: Principal, case: Case) -> CaseDetail:
         deadlines=deadlines(session, case),
         pending_transfer=transfers.pending_for_case(session, principal, case),
         conclusion=latest_conclusion(session, case),
+        destination_org_id=case.destination_org_id,
+        adaptation_starts_on=case.adaptation_starts_on,
+        adaptation_ends_on=case.adaptation_ends_on,
     )
 
 
