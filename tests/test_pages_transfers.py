@@ -65,6 +65,8 @@ def test_a_transfer_is_requested_on_the_card_and_accepted_on_the_transfer_page(w
 
     # The receiver: its list, the request page with the accept and refuse forms, no case card yet.
     sign_in(world.client, "coordinator2")
+    today = world.client.get("/today")
+    assert today.status_code == 200 and "Просьбы принять случай" in today.text
     listed = world.client.get("/transfers")
     assert listed.status_code == 200
     match = re.search(r'href="/transfers/(\d+)"', listed.text)

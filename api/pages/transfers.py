@@ -177,7 +177,7 @@ def transfers_page(
         rows, items, _ = service.listed(
             session, principal, direction=None if key == "all" else key, limit=200, offset=0
         )
-        audit.many("read", "transfer", [(t.id, service.child_id_of(session, t)) for t in rows])
+        audit.many("read", "transfer", service.audit_rows(session, rows))
         sections.append((key, heading, items))
     return render(request, "pages/transfers/list.html", {"title": "Передачи случаев", "sections": sections})
 

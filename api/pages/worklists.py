@@ -27,7 +27,7 @@ from api.scoping import child_scope
 from api.services import children as children_service
 from api.services import overdue as overdue_service
 from api.services import stats as stats_service
-from api.services import worklist
+from api.services import transfers, worklist
 from api.services.disclosure import display_snils, shown_snils
 from api.services.overdue import OverdueFilter
 from core.errors import Unprocessable
@@ -127,6 +127,10 @@ def today(request: Request, principal: PageUser, session: SessionDep, audit: Pag
         free = worklist.without_curator(session, principal)
         rows, reviews = worklist.awaiting_match_review(session, principal)
         context.update(late=late, referred=referred, without_curator=free, reviews=reviews)
+        # Requests of other providers to take a case over, waiting for this one's answer.
+        asked, incoming, _ = transfers.listed(session, principal, direction="incoming", status="requested")
+        context.update(incoming_transfers=incoming)
+        audit.many("read", "transfer", transfers.audit_rows(session, asked))
         _audit_deadlines(audit, late)
         read_cases += [(c.id, c.child_id) for c in [*referred, *free]]
         audit.many("read", "referral", [(r.id, r.child_id) for r in rows])

@@ -46,7 +46,7 @@ def list_transfers(
     rows, items, total = service.listed(
         session, principal, direction=direction, status=status, limit=limit, offset=offset
     )
-    audit.many("read", "transfer", [(t.id, service.child_id_of(session, t)) for t in rows])
+    audit.many("read", "transfer", service.audit_rows(session, rows))
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 

@@ -249,6 +249,18 @@ def child_id_of(session: Session, transfer: Transfer) -> int:
     return session.exec(select(Case.child_id).where(Case.id == transfer.case_id)).one()
 
 
+def audit_rows(session: Session, transfers: list[Transfer]) -> list[tuple[int | None, int | None]]:
+    """(transfer id, child id) of each, for the audit log's read rows: one query."""
+    if not transfers:
+        return []
+    children = dict(
+        session.exec(
+            select(Case.id, Case.child_id).where(col(Case.id).in_({t.case_id for t in transfers}))
+        ).all()
+    )
+    return [(t.id, children.get(t.case_id)) for t in transfers]
+
+
 # --- changing ---------------------------------------------------------------------------------
 
 
