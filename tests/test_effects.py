@@ -175,7 +175,7 @@ def test_full_journey_sends_each_expected_message_once(
             ("clinic@health.example", f"Утверждена ИПРП по направлению № {rid}"),
             ("clinic@health.example", f"Ребёнок поступил в ДОО или иную программу: направление № {rid}"),
             ("head@kindergarten.example", "Переход ребёнка из службы ранней помощи"),
-            ("head@kindergarten.example", "Поступление ребёнка из службы ранней помощи"),
+            ("head@kindergarten.example", "Поступление ребёнка: период адаптации"),
         ]
     )
     texts = sms_texts(sink)
