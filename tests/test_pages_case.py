@@ -458,7 +458,8 @@ def test_a_regional_supervisor_reads_the_card_but_gets_no_forms(world: World) ->
     sign_in(world.client, "rrmc")
     html = world.client.get(f"/cases/{case_id}").text
     assert "Ёжикова Ирина Ивановна" in html and current_box(html) == "need_determination"
-    assert f'action="/cases/{case_id}/' not in html  # no event, session, contact or curator form
+    # No event, session, contact or curator form; only the transfer's request, which the РРМЦ may make.
+    assert re.findall(rf'action="/cases/{case_id}/([\w-]+)', html) == ["transfers"]
     assert "Для вашей роли в этом состоянии действий нет." in html
 
 
