@@ -350,3 +350,19 @@ def test_the_relay_tells_each_side_of_an_accepted_transfer_once(
     finally:
         smtp.stop()
         sink.stop()
+
+
+def test_the_old_providers_team_members_lose_the_case_at_acceptance(world: World) -> None:
+    case_id = to_ipr(world)
+    added = world.client.post(
+        f"{API}/cases/{case_id}/team",
+        json={"user_id": world.user_ids["specialist"], "specialist_role": "physical_therapist"},
+        headers=world.h("curator"),
+    )
+    assert added.status_code == 201, added.text
+    assert world.client.get(f"{API}/cases/{case_id}", headers=world.h("specialist")).status_code == 200
+    transfer = requested(world, case_id)
+    assert post(world, transfer["id"], "accept", "coordinator2").status_code == 200
+    assert world.client.get(f"{API}/cases/{case_id}", headers=world.h("specialist")).status_code == 404
+    team = world.client.get(f"{API}/cases/{case_id}/team", headers=world.h("coordinator2")).json()
+    assert all(m["user_id"] != world.user_ids["specialist"] for m in team["members"] if m["id"] is not None)
