@@ -350,3 +350,15 @@ def test_case_page_declines_with_a_reason_of_the_standard(world: World) -> None:
     assert post_event(world, case_id, "decline", data).status_code == 303
     case = world.case(case_id, "coordinator")
     assert case["state"] == "declined" and case["history"][-1]["payload"] == {"reason_code": "other_provider"}
+
+
+def test_a_regions_own_exit_reasons_are_the_ones_checked(world: World, tmp_path: Path) -> None:
+    from tests.standards_override import region_standard
+
+    region = "exits:\n  declined:\n    - code: season\n      label: «Семья уехала на сезон»\n"
+    with region_standard(tmp_path, region):
+        case_id = to_need_determination(world)
+        refused = world.event(case_id, "decline", {"reason_code": "distance"}, reason="x", who="coordinator")
+        assert "допустимые: season" in _refused(refused, "payload.reason_code")
+        case = world.advance(case_id, "decline", {"reason_code": "season"}, reason="x", who="coordinator")
+        assert case["state"] == "declined"
