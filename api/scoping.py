@@ -37,18 +37,18 @@ def _region_org_ids(principal: Principal) -> Any:
 
 def in_team(case_id: Any, user_id: int) -> Any:
     """SQL: `user_id` is a member of the case's team now (the partial index ix_team_member_active_user)."""
+    # Aliases here and below: the subquery keeps its own table even when the outer query reads the
+    # same one (the «Сегодня» joins sessions), instead of correlating it away.
+    member = aliased(TeamMember)
     return exists().where(
-        col(TeamMember.user_id) == user_id,
-        col(TeamMember.case_id) == case_id,
-        col(TeamMember.removed_at).is_(None),
+        col(member.user_id) == user_id, col(member.case_id) == case_id, col(member.removed_at).is_(None)
     )
 
 
 def _gives_sessions(case_id: Any, user_id: int) -> Any:
     """SQL: `user_id` gives (or is to give) a session of the case (ix_session_specialist_time)."""
-    return exists().where(
-        col(ServiceSession.specialist_id) == user_id, col(ServiceSession.case_id) == case_id
-    )
+    given = aliased(ServiceSession)
+    return exists().where(col(given.specialist_id) == user_id, col(given.case_id) == case_id)
 
 
 def _specialists(case: Any, principal: Principal) -> Any:

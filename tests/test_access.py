@@ -96,6 +96,13 @@ def test_regional_supervisor_reads_but_does_not_fire(world: World, referral: dic
 
 
 def test_specialist_cannot_accept(world: World, referral: dict[str, object]) -> None:
+    # In the case's team, so she sees it (api/scoping.py): her role, not the scope, refuses.
+    added = world.client.post(
+        f"{API}/cases/{referral['case_id']}/team",
+        json={"user_id": world.user_ids["specialist"], "specialist_role": "psychologist"},
+        headers=world.h("coordinator"),
+    )
+    assert added.status_code == 201, added.text
     response = world.client.post(
         f"{API}/cases/{referral['case_id']}/events/accept", json={"version": 1}, headers=world.h("specialist")
     )

@@ -240,7 +240,7 @@ def test_mismatch_waits_for_the_serving_provider(world: World, engine: Engine) -
     for who, status in (
         ("social", 403),
         ("coordinator2", 403),
-        ("specialist", 403),
+        ("specialist", 404),  # sees only her teams' and sessions' cases, not the provider's intake
         ("rrmc", 403),
         ("b_coordinator2", 404),
     ):
@@ -430,6 +430,9 @@ def test_exact_match_of_a_child_closed_at_the_addressed_provider_reopens_there_d
 def test_the_snils_is_shown_in_full_only_to_those_who_register_and_coordinate_a_family(world: World) -> None:
     referral = world.refer()
     case = world.case(referral["case_id"], "coordinator")
+    team = {"user_id": world.user_ids["specialist"], "specialist_role": "psychologist"}  # so she sees it
+    added = world.client.post(f"{API}/cases/{case['id']}/team", json=team, headers=world.h("coordinator"))
+    assert added.status_code == 201, added.text
     seen = {
         who: world.client.get(f"{API}/children/{case['child_id']}", headers=world.h(who)).json()["snils"]
         for who in ("coordinator", "curator", "head", "specialist", "rrmc")

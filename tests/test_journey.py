@@ -193,6 +193,8 @@ def test_allowed_events_depend_on_role(world: World) -> None:
     coordinator = world.case(case_id, "coordinator")
     assert coordinator["allowed_events"] == ["accept", "decline", "reject"]
     assert list(coordinator["blocked"]) == ["mark_lost_contact"]  # no failed contacts yet
+    team = {"user_id": world.user_ids["specialist"], "specialist_role": "psychologist"}  # so she sees it
+    world.client.post(f"{API}/cases/{case_id}/team", json=team, headers=world.h("coordinator"))
     assert world.case(case_id, "specialist")["allowed_events"] == []
     assert world.case(case_id, "curator")["allowed_events"] == ["decline"]
     assert world.case(case_id, "rrmc")["allowed_events"] == []
