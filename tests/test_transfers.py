@@ -366,3 +366,16 @@ def test_the_old_providers_team_members_lose_the_case_at_acceptance(world: World
     assert world.client.get(f"{API}/cases/{case_id}", headers=world.h("specialist")).status_code == 404
     team = world.client.get(f"{API}/cases/{case_id}/team", headers=world.h("coordinator2")).json()
     assert all(m["user_id"] != world.user_ids["specialist"] for m in team["members"] if m["id"] is not None)
+
+
+def test_a_request_pending_when_the_case_ends_cannot_be_accepted(world: World) -> None:
+    case_id = to_ipr(world)
+    transfer = requested(world, case_id)
+    world.advance(case_id, "decline", reason="Семья отказалась от помощи", who="coordinator")
+    shown = world.client.get(f"{API}/transfers/{transfer['id']}", headers=world.h("coordinator2")).json()
+    assert shown["allowed_actions"] == ["refuse"]
+    late = post(world, transfer["id"], "accept", "coordinator2")
+    assert late.status_code == 422 and late.json()["field"] == "case_id"
+    assert (
+        post(world, transfer["id"], "refuse", "coordinator2", {"reason": "Случай закрыт"}).status_code == 200
+    )

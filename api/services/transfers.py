@@ -185,7 +185,12 @@ def public(session: Session, principal: Principal, transfers: list[Transfer]) ->
                 municipality=child.municipality if full else None,
                 case_state=case.state if full else None,
                 case_state_label=STATE_LABELS[case.state] if full else None,
-                allowed_actions=allowed_actions(principal, t),
+                # A case that ended while the request waited can no longer be taken over.
+                allowed_actions=[
+                    a
+                    for a in allowed_actions(principal, t)
+                    if a != "accept" or case.state not in FINAL_STATES
+                ],
             )
         )
     return result
