@@ -209,6 +209,8 @@ NAV: dict[Role, list[tuple[str, str]]] = {
         ("/referrals/new", "Направить ребёнка"),
         # Families a provider routed to this organisation (api/pages/routings.py).
         ("/routings", "Направленные к нам семьи"),
+        # Cases whose team this organisation's specialist was invited to (api/pages/teams.py).
+        ("/teams", "Мои команды"),
     ],
     Role.intake_coordinator: [
         ("/today", "Сегодня"),
@@ -224,11 +226,13 @@ NAV: dict[Role, list[tuple[str, str]]] = {
         ("/transfers", "Передачи"),
         ("/search", "Поиск детей"),
         ("/standard", "Стандарт"),
+        ("/admin/agreements", "Соглашения"),
     ],
     Role.analyst: [("/stats", "Статистика")],
     Role.admin: [
         ("/admin/users", "Пользователи"),
         ("/admin/organisations", "Организации"),
+        ("/admin/agreements", "Соглашения"),
         ("/standard", "Стандарт"),
     ],
 }

@@ -15,9 +15,12 @@ from datetime import datetime
 from sqlmodel import Session, col, select
 
 from api.deps import Principal
+from api.scoping import in_team
 from api.services.agreements import partners_in_force, region_today
+from api.services.cases import summary
 from core.errors import Conflict, Forbidden, NotFound, Unprocessable
-from models.cases import Case
+from models.cases import Case, CaseSummary
+from models.children import Child
 from models.common import utcnow
 from models.organisations import Organisation
 from models.teams import TeamMember, TeamMemberIn, TeamMemberPublic, TeamPublic
@@ -280,3 +283,16 @@ def end_partner_memberships(session: Session, provider_id: int, partner_org_id: 
         session.add(member)
     session.flush()
     return len(members)
+
+
+def my_cases(session: Session, principal: Principal) -> list[CaseSummary]:
+    """The open cases of the teams the caller is in (any organisation's), the latest changed first:
+    how an invited specialist finds them, since her organisation's lists never hold them."""
+    rows = session.exec(
+        select(Case, Child)
+        .join(Child, col(Child.id) == Case.child_id)
+        .where(in_team(Case.id, principal.id), col(Case.state).not_in(FINAL_STATES))
+        .order_by(col(Case.updated_at).desc(), col(Case.id).desc())
+        .limit(100)
+    ).all()
+    return [CaseSummary(**summary(case, child)) for case, child in rows]
