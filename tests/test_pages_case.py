@@ -125,7 +125,8 @@ def test_a_guard_failure_shows_the_error_summary_and_keeps_what_was_typed(world:
     )
     assert answer.status_code == 422
     assert 'class="error-summary"' in answer.text
-    assert '<a href="#determine_need-conclusion">Не написано заключение о нуждаемости</a>' in answer.text
+    # The first refusal names the field (the missing activities are named in the same message).
+    assert '<a href="#determine_need-conclusion">Не написано заключение о нуждаемости' in answer.text
     assert 'value="45"' in answer.text and 'value="ipr" checked' in answer.text
     assert world.case(case_id)["state"] == "need_determination"
 
