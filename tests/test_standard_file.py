@@ -115,3 +115,36 @@ def test_every_message_template_has_a_russian_name_for_the_case_page() -> None:
     )
     names = {name for group in messages.values() for name in group}
     assert names == set(MESSAGE_LABELS)
+
+
+CATALOGUE = """catalogue:
+  - code: consultations
+    label: "Консультативные услуги по ранней помощи без разработки ИПРП"
+    section: without_ipr
+    activities:
+      - code: development_counselling
+        label: "Консультирование родителей"
+        max_count: {max_count}
+        minutes: 60
+        source: "DEFAULT"
+        forms: [{form}]
+        specialist_roles: [psychologist]
+"""
+
+
+@pytest.mark.parametrize(
+    ("fields", "line", "message"),
+    [
+        ({"form": "telepathy"}, 11, "forms.0"),
+        ({"max_count": "0"}, 8, "greater than or equal to 1"),
+    ],
+    ids=["unknown_form", "zero_max_count"],
+)
+def test_invalid_activity_names_file_and_line(
+    tmp_path: Path, fields: dict[str, str], line: int, message: str
+) -> None:
+    values = {"form": "in_person", "max_count": "4", **fields}
+    with pytest.raises(StandardError) as caught, region_standard(tmp_path, CATALOGUE.format(**values)):
+        standards.load_all()
+    text = str(caught.value)
+    assert "regions/demo.yaml" in text and message in text and f"строка {line}:" in text
