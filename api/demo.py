@@ -169,10 +169,13 @@ def _path(state: str, today: date, birth: date) -> list[tuple[str, dict[str, Any
         "completed": [
             *implementation,
             ("start_assessment", {"kind": "final"}, None),
-            ("complete", {}, None),
+            ("complete", {"reason_code": "goals_achieved"}, None),
         ],
         "suspended": [*implementation, ("suspend", {}, "Госпитализация ребёнка")],
-        "declined": [("accept", {}, None), ("decline", {}, "Семья переезжает в другой регион")],
+        "declined": [
+            ("accept", {}, None),
+            ("decline", {"reason_code": "moved_away"}, "Семья переезжает в другой регион"),
+        ],
         "lost_contact": [("accept", {}, None), ("mark_lost_contact", {}, None)],
     }
     return paths[state]
