@@ -159,12 +159,17 @@ class Known:
             ):
                 latest.setdefault(child_id, status)
             withdrawn = {c for c, status in latest.items() if status == ConsentStatus.withdrawn}
+        deadlines = _by_id(session, Deadline, (r.context.get("deadline_id") for r in rows))
+        # A workflow's deadline may be another organisation's to keep (a transfer's answer is the
+        # receiving provider's): its warnings and escalations go to that organisation.
+        owners = {d.provider_id for d in deadlines.values()}
+        organisations |= _by_id(session, Organisation, owners - organisations.keys())
         supervisors: dict[int, list[User]] = defaultdict(list)
         if any(r.context.get("to") == "supervisors" for r in rows):
             for head in session.exec(
                 select(User)
                 .where(
-                    col(User.organisation_id).in_([c.provider_id for c in cases.values()]),
+                    col(User.organisation_id).in_([c.provider_id for c in cases.values()] + list(owners)),
                     User.role == Role.supervisor,
                     col(User.is_active).is_(True),
                     col(User.email).is_not(None),
@@ -182,7 +187,7 @@ class Known:
             representatives=representatives,
             messages_withdrawn=withdrawn,
             sessions=_by_id(session, ServiceSession, (r.context.get("session_id") for r in rows)),
-            deadlines=_by_id(session, Deadline, (r.context.get("deadline_id") for r in rows)),
+            deadlines=deadlines,
             supervisors=supervisors,
         )
 
@@ -337,6 +342,14 @@ def _resolve(row: Outbox, known: Known, settings: Settings, codes: dict[int, str
 
     kind = EffectKind(row.kind)
     targets: list[Target]
+    if deadline is not None and deadline.provider_id != case.provider_id:
+        # Kept by another organisation (statemachines/workflows.py): not the case's curator's.
+        keeper = known.organisations[deadline.provider_id]
+        context["curator_name"] = ""  # the other organisation's curator is not the keeper's business
+        heads = known.supervisors.get(keeper.id or 0, []) if row.context.get("to") == "supervisors" else []
+        targets = [Target(h.full_name, "email", h.email or "") for h in heads]
+        targets = targets or _org_targets(keeper, keeper.name)
+        return Resolved(region.code, region.timezone, AUDIENCE[kind], case.state, context, targets)
     if kind == EffectKind.notify_family:
         targets = _family_targets(known, child)
     elif kind == EffectKind.feedback_to_referrer:

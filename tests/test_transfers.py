@@ -379,3 +379,49 @@ def test_a_request_pending_when_the_case_ends_cannot_be_accepted(world: World) -
     assert (
         post(world, transfer["id"], "refuse", "coordinator2", {"reason": "Случай закрыт"}).status_code == 200
     )
+
+
+def test_an_unanswered_request_escalates_to_the_receiving_provider_not_the_senders_curator(
+    world: World, engine: Engine, settings: Settings
+) -> None:
+    """The answer deadline is the receiving provider's to keep: the sweep's escalation (and the
+    warning before it) are addressed to that organisation's head, and name no curator of the other."""
+    from flows.sweeps import sweep_deadlines
+    from flows.targets import resolve_many
+    from models.deadlines import Deadline
+    from models.users import User
+
+    case_id = to_ipr(world)
+    requested(world, case_id)
+    with Session(engine) as session:
+        warn, due = session.exec(
+            select(Deadline.warn_at, Deadline.due_at).where(Deadline.timer == "transfer.answer")
+        ).one()
+    assert warn is not None
+    sweep_deadlines(engine, now=warn + timedelta(minutes=1))
+    sweep_deadlines(engine, now=due + timedelta(days=1))
+    with Session(engine) as session:
+        rows = list(
+            session.exec(
+                select(Outbox).where(
+                    col(Outbox.template).in_(["deadline_overdue", "deadline_warning"]),
+                    Outbox.case_id == case_id,
+                )
+            )
+        )
+        assert {row.template for row in rows} == {"deadline_overdue", "deadline_warning"}
+        resolved = resolve_many(session, rows, settings)
+        receiving_heads = {
+            u.email
+            for u in session.exec(select(User).where(User.organisation_id == world.org_ids["provider2"]))
+            if u.role == "supervisor"
+        }
+        receiving = session.get(Organisation, world.org_ids["provider2"])
+        assert receiving is not None
+        for row in rows:
+            addresses = {t.address for t in resolved[row.id or 0].targets}
+            expected = receiving_heads or {receiving.email}
+            if row.template == "deadline_warning":
+                expected = {receiving.email}
+            assert addresses == expected, (row.template, addresses)
+            assert resolved[row.id or 0].context["curator_name"] == ""
