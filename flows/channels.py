@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import email.policy
 import hashlib
 import hmac
 import json
@@ -117,10 +118,13 @@ class SmtpPool:
                 await client.quit()
 
 
-async def send_email(settings: Settings, pool: SmtpPool, out: Outgoing) -> None:
-    if reason := not_configured(settings, "email"):
-        raise ChannelNotConfigured(reason, subject=out.subject, text=out.text)
-    message = EmailMessage()
+# Python's folding of a long non-ASCII header into several encoded words drops the space between
+# two of them («из службы» arrived as «изслужбы»): headers stay on one line up to RFC 5322's 998.
+MAIL_POLICY = email.policy.SMTP.clone(max_line_length=998)
+
+
+def build_email(settings: Settings, out: Outgoing) -> EmailMessage:
+    message = EmailMessage(policy=MAIL_POLICY)
     message["From"] = settings.mail_from
     message["To"] = out.address
     message["Subject"] = out.subject or ""
@@ -132,6 +136,13 @@ async def send_email(settings: Settings, pool: SmtpPool, out: Outgoing) -> None:
         message.add_attachment(
             attachment.content, maintype=maintype, subtype=subtype, filename=attachment.filename
         )
+    return message
+
+
+async def send_email(settings: Settings, pool: SmtpPool, out: Outgoing) -> None:
+    if reason := not_configured(settings, "email"):
+        raise ChannelNotConfigured(reason, subject=out.subject, text=out.text)
+    message = build_email(settings, out)
     try:
         await pool.send(message)
     except (OSError, aiosmtplib.SMTPException) as error:
