@@ -333,3 +333,8 @@ def test_journey_is_published_as_json_and_mermaid(world: World) -> None:
     assert mermaid.startswith("stateDiagram-v2")
     assert "need_determination --> ipr_development: determine_need" in mermaid
     assert 'state "Приостановлено" as suspended' in mermaid
+    # The workflows beside the journey, in the JSON and in the picture.
+    assert [w["name"] for w in definition["workflows"]] == ["transfer", "routing", "consilium"]
+    assert 'state "Передача в другую организацию" as transfer {' in mermaid
+    assert "transfer_requested --> transfer_accepted: accept" in mermaid
+    assert "routing_expired --> routing_answered: answer" in mermaid

@@ -11,6 +11,7 @@ from api.openapi import responses
 from api.services import standard as standard_service
 from models.standard import StandardPublic
 from statemachines.journey import FINAL_STATES, STATE_LABELS, TRANSITIONS, describe
+from statemachines.workflows import REGISTRY
 
 router = APIRouter(tags=["Маршрут"])
 
@@ -47,6 +48,22 @@ def _mermaid() -> str:
                 lines.append(f"    {source} --> {row.dest}: {row.event}")
     for final in (name for name in STATE_LABELS if name in FINAL_STATES):
         lines.append(f"    {final} --> [*]")
+    # The workflows beside the journey, each a composite state of its own (names prefixed: a
+    # transfer's "accepted" is not a routing's).
+    for workflow in REGISTRY.values():
+        lines.append(f'    state "{workflow.label}" as {workflow.name} {{')
+        for name, label in workflow.states:
+            lines.append(f'        state "{label}" as {workflow.name}_{name}')
+        lines.append(f"        [*] --> {workflow.name}_{workflow.initial}")
+        for step in workflow.steps:
+            for source in step.sources:
+                lines.append(
+                    f"        {workflow.name}_{source} --> {workflow.name}_{step.dest}: {step.event}"
+                )
+        for name, _ in workflow.states:
+            if name in workflow.final:
+                lines.append(f"        {workflow.name}_{name} --> [*]")
+        lines.append("    }")
     return "\n".join(lines) + "\n"
 
 
