@@ -469,6 +469,9 @@ def test_the_card_shows_the_child_as_the_api_shows_it_to_the_same_role(world: Wo
 
     case_id = to_need_determination(world)
     child_id = world.case(case_id)["child_id"]
+    team = {"user_id": world.user_ids["specialist"], "specialist_role": "psychologist"}  # so she sees it
+    added = world.client.post(f"{API}/cases/{case_id}/team", json=team, headers=world.h("coordinator"))
+    assert added.status_code == 201, added.text
     for who in ("specialist", "coordinator"):
         world.client.cookies.clear()
         sign_in(world.client, who)
