@@ -155,3 +155,17 @@ def test_agreements_page_is_read_only_for_a_providers_head_and_closed_to_others(
     assert refused.status_code == 403
     sign_in(world.client, "coordinator")
     assert world.client.get("/admin/agreements").status_code == 403
+
+
+def test_specialist_today_lists_her_teams_cases_and_not_the_providers_others(world: World) -> None:
+    mine, other = to_ipr_implementation(world), to_ipr_implementation(world)
+    added = world.client.post(
+        f"{API}/cases/{mine}/team",
+        json={"user_id": world.user_ids["specialist"], "specialist_role": "defectologist"},
+        headers=world.h("curator"),
+    )
+    assert added.status_code == 201, added.text
+    sign_in(world.client, "specialist")
+    cases = world.client.get("/today").text.split('id="cases"')[1]
+    assert f'href="/cases/{mine}"' in cases and f'href="/cases/{other}"' not in cases
+    assert world.client.get(f"/cases/{other}").status_code == 404
