@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col, select
 
 from api.deps import Principal
@@ -182,8 +183,13 @@ def add_member(session: Session, principal: Principal, case: Case, body: TeamMem
         specialist_role=body.specialist_role,
         added_by_id=principal.user.id,
     )
-    session.add(member)
-    session.flush()
+    try:
+        # Two editors adding the same person at once: the partial unique index decides, 409 not 500.
+        with session.begin_nested():
+            session.add(member)
+            session.flush()
+    except IntegrityError:
+        raise Conflict("Этот специалист уже в команде случая", field="user_id") from None
     return member
 
 
