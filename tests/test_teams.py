@@ -10,9 +10,7 @@ from typing import Any
 from sqlalchemy import Engine
 from sqlmodel import Session, func, select
 
-from api.services.teams import end_memberships_outside
 from models.audit import AuditLog
-from models.cases import Case
 from models.common import utcnow
 from tests.test_journey import to_ipr_implementation
 from tests.world import API, World
@@ -204,22 +202,6 @@ def test_ending_an_agreement_ends_its_staffs_memberships(world: World) -> None:
     team = world.client.get(f"{API}/cases/{case_id}/team", headers=world.h("curator")).json()
     assert [m["lead"] for m in team["members"]] == [True]
     assert world.client.get(f"{API}/cases/{case_id}", headers=world.h("social")).status_code == 403
-
-
-def test_end_memberships_outside_keeps_provider_and_partner_staff(world: World, engine: Engine) -> None:
-    case_id = _case(world)
-    agreement = _agreement(world)
-    assert _add(world, case_id, "social", "social_worker").status_code == 201
-    assert _add(world, case_id, "specialist").status_code == 201
-    with Session(engine) as session:
-        case = session.get(Case, case_id)
-        assert case is not None
-        assert end_memberships_outside(session, case, utcnow()) == 0
-        # As after a transfer to provider2: neither of them is of the case's provider now.
-        case.provider_id = world.org_ids["provider2"]
-        assert end_memberships_outside(session, case, utcnow()) == 2
-        session.rollback()
-    assert agreement["in_force"]
 
 
 def test_specialist_sees_her_teams_and_her_sessions_cases_only(world: World, engine: Engine) -> None:

@@ -246,28 +246,6 @@ def candidates(session: Session, case: Case) -> list[Candidate]:
     return found
 
 
-def end_memberships_outside(session: Session, case: Case, now: datetime) -> int:
-    """Ends the memberships of people who are neither of the case's current provider nor of an
-    organisation with an agreement in force with it (after a transfer, or an agreement's end); returns
-    how many. The rows stay, with `removed_at`."""
-    provider = session.get(Organisation, case.provider_id)
-    assert provider is not None
-    allowed = {
-        case.provider_id,
-        *partners_in_force(session, case.provider_id, region_today(session, provider.region_id)),
-    }
-    ended = 0
-    for member in active_members(session, case):
-        user = session.get(User, member.user_id)
-        if user is not None and user.organisation_id in allowed:
-            continue
-        member.removed_at = now
-        session.add(member)
-        ended += 1
-    session.flush()
-    return ended
-
-
 def end_partner_memberships(session: Session, provider_id: int, partner_org_id: int, now: datetime) -> int:
     """After an agreement ends: the partner's staff leave the provider's teams, unless another
     agreement with the partner is still in force. Returns how many memberships ended."""
