@@ -252,9 +252,7 @@ MATRIX: dict[str, str] = {
         "401 ok/404 404/ok ok/404 ok/404 404 ok/404 404/ok ok 403 403 404 404 403"
     ),
     "GET /api/v1/children": "401 403 403 x- x- -- x- -y xy 403 403 -- -- 403",
-    "GET /api/v1/children/{child_id}": (
-        "401 403 403 ok/404 ok/404 404 ok/404 404/ok ok 403 403 404 404 403"
-    ),
+    "GET /api/v1/children/{child_id}": ("401 403 403 ok/404 ok/404 404 ok/404 404/ok ok 403 403 404 404 403"),
     "POST /api/v1/children/{child_id}/consents": (
         "401 403 403 ok/404 ok/404 403 ok/404 404/ok 403 403 403 403 404 403"
     ),
@@ -283,9 +281,7 @@ MATRIX: dict[str, str] = {
     "PATCH /api/v1/cases/{case_id}/sessions/{session_id}": (
         "401 403 403 ok/404 ok/404 404 ok/404 404/ok 403 403 403 403 404 403"
     ),
-    "GET /api/v1/cases/{case_id}/ipr": (
-        "401 403 403 ok/404 ok/404 404 ok/404 404/ok ok 403 403 404 404 403"
-    ),
+    "GET /api/v1/cases/{case_id}/ipr": ("401 403 403 ok/404 ok/404 404 ok/404 404/ok ok 403 403 404 404 403"),
     "GET /api/v1/overdue": "401 403 403 x- x- -- x- -y xy 403 403 -- -- 403",
     # A referral waiting for its match to be confirmed: the provider serving the child decides.
     "POST /api/v1/referrals/{referral_id}/match": (
