@@ -131,7 +131,7 @@ def demo() -> None:
     settings = get_settings()
     upgrade(settings.database_url)
     with session_scope(make_engine(settings.database_url)) as session:
-        created = load_demo(session)
+        created = load_demo(session, settings.public_url)
     typer.echo("демо-данные загружены" if created else "демо-данные уже есть")
     typer.echo(f"логины: {', '.join(login for login, *_ in USERS)}; пароль: {DEMO_PASSWORD}")
 

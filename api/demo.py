@@ -16,6 +16,7 @@ from sqlmodel import Session, select
 from api.deps import Principal
 from api.security import hash_password
 from api.services.referrals import register
+from core.config import Settings
 from models.cases import Case, ContactAttempt, ContactChannel
 from models.children import Channel, ChildIn, Relation, RepresentativeIn, Sex, snils_with_control
 from models.common import utcnow
@@ -232,7 +233,11 @@ def seed_region(session: Session, code: str, name: str, timezone: str, *, login_
     return Staff(region, orgs, users)
 
 
-def load_demo(session: Session) -> bool:
+# The setting's own default: the demo's messages link to where `make run` serves.
+DEFAULT_PUBLIC_URL: str = Settings.model_fields["public_url"].default
+
+
+def load_demo(session: Session, public_url: str = DEFAULT_PUBLIC_URL) -> bool:
     """Create the demo region; False if it is already there."""
     if session.exec(select(Region).where(Region.code == DEMO_REGION)).first():
         return False
@@ -241,6 +246,7 @@ def load_demo(session: Session) -> bool:
 
     today = utcnow().date()
     provider = orgs[7]
+    cases: dict[str, Case] = {}
     for seed, (last, first, middle, sex, months, state) in enumerate(CHILDREN):
         birth = today - timedelta(days=int(months * 30.4))
         body = ReferralCreate(
@@ -287,4 +293,69 @@ def load_demo(session: Session) -> bool:
             if event == "begin_transition":
                 payload = {**payload, "destination_org_id": orgs[2].id}  # the ДОО: it sees the child
             fire(session, case, event, actor=users[actor], payload=payload, reason=reason)
+        cases[state] = case
+    _inter_agency(session, staff, cases, public_url)
     return True
+
+
+def _inter_agency(session: Session, staff: Staff, cases: dict[str, Case], public_url: str) -> None:
+    """The workflows beside the journey, one of each, through the same services as the API: an
+    agreement with the social-service centre, a team with an invited social worker, a routing to the
+    clinic and a consilium for the child in «Реализация ИПРП», a transfer awaiting the other provider
+    for the child in «Оценка реализации ИПРП»."""
+    from api.services import agreements, consilia, routings, teams, transfers
+    from models.routings import ConsiliumIn, RoutingIn, RoutingKind
+    from models.teams import AgreementIn, TeamMemberIn
+    from models.transfers import TransferConsentIn, TransferCreate
+
+    orgs, users, principal = staff.orgs, staff.users, staff.principal
+    provider, clinic, social, other_provider = orgs[7], orgs[0], orgs[1], orgs[8]
+    today = utcnow().date()
+    agreements.create_agreement(
+        session,
+        principal("admin"),
+        AgreementIn(
+            provider_id=provider.id or 0,
+            partner_org_id=social.id or 0,
+            number="РП-1/2026",
+            signed_on=today - timedelta(days=60),
+        ),
+    )
+    case = cases["ipr_implementation"]
+    curator = principal("curator")
+    for login, role in (("specialist", "psychologist"), ("social", "social_worker")):
+        teams.add_member(
+            session, curator, case, TeamMemberIn(user_id=users[login].id or 0, specialist_role=role)
+        )
+    routings.create(
+        session,
+        curator,
+        case,
+        RoutingIn(
+            target_org_id=clinic.id or 0,
+            kind=RoutingKind.doctor_consultation,
+            purpose="Консультация невролога по направлению консилиума",
+        ),
+        public_url=public_url,
+    )
+    consilia.plan(
+        session,
+        curator,
+        case,
+        ConsiliumIn(
+            scheduled_at=(utcnow() + timedelta(days=3)).replace(hour=8, minute=0, second=0, microsecond=0),
+            place="ГБУ «Центр ранней помощи „Первые шаги“», каб. 12",
+            agenda="Дополнительное обследование и помощь семье",
+            participant_org_ids=[clinic.id or 0, social.id or 0],
+        ),
+    )
+    transfers.request(
+        session,
+        principal("coordinator"),
+        cases["ipr_assessment"],
+        TransferCreate(
+            to_provider_id=other_provider.id or 0,
+            reason="Семья переехала в Южный район",
+            consent=TransferConsentIn(date=today, document_ref="Согласие на передачу № 7"),
+        ),
+    )
