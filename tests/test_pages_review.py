@@ -414,3 +414,90 @@ def test_login_dashboard_search_and_xlsx_with_odd_input_are_never_a_500(world: W
         "/stats?x=%00",
     ):
         assert c.get(url).status_code < 500, url
+
+
+ODD_IDS = ("²", "١٢", "9" * 20, str(2**63), "-1", "", " ", "1.5", "x")
+
+
+def test_inter_agency_forms_with_odd_ids_dates_and_text_are_never_a_500(world: World) -> None:
+    """Issue 11's page forms (transfer, routing, consilium, team, agreement, enrolment) with Unicode
+    digits, huge or empty ids and impossible dates: the form again or a 4xx, never a 500."""
+    from tests.test_transfers import requested, to_ipr
+
+    c = world.client
+    case_id = to_ipr(world)
+    sign_in(c, "coordinator")
+    token = csrf_of(c.get(f"/cases/{case_id}").text)
+
+    def post(url: str, data: dict[str, str]) -> None:
+        answer = c.post(url, data={"csrf": token, **data}, follow_redirects=False)
+        assert answer.status_code < 500, (url, data)
+
+    for odd in ODD_IDS:
+        post(
+            f"/cases/{case_id}/transfers",
+            {
+                "transfer-to_provider_id": odd,
+                "transfer-reason": "Переезд",
+                "transfer-consent_date": "2026-01-01",
+            },
+        )
+        post(
+            f"/cases/{case_id}/routings",
+            {"routing-target_org_id": odd, "routing-kind": "other", "routing-purpose": "x"},
+        )
+        post(
+            f"/cases/{case_id}/consilia",
+            {
+                "consilium-date": "9999-12-31",
+                "consilium-time": "23:59",
+                "consilium-place": "x",
+                "consilium-agenda": "x",
+                "consilium-orgs": odd,
+            },
+        )
+        post(f"/cases/{case_id}/team", {"team-user_id": odd, "team-specialist_role": "psychologist"})
+    for day in ("0001-01-01", "9999-12-31", "0000-01-01", "99999-01-01", "2026-02-30", "²"):
+        post(
+            f"/cases/{case_id}/transfers",
+            {
+                "transfer-to_provider_id": str(world.org_ids["provider2"]),
+                "transfer-reason": "x",
+                "transfer-consent_date": day,
+            },
+        )
+        post(
+            f"/cases/{case_id}/consilia",
+            {
+                "consilium-date": day,
+                "consilium-time": "10:00",
+                "consilium-place": "x",
+                "consilium-agenda": "x",
+                "consilium-orgs": str(world.org_ids["health"]),
+            },
+        )
+    transfer_id = requested(world, case_id)["id"]
+    sign_in(c, "coordinator2")
+    token = csrf_of(c.get(f"/transfers/{transfer_id}").text)
+    for odd in ODD_IDS:
+        post(f"/transfers/{transfer_id}/accept", {"accept-curator_id": odd})
+    post(f"/transfers/{transfer_id}/refuse", {"refuse-reason": "x" * 100_000})
+    post(f"/transfers/{transfer_id}/zzz", {})
+    sign_in(c, "admin")
+    token = csrf_of(c.get("/admin/agreements").text)
+    for odd in ODD_IDS:
+        post(
+            "/admin/agreements",
+            {"provider_id": odd, "partner_org_id": odd, "number": "1", "signed_on": "2026-01-01"},
+        )
+    for day in ("0001-01-01", "9999-12-31", "99999-01-01", "2026-02-30", "²"):
+        post(
+            "/admin/agreements",
+            {
+                "provider_id": str(world.org_ids["provider"]),
+                "partner_org_id": str(world.org_ids["health"]),
+                "number": "1",
+                "signed_on": day,
+                "valid_until": day,
+            },
+        )

@@ -18,7 +18,7 @@ from api.deps import Principal, SessionDep
 from api.errors import validation_errors
 from api.pages import case_sections
 from api.pages.cases import DONE, EVENT_NAMES, Problems, _again, _local_moment, _refused, _visible_case
-from api.pages.web import Form, PageAudit, PageAuditDep, PageUser, read_form, redirect, render
+from api.pages.web import Form, PageAudit, PageAuditDep, PageUser, form_id, read_form, redirect, render
 from api.services import consilia, routings
 from core.errors import DomainError, NotFound
 from models.cases import Case, CaseHistory
@@ -161,10 +161,6 @@ def _public_url(request: Request) -> str:
     return str(request.app.state.settings.public_url)
 
 
-def _id(raw: str) -> int | None:
-    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else None
-
-
 def _invalid(
     problems: Problems, invalid: ValidationError, fields: dict[str | None, str], default: str
 ) -> None:
@@ -173,7 +169,7 @@ def _invalid(
 
 
 def _read_routing(form: Form, prefix: str, problems: Problems, *, required: bool = True) -> RoutingIn | None:
-    target = _id(form.get(f"{prefix}-target_org_id"))
+    target = form_id(form.get(f"{prefix}-target_org_id"))
     kind, purpose = form.get(f"{prefix}-kind"), form.get(f"{prefix}-purpose")
     if not required and target is None and not kind and not purpose:
         return None
@@ -325,7 +321,7 @@ async def plan_consilium(
     at = _local_moment(
         form.get("consilium-date"), form.get("consilium-time"), region.timezone, problems, "consilium"
     )
-    orgs = [i for raw in form.getlist("consilium-orgs") if (i := _id(raw)) is not None]
+    orgs = [i for raw in form.getlist("consilium-orgs") if (i := form_id(raw)) is not None]
     if not form.get("consilium-place"):
         problems.errors["consilium-place"] = "Укажите место: адрес или «дистанционно»"
     if not form.get("consilium-agenda"):

@@ -18,7 +18,7 @@ from api.errors import validation_errors
 from api.pages import case_sections
 from api.pages.cases import Problems as CaseProblems
 from api.pages.cases import _again, _refused, _visible_case
-from api.pages.web import PageAuditDep, PageUser, read_form, redirect, render
+from api.pages.web import PageAuditDep, PageUser, form_id, read_form, redirect, render
 from api.services import transfers as service
 from api.services import users as users_service
 from core.errors import Conflict, DomainError, Forbidden, NotFound, Unprocessable
@@ -90,7 +90,7 @@ async def request_transfer(
     try:
         body = TransferCreate.model_validate(
             {
-                "to_provider_id": int(target) if target.isdigit() and len(target) < 10 else 0,
+                "to_provider_id": form_id(target) or 0,
                 "reason": form.get("transfer-reason"),
                 "consent": {
                     "date": consent_date,
@@ -276,7 +276,7 @@ async def answer(
         if action == "accept":
             target = "accept-curator_id"
             raw = form.get("accept-curator_id")
-            curator_id = int(raw) if raw.isdigit() and len(raw) < 10 else None
+            curator_id = form_id(raw)
             if raw and curator_id is None:
                 raise Unprocessable("Выберите куратора из списка", field="curator_id")
             service.accept(session, principal, transfer, curator_id)

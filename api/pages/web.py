@@ -148,6 +148,12 @@ async def read_form(request: Request, principal: Principal | None) -> Form:
     return form
 
 
+def form_id(raw: str) -> int | None:
+    """An id typed in (or chosen in) a form: ASCII digits only, at most 9 of them; None otherwise.
+    (`str.isdigit` alone takes '²' and '١', which int() then refuses with a 500.)"""
+    return int(raw) if raw.isascii() and raw.isdigit() and len(raw) < 10 else None
+
+
 # --- rendering --------------------------------------------------------------------------------
 
 
