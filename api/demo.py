@@ -194,7 +194,8 @@ class Staff:
 
     def principal(self, login: str) -> Principal:
         user = self.users[login]
-        return Principal(user=user, org=next(o for o in self.orgs if o.id == user.organisation_id))
+        org = next(o for o in self.orgs if o.id == user.organisation_id)
+        return Principal(user=user, org=org, timezone=self.region.timezone)
 
 
 def seed_region(session: Session, code: str, name: str, timezone: str, *, login_prefix: str = "") -> Staff:

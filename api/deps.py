@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import date, datetime
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -16,8 +16,8 @@ from api.security import TOKEN_PREFIX, hash_api_token, read_jwt
 from core.config import Settings
 from core.errors import DomainError
 from models.audit import AuditLog
-from models.common import utcnow
-from models.organisations import Organisation, OrgKind
+from models.common import today_in, utcnow
+from models.organisations import Organisation, OrgKind, Region
 from models.users import PROVIDER_ROLES, ApiToken, RevokedToken, Role, User
 
 
@@ -67,6 +67,13 @@ class Principal:
     org: Organisation
     # What the caller presented (logout ends it); None for principals made in code (the demo).
     credential: Credential | None = None
+    # The region's time zone: what «today» is for the agreements that open a team (api/scoping.py).
+    timezone: str = "Europe/Moscow"
+
+    @property
+    def today(self) -> date:
+        """The caller's region's today."""
+        return today_in(self.timezone)
 
     @property
     def id(self) -> int:
@@ -118,7 +125,9 @@ def principal_from_token(request: Request, session: Session, token: str) -> Prin
     # A disabled user's tokens, JWT and API alike, fail from the next request on.
     if found is None or not found[0].is_active:
         raise Unauthorized("Токен недействителен или пользователь отключён")
-    principal = Principal(user=found[0], org=found[1], credential=credential)
+    region = session.get(Region, found[1].region_id)
+    zone = region.timezone if region is not None else "Europe/Moscow"
+    principal = Principal(user=found[0], org=found[1], credential=credential, timezone=zone)
     # For the audit of refused attempts (api/audit.py), which sees the answer, not the route: ids,
     # since the request's rollback on an error expires the rows.
     request.state.caller = (principal.id, principal.org.id)

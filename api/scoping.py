@@ -24,7 +24,7 @@ from models.deadlines import Deadline
 from models.organisations import Organisation
 from models.programmes import ServiceSession
 from models.referrals import MatchStatus, Referral
-from models.teams import TeamMember
+from models.teams import Agreement, TeamMember
 from models.users import Role
 
 # Roles that never read a child's record, even if someone put them in a team.
@@ -35,13 +35,31 @@ def _region_org_ids(principal: Principal) -> Any:
     return select(Organisation.id).where(Organisation.region_id == principal.org.region_id)
 
 
-def in_team(case_id: Any, user_id: int) -> Any:
-    """SQL: `user_id` is a member of the case's team now (the partial index ix_team_member_active_user)."""
+def in_team(case_id: Any, principal: Principal) -> Any:
+    """SQL: the caller is a member of the case's team now (the partial index ix_team_member_active_user):
+    of the case's provider, or of an organisation whose agreement with it is in force on the region's
+    today — an agreement past its term closes the door as one ended does (api/services/agreements.py)."""
     # Aliases here and below: the subquery keeps its own table even when the outer query reads the
     # same one (the «Сегодня» joins sessions), instead of correlating it away.
     member = aliased(TeamMember)
+    owner = aliased(Case)
+    agreement = aliased(Agreement)
+    today = principal.today
     return exists().where(
-        col(member.user_id) == user_id, col(member.case_id) == case_id, col(member.removed_at).is_(None)
+        col(member.user_id) == principal.id,
+        col(member.case_id) == case_id,
+        col(member.removed_at).is_(None),
+        col(owner.id) == member.case_id,
+        or_(
+            col(member.organisation_id) == owner.provider_id,
+            exists().where(
+                col(agreement.provider_id) == owner.provider_id,
+                col(agreement.partner_org_id) == member.organisation_id,
+                col(agreement.ended_at).is_(None),
+                col(agreement.signed_on) <= today,
+                or_(col(agreement.valid_until).is_(None), col(agreement.valid_until) >= today),
+            ),
+        ),
     )
 
 
@@ -55,7 +73,7 @@ def _specialists(case: Any, principal: Principal) -> Any:
     """SQL on `case` (Case or an alias of it): the specialist's own cases — of her teams (any
     provider's), and of her provider where she gives sessions."""
     return or_(
-        in_team(case.id, principal.id),
+        in_team(case.id, principal),
         and_(case.provider_id == principal.org.id, _gives_sessions(case.id, principal.id)),
     )
 
@@ -137,7 +155,7 @@ def get_case(session: Session, principal: Principal, case_id: int, *, invited: b
     except Forbidden as error:
         case, refused = None, error
     if case is None and invited and _may_be_invited(principal):
-        case = session.exec(select(Case).where(Case.id == case_id, in_team(Case.id, principal.id))).first()
+        case = session.exec(select(Case).where(Case.id == case_id, in_team(Case.id, principal))).first()
     if case is not None:
         return case
     if refused is not None:
@@ -153,7 +171,7 @@ def get_child(session: Session, principal: Principal, child_id: int, *, invited:
     except Forbidden as error:
         child, refused = None, error
     if child is None and invited and _may_be_invited(principal):
-        member = exists().where(col(Case.child_id) == Child.id, in_team(Case.id, principal.id))
+        member = exists().where(col(Case.child_id) == Child.id, in_team(Case.id, principal))
         child = session.exec(select(Child).where(Child.id == child_id, member)).first()
     if child is not None:
         return child

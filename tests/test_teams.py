@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+import time_machine
 from sqlalchemy import Engine
 from sqlmodel import Session, func, select
 
@@ -300,3 +301,19 @@ def test_bad_agreement_input_is_answered_with_the_field(world: World) -> None:
         assert field in response.text, (change, response.text)
     with_head = world.client.post(f"{API}/agreements", json=good, headers=world.h("head"))
     assert with_head.status_code == 403
+
+
+def test_an_agreement_past_its_term_closes_the_invited_specialists_door(world: World) -> None:
+    """Nobody ends an agreement whose term runs out: the day after `valid_until` it is no longer in
+    force, and its staff no longer read the provider's cases (README: «the end of the agreement
+    closes the door at once»), nor find them on «Мои команды»."""
+    case_id = _case(world)
+    last_day = date.today() + timedelta(days=3)
+    _agreement(world, valid_until=last_day.isoformat())
+    assert _add(world, case_id, "social", "social_worker").status_code == 201
+    assert world.client.get(f"{API}/cases/{case_id}", headers=world.h("social")).status_code == 200
+    with time_machine.travel(datetime.combine(last_day + timedelta(days=2), datetime.min.time(), UTC)):
+        assert world.client.get(f"{API}/cases/{case_id}", headers=world.h("social")).status_code == 403
+        child_id = world.client.get(f"{API}/cases/{case_id}", headers=world.h("curator")).json()["child_id"]
+        assert world.client.get(f"{API}/children/{child_id}", headers=world.h("social")).status_code == 403
+        assert world.client.get(f"{API}/cases/{case_id}/team", headers=world.h("social")).status_code == 403

@@ -275,7 +275,7 @@ def my_cases(session: Session, principal: Principal) -> list[CaseSummary]:
     rows = session.exec(
         select(Case, Child)
         .join(Child, col(Child.id) == Case.child_id)
-        .where(in_team(Case.id, principal.id), col(Case.state).not_in(FINAL_STATES))
+        .where(in_team(Case.id, principal), col(Case.state).not_in(FINAL_STATES))
         .order_by(col(Case.updated_at).desc(), col(Case.id).desc())
         .limit(100)
     ).all()
