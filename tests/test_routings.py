@@ -245,3 +245,34 @@ def _org(world: World, kind: OrgKind) -> int:
 def world_engine(world: World) -> Engine:
     engine: Engine = world.client.app.state.engine  # type: ignore[attr-defined]
     return engine
+
+
+def test_two_answers_of_one_routing_at_once_one_wins_the_other_409(
+    world: World, engine: Engine, server_url: str
+) -> None:
+    """The organisation's user and the curator answer the same routing at the same moment through a
+    real server: the compare-and-set of statemachines.workflows.step lets one through."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from models.cases import CaseHistory
+
+    case_id = open_case(world)
+    routing_id = route(world, case_id).json()["id"]
+    barrier = threading.Barrier(2)
+
+    def answer(who: str) -> int:
+        with httpx.Client(base_url=server_url, headers=world.h(who), timeout=30) as client:
+            barrier.wait()
+            body = {"outcome_code": "done", "outcome": who}
+            return client.post(f"{API}/routings/{routing_id}/answer", json=body).status_code
+
+    with ThreadPoolExecutor(2) as pool:
+        assert sorted(pool.map(answer, ["referrer", "curator"])) == [200, 409]
+    with Session(engine) as session:
+        answers = session.exec(
+            select(func.count()).where(CaseHistory.case_id == case_id, CaseHistory.event == "routing_answer")
+        ).one()
+    assert answers == 1

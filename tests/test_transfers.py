@@ -11,7 +11,7 @@ from typing import Any
 import time_machine
 from fastapi import FastAPI
 from sqlalchemy import Engine, update
-from sqlmodel import Session, col, select
+from sqlmodel import Session, col, func, select
 
 from core.config import Settings
 from flows.relay import Relay
@@ -425,3 +425,36 @@ def test_an_unanswered_request_escalates_to_the_receiving_provider_not_the_sende
                 expected = {receiving.email}
             assert addresses == expected, (row.template, addresses)
             assert resolved[row.id or 0].context["curator_name"] == ""
+
+
+def test_two_acceptances_of_one_transfer_at_once_one_wins_the_other_409(
+    world: World, engine: Engine, server_url: str
+) -> None:
+    """A double click on «Принять случай» through a real server: one acceptance, one 409, the case
+    moved once."""
+    import threading
+    from concurrent.futures import ThreadPoolExecutor
+
+    import httpx
+
+    from models.cases import CaseHistory
+
+    case_id = to_ipr(world)
+    transfer_id = requested(world, case_id)["id"]
+    version = world.case(case_id)["version"]
+    barrier = threading.Barrier(2)
+
+    def accept(curator: str) -> int:
+        with httpx.Client(base_url=server_url, headers=world.h("coordinator2"), timeout=30) as client:
+            barrier.wait()
+            body = {"curator_id": world.user_ids[curator]}
+            return client.post(f"{API}/transfers/{transfer_id}/accept", json=body).status_code
+
+    with ThreadPoolExecutor(2) as pool:
+        assert sorted(pool.map(accept, ["curator2", "curator2"])) == [200, 409]
+    with Session(engine) as session:
+        accepted = session.exec(
+            select(func.count()).where(CaseHistory.case_id == case_id, CaseHistory.event == "transfer_accept")
+        ).one()
+    assert accepted == 1
+    assert world.case(case_id, who="curator2")["version"] == version + 1
