@@ -302,3 +302,102 @@ def test_a_routing_reaches_its_organisation_with_the_minimum(
     (hook,) = [r for r in sink.received("/hook/clinic") if r.json["type"] == "routing_request"]
     assert hook.json["type"] == "routing_request"
     assert "эпилепс" not in hook.raw.decode() and "невролог" not in hook.raw.decode()
+
+
+def test_inter_agency_api_with_odd_bodies_is_never_a_500(world: World) -> None:
+    """Every route of issue 11 with missing fields, wrong types, huge ids, naive or far-off times,
+    empty strings: a 4xx with the error's shape, never a 500."""
+    case_id = to_ipr_implementation(world)
+    huge = [2**63, 2**31, -1, 0, "²", "", None, 1.5, True, [], {}]
+    days = ["0001-01-01", "9999-12-31", "2026-02-30", "", "²", 20261130, None]
+    moments = ["2026-12-03T11:30:00", "0001-01-01T00:00:00+00:00", "9999-12-31T23:59:59+14:00", "x", 1]
+    bodies: list[tuple[str, list[object]]] = []
+    for value in huge:
+        bodies += [
+            (f"/cases/{case_id}/transfers", [{"to_provider_id": value, "reason": "x"}]),
+            (f"/cases/{case_id}/routings", [{"target_org_id": value, "kind": "other", "purpose": "x"}]),
+            (f"/cases/{case_id}/team", [{"user_id": value, "specialist_role": "psychologist"}]),
+            ("/transfers/1/accept", [{"curator_id": value}]),
+            ("/routings/1/answer", [{"outcome_code": value}]),
+            (
+                "/agreements",
+                [{"provider_id": value, "partner_org_id": value, "number": "1", "signed_on": "2026-01-01"}],
+            ),
+            (
+                f"/cases/{case_id}/consilia",
+                [
+                    {
+                        "scheduled_at": "2030-01-01T10:00:00+03:00",
+                        "place": "x",
+                        "agenda": "x",
+                        "participant_org_ids": [value],
+                        "participants": [{"organisation_id": value}],
+                    }
+                ],
+            ),
+        ]
+    for day in days:
+        bodies += [
+            (
+                f"/cases/{case_id}/transfers",
+                [{"to_provider_id": world.org_ids["provider2"], "reason": "x", "consent": {"date": day}}],
+            ),
+            ("/enrolments/1/confirm", [{"enrolled_on": day}]),
+            (
+                "/agreements",
+                [
+                    {
+                        "provider_id": world.provider_id,
+                        "partner_org_id": world.org_ids["health"],
+                        "number": "1",
+                        "signed_on": day,
+                        "valid_until": day,
+                    }
+                ],
+            ),
+        ]
+    for moment in moments:
+        bodies.append(
+            (
+                f"/cases/{case_id}/consilia",
+                [
+                    {
+                        "scheduled_at": moment,
+                        "place": "x",
+                        "agenda": "x",
+                        "participant_org_ids": [world.org_ids["health"]],
+                    }
+                ],
+            )
+        )
+    for path in (
+        "/transfers/1/refuse",
+        "/transfers/1/withdraw",
+        "/routings/1/cancel",
+        "/consilia/1/hold",
+        "/consilia/1/cancel",
+        f"/cases/{case_id}/team/1/remove",
+        "/agreements/1/end",
+    ):
+        bodies.append((path, [None, {}, [], "x", {"reason": 1}, {"decisions": "", "routings": [{}]}]))
+    for path, variants in bodies:
+        for body in variants:
+            for who in ("curator", "coordinator2", "admin", "referrer", "kindergarten"):
+                answer = world.client.post(f"{API}{path}", json=body, headers=world.h(who))
+                assert answer.status_code < 500, (path, body, who, answer.text)
+    for url in (
+        "/transfers?direction=x&status=y",
+        "/transfers?limit=0",
+        "/transfers?offset=99999999999",
+        f"/transfers/{2**63}",
+        "/routings?status=x",
+        f"/routings?offset={2**63}",
+        f"/cases/{case_id}/routings",
+        f"/cases/{2**63}/consilia",
+        "/agreements?provider_id=²",
+        f"/agreements?provider_id={2**63}",
+        f"/cases/{2**40}/team",
+        "/enrolments",
+    ):
+        for who in ("curator", "coordinator2", "admin", "referrer", "kindergarten", "rrmc", "analyst"):
+            assert world.client.get(f"{API}{url}", headers=world.h(who)).status_code < 500, (url, who)
