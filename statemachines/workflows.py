@@ -17,16 +17,23 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import update
 from sqlmodel import Session, SQLModel
 
 from core.errors import Conflict, Forbidden
+from core.workdays import WorkCalendar, due_dates, end_of_day, start_of_work
 from models.cases import Case, CaseHistory
 from models.common import utcnow
+from models.deadlines import Deadline, DeadlineStatus
 from models.users import Role, User
 from statemachines.effects import Effect, enqueue, register_effects
+
+if TYPE_CHECKING:
+    from models.organisations import Region
+    from standards import Standard, WorkflowTimerDef
 
 
 class WorkflowConflict(Conflict):
@@ -227,3 +234,36 @@ def step(
     if bump_case:
         session.refresh(case)
     return row
+
+
+def open_deadline(
+    session: Session,
+    workflow: Workflow,
+    timer: WorkflowTimerDef,
+    case: Case,
+    *,
+    provider_id: int,
+    region: Region,
+    standard: Standard,
+    now: datetime,
+) -> Deadline:
+    """The deadline of a workflow's step (the standard's `workflows:`), counted from `now` in the
+    region's calendar and kept by `provider_id` (flushed, with an id)."""
+    assert case.id is not None
+    zone = ZoneInfo(region.timezone)
+    # WorkflowTimerDef has every field due_dates reads (unit, duration, minus_days, warn_before).
+    due, warn = due_dates(cast(Any, timer), now.astimezone(zone).date(), WorkCalendar(standard.calendar))
+    deadline = Deadline(
+        case_id=case.id,
+        provider_id=provider_id,
+        timer=timer.deadline_name(workflow.name),
+        label=timer.label,
+        action=timer.on_expiry,
+        status=DeadlineStatus.open,
+        due_at=end_of_day(due, zone),
+        warn_at=start_of_work(warn, zone) if warn else None,
+        opened_at=now,
+    )
+    session.add(deadline)
+    session.flush()
+    return deadline

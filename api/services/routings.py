@@ -9,7 +9,7 @@ birth date, the kind of help, who sent it and whom to call), never the case itse
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlmodel import Session, col, select
@@ -17,7 +17,6 @@ from sqlmodel import Session, col, select
 from api.deps import Principal
 from api.scoping import case_scope
 from core.errors import Conflict, Forbidden, NotFound, Unprocessable
-from core.workdays import WorkCalendar, due_dates, end_of_day, start_of_work
 from models.cases import Case
 from models.children import Child, full_name
 from models.common import utcnow
@@ -37,7 +36,7 @@ from standards import load_standard
 from statemachines.fire import region_of
 from statemachines.journey import FINAL_STATES
 from statemachines.routing import CURATORS, ROUTING
-from statemachines.workflows import history, step
+from statemachines.workflows import history, open_deadline, step
 
 TIMER = "routing.answer"
 # Organisations a family is not routed to: another provider takes the case by a transfer, and the
@@ -106,22 +105,16 @@ def create(
     region = region_of(session, case)
     zone = ZoneInfo(region.timezone)
     standard = load_standard(region.code)
-    timer = standard.workflows.routing.answer
-    # WorkflowTimerDef has every field due_dates reads (unit, duration, minus_days, warn_before).
-    due, warn = due_dates(cast(Any, timer), now.astimezone(zone).date(), WorkCalendar(standard.calendar))
-    deadline = Deadline(
-        case_id=case.id,
+    deadline = open_deadline(
+        session,
+        ROUTING,
+        standard.workflows.routing.answer,
+        case,
         provider_id=case.provider_id,
-        timer=timer.deadline_name("routing"),
-        label=timer.label,
-        action=timer.on_expiry,
-        status=DeadlineStatus.open,
-        due_at=end_of_day(due, zone),
-        warn_at=start_of_work(warn, zone) if warn else None,
-        opened_at=now,
+        region=region,
+        standard=standard,
+        now=now,
     )
-    session.add(deadline)
-    session.flush()
     routing = Routing(
         case_id=case.id,
         provider_id=case.provider_id,

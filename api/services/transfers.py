@@ -19,7 +19,7 @@ Who reads what (DESIGN §6):
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy.exc import IntegrityError
@@ -27,7 +27,6 @@ from sqlmodel import Session, col, func, or_, select, update
 
 from api.deps import Principal
 from core.errors import Conflict, Forbidden, NotFound, Unprocessable
-from core.workdays import WorkCalendar, due_dates, end_of_day, start_of_work
 from models.cases import Case
 from models.children import Child, full_name
 from models.common import utcnow
@@ -37,12 +36,12 @@ from models.organisations import Organisation, OrgKind, Region
 from models.programmes import ServiceSession, SessionStatus
 from models.teams import TeamMember
 from models.transfers import Transfer, TransferCreate, TransferPublic
-from standards import TimerDef, load_standard
+from standards import load_standard
 from statemachines.effects import enqueue
 from statemachines.guards import curator_problem
 from statemachines.journey import FINAL_STATES, STATE_LABELS
 from statemachines.transfer import RECEIVERS, SENDERS, TRANSFER
-from statemachines.workflows import history, step
+from statemachines.workflows import history, open_deadline, step
 
 TIMER = "transfer.answer"
 STATUSES = [name for name, _ in TRANSFER.states]
@@ -387,20 +386,16 @@ def request(
         ) from None
     zone = ZoneInfo(region.timezone)
     standard = load_standard(region.code)
-    timer = standard.workflows.transfer.answer
-    due, warn = due_dates(cast(TimerDef, timer), now.astimezone(zone).date(), WorkCalendar(standard.calendar))
-    deadline = Deadline(
-        case_id=case.id,
+    deadline = open_deadline(
+        session,
+        TRANSFER,
+        standard.workflows.transfer.answer,
+        case,
         provider_id=body.to_provider_id,  # the receiving provider answers; its head is told if late
-        timer=timer.deadline_name(TRANSFER.name),
-        label=timer.label,
-        action=timer.on_expiry,
-        status=DeadlineStatus.open,
-        due_at=end_of_day(due, zone),
-        warn_at=start_of_work(warn, zone) if warn else None,
-        opened_at=now,
+        region=region,
+        standard=standard,
+        now=now,
     )
-    session.add(deadline)
     names = _names(session, transfer)
     history(
         session,
