@@ -120,6 +120,12 @@ def register(workflow: Workflow) -> Workflow:
     return workflow
 
 
+def is_workflow_event(event: str) -> bool:
+    """A history row of a workflow beside the journey (a transfer, a routing, a consilium): the
+    case's state did not change with it."""
+    return any(event.startswith(f"{name}_") for name in REGISTRY)
+
+
 def describe() -> list[dict[str, Any]]:
     return [wf.describe() for wf in REGISTRY.values()]
 

@@ -276,3 +276,27 @@ def test_two_answers_of_one_routing_at_once_one_wins_the_other_409(
             select(func.count()).where(CaseHistory.case_id == case_id, CaseHistory.event == "routing_answer")
         ).one()
     assert answers == 1
+
+
+def test_the_referrers_feedback_lists_the_journey_not_the_inter_agency_work(world: World) -> None:
+    """The feedback document's «Ход сопровождения» lists the states the child went through; a
+    routing, a consilium or a transfer request is the provider's inter-agency work, not a step of the
+    journey: it adds no line (it used to add one more «Реализация ИПРП» per routing)."""
+    from tests.test_disclosure import pdf_text
+
+    case_id = open_case(world)
+    referral_id = world.case(case_id)["referral_id"]
+
+    def lines() -> int:
+        text = pdf_text(
+            world.client.get(f"{API}/referrals/{referral_id}/feedback", headers=world.h("referrer"))
+        )
+        return text.count("Реализация ИПРП")
+
+    before = lines()
+    assert route(world, case_id).status_code == 201
+    assert (
+        route(world, case_id, kind="social_services", target_org_id=world.org_ids["health"]).status_code
+        == 201
+    )
+    assert lines() == before

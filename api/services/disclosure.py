@@ -55,6 +55,7 @@ from models.referrals import (
 )
 from models.users import Role, User
 from statemachines.journey import STATE_LABELS
+from statemachines.workflows import is_workflow_event
 
 if TYPE_CHECKING:
     from api.deps import Principal
@@ -386,9 +387,15 @@ def feedback(session: Session, referral_id: int) -> Feedback:
     view.provider = session.get(Organisation, case.provider_id)
     curator = session.get(User, case.curator_id) if case.curator_id else None
     view.curator_name = curator.full_name if curator else None
-    view.history = list(
-        session.exec(select(CaseHistory).where(CaseHistory.case_id == case.id).order_by(col(CaseHistory.id)))
-    )
+    # The journey's steps: a transfer, a routing or a consilium is the provider's inter-agency work,
+    # not a state of the child's (and not the referrer's business).
+    view.history = [
+        row
+        for row in session.exec(
+            select(CaseHistory).where(CaseHistory.case_id == case.id).order_by(col(CaseHistory.id))
+        )
+        if not is_workflow_event(row.event)
+    ]
     conclusion = session.exec(
         select(NeedConclusion)
         .where(NeedConclusion.case_id == case.id)
