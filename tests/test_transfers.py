@@ -458,3 +458,24 @@ def test_two_acceptances_of_one_transfer_at_once_one_wins_the_other_409(
         ).one()
     assert accepted == 1
     assert world.case(case_id, who="curator2")["version"] == version + 1
+
+
+def test_a_consent_withdrawn_while_the_request_waits_stops_the_acceptance(world: World) -> None:
+    """The family's consent to pass its data to another provider is the transfer's guard: withdrawn
+    before the receiving provider answers, the acceptance is refused (422) and nothing moves."""
+    case_id = to_ipr(world)
+    transfer_id = requested(world, case_id)["id"]
+    child_id = world.case(case_id)["child_id"]
+    withdrawn = world.client.post(
+        f"{API}/children/{child_id}/consents",
+        json={"kind": "transfer", "status": "withdrawn", "date": date.today().isoformat()},
+        headers=world.h("coordinator"),
+    )
+    assert withdrawn.status_code == 201, withdrawn.text
+    refused = post(world, transfer_id, "accept", "coordinator2")
+    assert refused.status_code == 422 and refused.json()["field"] == "consent", refused.text
+    assert world.case(case_id)["provider_id"] == world.provider_id
+    assert (
+        post(world, transfer_id, "refuse", "coordinator2", {"reason": "Нет согласия семьи"}).status_code
+        == 200
+    )

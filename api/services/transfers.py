@@ -454,6 +454,12 @@ def accept(
         raise Unprocessable(problem, field="curator_id")
     if transfer.status == "requested" and case.state in FINAL_STATES:
         raise Unprocessable("Случай закрыт; принять его нельзя", field="case_id")
+    if transfer.status == "requested" and not _has_consent(session, case.child_id):
+        # The family's consent is the guard of the whole transfer, not only of its request.
+        raise Unprocessable(
+            "Семья отозвала согласие на передачу сведений в другую организацию: принять случай нельзя",
+            field="consent",
+        )
     now = now or utcnow()
     names = _names(session, transfer)
     step(
