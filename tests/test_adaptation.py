@@ -306,3 +306,33 @@ def test_history_row_of_the_confirmation_names_the_kindergarten(world: World, en
             select(CaseHistory).where(CaseHistory.case_id == case_id, CaseHistory.event == "enrol")
         ).one()
     assert enrol.payload["destination_org_id"] == kindergarten_id(engine)
+
+
+def test_a_kindergarten_teacher_in_the_team_fires_no_event_through_the_case(
+    world: World, engine: Engine
+) -> None:
+    """The ДОО confirms an enrolment through its own door (/enrolments, the payload fixed by the
+    service). Its user invited into the case's team reads the case and fires nothing through the
+    case's own events (README: an invited member «fires no event»), not even `enrol` with a payload
+    of her choosing."""
+    case_id = in_transition(world, engine)
+    agreement = {
+        "provider_id": world.provider_id,
+        "partner_org_id": kindergarten_id(engine),
+        "number": "5/2026",
+        "signed_on": (TODAY - timedelta(days=10)).isoformat(),
+    }
+    assert world.client.post(f"{API}/agreements", json=agreement, headers=world.h("admin")).status_code == 201
+    member = {"user_id": world.user_ids["kindergarten"], "specialist_role": "social_worker"}
+    added = world.client.post(f"{API}/cases/{case_id}/team", json=member, headers=world.h("curator"))
+    assert added.status_code == 201, added.text
+    version = world.case(case_id, who="kindergarten")["version"]
+    body = {
+        "version": version,
+        "payload": {"enrolled_on": TODAY.isoformat(), "adaptation_ends_on": "2099-01-01"},
+    }
+    fired = world.client.post(
+        f"{API}/cases/{case_id}/events/enrol", json=body, headers=world.h("kindergarten")
+    )
+    assert fired.status_code == 403, fired.text
+    assert row(engine, case_id).state == "transition"

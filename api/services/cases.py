@@ -156,6 +156,9 @@ def fire_event(
     Raises NotAllowed/Forbidden/StaleVersion (409/403) or Unprocessable (a guard or the payload).
     The caller writes the audit row ("transition").
     """
+    # An invited member of another organisation fires nothing here, not even an event its
+    # organisation may fire through its own door (the ДОО's `enrol`: api/services/enrolments.py).
+    require_own_case(principal, case)
     fire(
         session,
         case,
