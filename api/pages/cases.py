@@ -10,6 +10,7 @@ a stale version shows the fresh card.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from typing import Any
@@ -546,6 +547,55 @@ def _refused(
     return _again(request, session, principal, case, problems, audit)
 
 
+@dataclass
+class CardForm:
+    """A form posted on the case card, with what answering it needs."""
+
+    request: Request
+    session: Session
+    principal: Principal
+    case: Case
+    problems: Problems
+    audit: PageAudit
+
+    def _card(self) -> tuple[Request, Session, Principal, Case, Problems]:
+        return self.request, self.session, self.principal, self.case, self.problems
+
+    def act(
+        self,
+        fields: dict[str | None, str],
+        action: Callable[[], object],
+        *,
+        audited: tuple[str, str],
+        done: str,
+        refusals: tuple[type[DomainError], ...] = (Conflict, Unprocessable),
+        key: int | None = None,
+    ) -> Response:
+        """Call one service function: done (audited as `audited`, verb and entity, keyed by `key`
+        or else by what the action returns), or the card again with the refusal beside its field
+        (`fields`: the error's field → the form's input) and nothing written. Other errors (a 403,
+        a 404) are the error page."""
+        savepoint = self.session.begin_nested()
+        try:
+            row = action()
+        except refusals as refused:
+            savepoint.rollback()
+            return _refused(
+                self.request,
+                self.session,
+                self.principal,
+                self.case,
+                self.problems,
+                refused,
+                fields,
+                self.audit,
+            )
+        savepoint.commit()
+        verb, entity = audited
+        self.audit(verb, entity, key if key is not None else getattr(row, "id", None), self.case.child_id)
+        return redirect(f"/cases/{self.case.id}?done={done}")
+
+
 @router.post("/cases/{case_id}/sessions", response_class=HTMLResponse)
 async def plan_session(
     request: Request, case_id: IdParam, principal: PageUser, session: SessionDep, audit: PageAuditDep
@@ -591,15 +641,12 @@ async def plan_session(
         for error in validation_errors(invalid.errors()):
             problems.errors.setdefault(fields.get(error["field"], "session-service"), error["message"])
         return _again(request, session, principal, case, problems, audit)
-    savepoint = session.begin_nested()
-    try:
-        row = attendance.plan_session(session, principal, case, parsed)
-    except (Conflict, Unprocessable) as refused:
-        savepoint.rollback()
-        return _refused(request, session, principal, case, problems, refused, fields, audit)
-    savepoint.commit()
-    audit("create", "session", row.id, case.child_id)
-    return redirect(f"/cases/{case.id}?done=session")
+    return CardForm(request, session, principal, case, problems, audit).act(
+        fields,
+        lambda: attendance.plan_session(session, principal, case, parsed),
+        audited=("create", "session"),
+        done="session",
+    )
 
 
 @router.post("/cases/{case_id}/sessions/{session_id}", response_class=HTMLResponse)
@@ -628,15 +675,12 @@ async def mark_session(
     except ValidationError:
         problems.errors[f"{prefix}-status"] = "Выберите итог занятия"
         return _again(request, session, principal, case, problems, audit)
-    savepoint = session.begin_nested()
-    try:
-        row = attendance.update_session(session, principal, case, session_id, body)
-    except (Conflict, Unprocessable) as refused:
-        savepoint.rollback()
-        return _refused(request, session, principal, case, problems, refused, fields, audit)
-    savepoint.commit()
-    audit("update", "session", row.id, case.child_id)
-    return redirect(f"/cases/{case.id}?done=attendance")
+    return CardForm(request, session, principal, case, problems, audit).act(
+        fields,
+        lambda: attendance.update_session(session, principal, case, session_id, body),
+        audited=("update", "session"),
+        done="attendance",
+    )
 
 
 @router.post("/cases/{case_id}/contact-attempts", response_class=HTMLResponse)

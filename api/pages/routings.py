@@ -17,7 +17,7 @@ from sqlmodel import Session, col, select
 from api.deps import Principal, SessionDep
 from api.errors import validation_errors
 from api.pages import case_sections
-from api.pages.cases import DONE, EVENT_NAMES, Problems, _again, _local_moment, _refused, _visible_case
+from api.pages.cases import DONE, EVENT_NAMES, CardForm, Problems, _again, _local_moment, _visible_case
 from api.pages.web import Form, PageAudit, PageAuditDep, PageUser, form_id, read_form, redirect, render
 from api.services import consilia, routings
 from core.errors import DomainError, NotFound
@@ -212,15 +212,14 @@ async def create_routing(
         "case_id": "routing-target_org_id",
         None: "routing-purpose",
     }
-    savepoint = session.begin_nested()
-    try:
-        row = routings.create(session, principal, case, body, public_url=_public_url(request))
-    except DomainError as refused:
-        savepoint.rollback()
-        return _refused(request, session, principal, case, problems, refused, fields, audit)
-    savepoint.commit()
-    audit("create", "routing", row.id, case.child_id)
-    return redirect(f"/cases/{case.id}?done=routing")
+    public_url = _public_url(request)
+    return CardForm(request, session, principal, case, problems, audit).act(
+        fields,
+        lambda: routings.create(session, principal, case, body, public_url=public_url),
+        audited=("create", "routing"),
+        done="routing",
+        refusals=(DomainError,),
+    )
 
 
 @router.post("/routings/{routing_id}/answer", response_class=HTMLResponse)
@@ -293,17 +292,14 @@ async def cancel_routing(
     if len(reason) > 1000:
         problems.errors[f"{prefix}-reason"] = "Не более 1000 символов"
         return _again(request, session, principal, case, problems, audit)
-    savepoint = session.begin_nested()
-    try:
-        routings.cancel(session, principal, routing, reason)
-    except DomainError as refused:
-        savepoint.rollback()
-        return _refused(
-            request, session, principal, case, problems, refused, {None: f"{prefix}-reason"}, audit
-        )
-    savepoint.commit()
-    audit("update", "routing", routing.id, case.child_id)
-    return redirect(f"/cases/{case.id}?done=routing_cancel")
+    return CardForm(request, session, principal, case, problems, audit).act(
+        {None: f"{prefix}-reason"},
+        lambda: routings.cancel(session, principal, routing, reason),
+        audited=("update", "routing"),
+        key=routing.id,
+        done="routing_cancel",
+        refusals=(DomainError,),
+    )
 
 
 # --- consilium forms on the case card ---------------------------------------------------------
@@ -349,15 +345,13 @@ async def plan_consilium(
     except ValidationError as invalid:
         _invalid(problems, invalid, fields, "consilium-agenda")
         return _again(request, session, principal, case, problems, audit)
-    savepoint = session.begin_nested()
-    try:
-        row = consilia.plan(session, principal, case, body)
-    except DomainError as refused:
-        savepoint.rollback()
-        return _refused(request, session, principal, case, problems, refused, fields, audit)
-    savepoint.commit()
-    audit("create", "consilium", row.id, case.child_id)
-    return redirect(f"/cases/{case.id}?done=consilium")
+    return CardForm(request, session, principal, case, problems, audit).act(
+        fields,
+        lambda: consilia.plan(session, principal, case, body),
+        audited=("create", "consilium"),
+        done="consilium",
+        refusals=(DomainError,),
+    )
 
 
 def _visible_consilium(session: Session, principal: Principal, consilium_id: int) -> tuple[Any, Case]:
@@ -401,15 +395,15 @@ async def hold_consilium(
     except ValidationError as invalid:
         _invalid(problems, invalid, fields, f"{prefix}-decisions")
         return _again(request, session, principal, case, problems, audit)
-    savepoint = session.begin_nested()
-    try:
-        consilia.hold(session, principal, consilium, case, body, public_url=_public_url(request))
-    except DomainError as refused:
-        savepoint.rollback()
-        return _refused(request, session, principal, case, problems, refused, fields, audit)
-    savepoint.commit()
-    audit("update", "consilium", consilium.id, case.child_id)
-    return redirect(f"/cases/{case.id}?done=consilium_hold")
+    public_url = _public_url(request)
+    return CardForm(request, session, principal, case, problems, audit).act(
+        fields,
+        lambda: consilia.hold(session, principal, consilium, case, body, public_url=public_url),
+        audited=("update", "consilium"),
+        key=consilium.id,
+        done="consilium_hold",
+        refusals=(DomainError,),
+    )
 
 
 @router.post("/consilia/{consilium_id}/cancel", response_class=HTMLResponse)
@@ -425,17 +419,14 @@ async def cancel_consilium(
     if len(reason) > 1000:
         problems.errors[f"{prefix}-reason"] = "Не более 1000 символов"
         return _again(request, session, principal, case, problems, audit)
-    savepoint = session.begin_nested()
-    try:
-        consilia.cancel(session, principal, consilium, case, reason)
-    except DomainError as refused:
-        savepoint.rollback()
-        return _refused(
-            request, session, principal, case, problems, refused, {None: f"{prefix}-reason"}, audit
-        )
-    savepoint.commit()
-    audit("update", "consilium", consilium.id, case.child_id)
-    return redirect(f"/cases/{case.id}?done=consilium_cancel")
+    return CardForm(request, session, principal, case, problems, audit).act(
+        {None: f"{prefix}-reason"},
+        lambda: consilia.cancel(session, principal, consilium, case, reason),
+        audited=("update", "consilium"),
+        key=consilium.id,
+        done="consilium_cancel",
+        refusals=(DomainError,),
+    )
 
 
 # --- /routings: the routings addressed to an organisation ---------------------------------------

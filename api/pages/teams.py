@@ -16,8 +16,8 @@ from sqlmodel import Session
 from api.deps import Principal, SessionDep
 from api.errors import validation_errors
 from api.pages import case_sections
+from api.pages.cases import CardForm, _again, _visible_case
 from api.pages.cases import Problems as CaseProblems
-from api.pages.cases import _again, _refused, _visible_case
 from api.pages.web import PageAuditDep, PageUser, read_form, redirect, render
 from api.services import agreements as agreement_service
 from api.services import teams as service
@@ -80,15 +80,13 @@ async def add_member(
         for error in validation_errors(invalid.errors()):
             problems.errors.setdefault(TEAM_FIELDS.get(error["field"], "team-user_id"), error["message"])
         return _again(request, session, principal, case, problems, audit)
-    savepoint = session.begin_nested()
-    try:
-        member = service.add_member(session, principal, case, body)
-    except (Conflict, Unprocessable, Forbidden) as refused:
-        savepoint.rollback()
-        return _refused(request, session, principal, case, problems, refused, TEAM_FIELDS, audit)
-    savepoint.commit()
-    audit("create", "team_member", member.id, case.child_id)
-    return redirect(f"/cases/{case.id}?done=team_add#h-team")
+    return CardForm(request, session, principal, case, problems, audit).act(
+        TEAM_FIELDS,
+        lambda: service.add_member(session, principal, case, body),
+        audited=("create", "team_member"),
+        done="team_add#h-team",
+        refusals=(Conflict, Unprocessable, Forbidden),
+    )
 
 
 @router.post("/cases/{case_id}/team/{member_id}/remove", response_class=HTMLResponse)
@@ -103,15 +101,13 @@ async def remove_member(
     await read_form(request, principal)
     case = _visible_case(session, principal, case_id)
     problems = CaseProblems(form="team")
-    savepoint = session.begin_nested()
-    try:
-        member = service.remove_member(session, principal, case, member_id)
-    except (Conflict, Unprocessable, Forbidden, NotFound) as refused:
-        savepoint.rollback()
-        return _refused(request, session, principal, case, problems, refused, TEAM_FIELDS, audit)
-    savepoint.commit()
-    audit("update", "team_member", member.id, case.child_id)
-    return redirect(f"/cases/{case.id}?done=team_remove#h-team")
+    return CardForm(request, session, principal, case, problems, audit).act(
+        TEAM_FIELDS,
+        lambda: service.remove_member(session, principal, case, member_id),
+        audited=("update", "team_member"),
+        done="team_remove#h-team",
+        refusals=(Conflict, Unprocessable, Forbidden, NotFound),
+    )
 
 
 # --- «Мои команды» ----------------------------------------------------------------------------

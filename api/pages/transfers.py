@@ -16,8 +16,8 @@ from sqlmodel import Session
 from api.deps import Principal, SessionDep
 from api.errors import validation_errors
 from api.pages import case_sections
+from api.pages.cases import CardForm, _again, _visible_case
 from api.pages.cases import Problems as CaseProblems
-from api.pages.cases import _again, _refused, _visible_case
 from api.pages.web import PageAuditDep, PageUser, form_id, read_form, redirect, render
 from api.services import transfers as service
 from api.services import users as users_service
@@ -106,15 +106,13 @@ async def request_transfer(
                 REQUEST_FIELDS.get(error["field"], "transfer-to_provider_id"), error["message"]
             )
         return _again(request, session, principal, case, problems, audit)
-    savepoint = session.begin_nested()
-    try:
-        transfer = service.request(session, principal, case, body)
-    except (Conflict, Unprocessable, Forbidden) as refused:
-        savepoint.rollback()
-        return _refused(request, session, principal, case, problems, refused, REQUEST_FIELDS, audit)
-    savepoint.commit()
-    audit("create", "transfer", transfer.id, case.child_id)
-    return redirect(f"/cases/{case.id}?done=transfer_request")
+    return CardForm(request, session, principal, case, problems, audit).act(
+        REQUEST_FIELDS,
+        lambda: service.request(session, principal, case, body),
+        audited=("create", "transfer"),
+        done="transfer_request",
+        refusals=(Conflict, Unprocessable, Forbidden),
+    )
 
 
 @router.post("/cases/{case_id}/transfers/{transfer_id}/withdraw", response_class=HTMLResponse)
@@ -133,17 +131,15 @@ async def withdraw_from_card(
         raise NotFound("Запрос о передаче не найден", field="transfer_id")
     problems = CaseProblems(form="transfer-withdraw")
     problems.keep(form)
-    savepoint = session.begin_nested()
-    try:
-        service.withdraw(session, principal, transfer, form.get("withdraw-reason") or None)
-    except (Conflict, Unprocessable, Forbidden) as refused:
-        savepoint.rollback()
-        return _refused(
-            request, session, principal, case, problems, refused, {None: "withdraw-reason"}, audit
-        )
-    savepoint.commit()
-    audit("transition", "transfer", transfer.id, case.child_id)
-    return redirect(f"/cases/{case.id}?done=transfer_withdraw")
+    reason = form.get("withdraw-reason") or None
+    return CardForm(request, session, principal, case, problems, audit).act(
+        {None: "withdraw-reason"},
+        lambda: service.withdraw(session, principal, transfer, reason),
+        audited=("transition", "transfer"),
+        key=transfer.id,
+        done="transfer_withdraw",
+        refusals=(Conflict, Unprocessable, Forbidden),
+    )
 
 
 # --- the list and one request -----------------------------------------------------------------
