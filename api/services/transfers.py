@@ -533,24 +533,10 @@ def refuse(
     reason = reason.strip()
     if not reason:
         raise Unprocessable("Укажите причину отказа", field="reason")
-    case = _case_of(session, transfer)
-    now = now or utcnow()
-    names = _names(session, transfer)
-    step(
-        session,
-        TRANSFER,
-        transfer,
-        "refuse",
-        case=case,
-        actor=principal.user,
-        payload=_payload(names),
-        reason=reason,
-        values={"answered_by_id": principal.id, "answered_at": now, "answer_reason": reason},
-        now=now,
-        effects_context={"org_id": transfer.from_provider_id, "vars": _vars(names)},
+    # The requesting provider hears of the refusal; the deadline was answered (met or missed).
+    _close(
+        session, principal, transfer, "refuse", reason, tell=transfer.from_provider_id, cancel=False, now=now
     )
-    _close_deadline(session, case.id or 0, now, cancel=False)
-    session.flush()
 
 
 def withdraw(
@@ -563,6 +549,24 @@ def withdraw(
     if not may_withdraw(principal, transfer):
         raise Forbidden("Отозвать запрос может запросившая организация или РРМЦ")
     reason = (reason or "").strip() or None
+    # The receiving provider hears it need not answer; its deadline is cancelled.
+    _close(
+        session, principal, transfer, "withdraw", reason, tell=transfer.to_provider_id, cancel=True, now=now
+    )
+
+
+def _close(
+    session: Session,
+    principal: Principal,
+    transfer: Transfer,
+    event: str,
+    reason: str | None,
+    *,
+    tell: int,
+    cancel: bool,
+    now: datetime | None,
+) -> None:
+    """A request ends without moving the case (refused or withdrawn)."""
     case = _case_of(session, transfer)
     now = now or utcnow()
     names = _names(session, transfer)
@@ -570,16 +574,16 @@ def withdraw(
         session,
         TRANSFER,
         transfer,
-        "withdraw",
+        event,
         case=case,
         actor=principal.user,
         payload=_payload(names),
         reason=reason,
         values={"answered_by_id": principal.id, "answered_at": now, "answer_reason": reason},
         now=now,
-        effects_context={"org_id": transfer.to_provider_id, "vars": _vars(names)},
+        effects_context={"org_id": tell, "vars": _vars(names)},
     )
-    _close_deadline(session, case.id or 0, now, cancel=True)
+    _close_deadline(session, case.id or 0, now, cancel=cancel)
     session.flush()
 
 
