@@ -300,3 +300,28 @@ def test_the_referrers_feedback_lists_the_journey_not_the_inter_agency_work(worl
         == 201
     )
     assert lines() == before
+
+
+def test_reads_of_routings_are_audited_with_the_child(world: World, engine: Engine) -> None:
+    """The organisation a family is routed to reads the child's name and birth date: its reads (the
+    list, an answer) and the curator's go to the audit log with the child, as every read of a
+    child's record does (DESIGN §6), and the case's list of routings names each routing read."""
+    from models.cases import Case
+
+    case_id = open_case(world)
+    routing_id = route(world, case_id).json()["id"]
+    with Session(engine) as session:
+        child_id = session.exec(select(Case.child_id).where(Case.id == case_id)).one()
+    assert world.client.get(f"{API}/routings", headers=world.h("referrer")).status_code == 200
+    assert world.client.get(f"{API}/routings", headers=world.h("curator")).status_code == 200
+    assert world.client.get(f"{API}/cases/{case_id}/routings", headers=world.h("curator")).status_code == 200
+    answered = world.client.post(
+        f"{API}/routings/{routing_id}/answer", json={"outcome_code": "done"}, headers=world.h("referrer")
+    )
+    assert answered.status_code == 200
+    with Session(engine) as session:
+        rows = session.exec(
+            select(AuditLog).where(AuditLog.entity == "routing", col(AuditLog.action).in_(["read", "update"]))
+        ).all()
+    assert len(rows) == 4
+    assert {(r.entity_id, r.child_id) for r in rows} == {(routing_id, child_id)}

@@ -256,7 +256,7 @@ async def answer_routing(
         problems.status = refused.status_code
         return _answer_again(request, session, principal, routing.case_id, problems, audit, provider_side)
     savepoint.commit()
-    audit("update", "routing", routing.id, None)
+    audit("update", "routing", routing.id, routings.child_of(session, routing))
     if provider_side:
         return redirect(f"/cases/{routing.case_id}?done=routing_answer")
     return redirect("/routings?done=answer")
@@ -444,7 +444,7 @@ def _incoming_page(
     status: str | None = None,
 ) -> HTMLResponse:
     items, total = routings.listing(session, principal, status=status, limit=200)
-    audit.many("read", "routing", [(r.id, None) for r in items])
+    audit.many("read", "routing", routings.audit_rows(session, items))
     problems = problems or Problems()
     provider_side = principal.is_provider_staff or principal.is_regional_supervisor
     return render(

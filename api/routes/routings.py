@@ -62,8 +62,9 @@ def case_routings(
     case_id: IdParam, principal: CurrentUser, session: SessionDep, audit: AuditDep
 ) -> list[RoutingPublic]:
     case = get_case(session, principal, case_id)
-    audit("read", "routing", case.id, case.child_id)
-    return routings.for_case(session, principal, case)
+    items = routings.for_case(session, principal, case)
+    audit.many("read", "routing", [(r.id, case.child_id) for r in items])
+    return items
 
 
 @router.get(
@@ -84,7 +85,7 @@ def list_routings(
             f"Неизвестное состояние «{status}»; допустимые: {', '.join(ROUTING.state_labels)}", field="status"
         )
     items, total = routings.listing(session, principal, status=status, limit=limit, offset=offset)
-    audit.many("read", "routing", [(r.id, None) for r in items])
+    audit.many("read", "routing", routings.audit_rows(session, items))
     return {"items": items, "total": total, "limit": limit, "offset": offset}
 
 
@@ -98,7 +99,7 @@ def answer_routing(
 ) -> dict[str, Any]:
     routing = routings.get_routing(session, principal, routing_id)
     routings.answer(session, principal, routing, body)
-    audit("update", "routing", routing.id, None)
+    audit("update", "routing", routing.id, routings.child_of(session, routing))
     return _one(session, principal, routing.id or 0)
 
 
@@ -112,7 +113,7 @@ def cancel_routing(
 ) -> dict[str, Any]:
     routing = routings.get_routing(session, principal, routing_id)
     routings.cancel(session, principal, routing, body.reason.strip())
-    audit("update", "routing", routing.id, None)
+    audit("update", "routing", routing.id, routings.child_of(session, routing))
     return _one(session, principal, routing.id or 0)
 
 

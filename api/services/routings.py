@@ -8,6 +8,7 @@ birth date, the kind of help, who sent it and whom to call), never the case itse
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -308,6 +309,21 @@ def incoming(session: Session, rows: list[Routing]) -> list[RoutingIncoming]:
             )
         )
     return items
+
+
+def audit_rows(
+    session: Session, rows: Sequence[RoutingPublic | RoutingIncoming]
+) -> list[tuple[int | None, int | None]]:
+    """(routing id, child id) of each, for the audit log's rows: one query."""
+    if not rows:
+        return []
+    ids = {r.case_id for r in rows}
+    children = dict(session.exec(select(Case.id, Case.child_id).where(col(Case.id).in_(ids))).all())
+    return [(r.id, children.get(r.case_id)) for r in rows]
+
+
+def child_of(session: Session, routing: Routing) -> int:
+    return session.exec(select(Case.child_id).where(Case.id == routing.case_id)).one()
 
 
 # --- steps ------------------------------------------------------------------------------------
