@@ -22,7 +22,7 @@ from models.cases import Case
 from models.children import Child
 from models.deadlines import Deadline
 from models.organisations import Organisation
-from models.programmes import ServiceSession
+from models.programmes import ServiceSession, SessionStatus
 from models.referrals import MatchStatus, Referral
 from models.teams import Agreement, TeamMember
 from models.users import Role
@@ -66,7 +66,12 @@ def in_team(case_id: Any, principal: Principal) -> Any:
 def _gives_sessions(case_id: Any, user_id: int) -> Any:
     """SQL: `user_id` gives (or is to give) a session of the case (ix_session_specialist_time)."""
     given = aliased(ServiceSession)
-    return exists().where(col(given.specialist_id) == user_id, col(given.case_id) == case_id)
+    # A cancelled session is nothing she gives (one planned for her by mistake opens no case).
+    return exists().where(
+        col(given.specialist_id) == user_id,
+        col(given.case_id) == case_id,
+        col(given.status) != SessionStatus.cancelled,
+    )
 
 
 def _specialists(case: Any, principal: Principal) -> Any:

@@ -317,3 +317,29 @@ def test_an_agreement_past_its_term_closes_the_invited_specialists_door(world: W
         child_id = world.client.get(f"{API}/cases/{case_id}", headers=world.h("curator")).json()["child_id"]
         assert world.client.get(f"{API}/children/{child_id}", headers=world.h("social")).status_code == 403
         assert world.client.get(f"{API}/cases/{case_id}/team", headers=world.h("social")).status_code == 403
+
+
+def test_a_cancelled_session_opens_no_case_to_its_specialist(world: World) -> None:
+    """A specialist sees the cases where she gives or is to give a session (README): a session
+    planned for her by mistake and cancelled gives her nothing to give, and no case to read."""
+    case_id = _case(world)
+    planned = world.client.post(
+        f"{API}/cases/{case_id}/sessions",
+        json={
+            "service_code": "motor_development",
+            "scheduled_at": SOON,
+            "specialist_id": world.user_ids["specialist"],
+        },
+        headers=world.h("curator"),
+    )
+    assert planned.status_code == 201, planned.text
+    assert world.client.get(f"{API}/cases/{case_id}", headers=world.h("specialist")).status_code == 200
+    cancelled = world.client.patch(
+        f"{API}/cases/{case_id}/sessions/{planned.json()['id']}",
+        json={"status": "cancelled", "notes": "Не тот специалист"},
+        headers=world.h("curator"),
+    )
+    assert cancelled.status_code == 200, cancelled.text
+    assert world.client.get(f"{API}/cases/{case_id}", headers=world.h("specialist")).status_code == 404
+    listed = world.client.get(f"{API}/cases", params={"limit": 200}, headers=world.h("specialist")).json()
+    assert case_id not in [c["id"] for c in listed["items"]]

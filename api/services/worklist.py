@@ -69,7 +69,9 @@ def without_curator(session: Session, principal: Principal) -> list[CaseSummary]
 
 def specialist_cases(session: Session, principal: Principal) -> list[CaseSummary]:
     """Open cases of the teams the caller is in and of the sessions she gives (or is to give)."""
-    given = select(ServiceSession.case_id).where(ServiceSession.specialist_id == principal.id)
+    given = select(ServiceSession.case_id).where(
+        ServiceSession.specialist_id == principal.id, ServiceSession.status != SessionStatus.cancelled
+    )
     return _cases(session, principal, or_(col(Case.id).in_(given), in_team(Case.id, principal)))
 
 
