@@ -401,3 +401,19 @@ def test_inter_agency_api_with_odd_bodies_is_never_a_500(world: World) -> None:
     ):
         for who in ("curator", "coordinator2", "admin", "referrer", "kindergarten", "rrmc", "analyst"):
             assert world.client.get(f"{API}{url}", headers=world.h(who)).status_code < 500, (url, who)
+
+
+def test_a_read_of_the_case_consilia_is_audited_under_each_consilium(world: World, engine: Engine) -> None:
+    """The audit row of a read names what was read: each consilium (with the child), not the case's
+    id as if it were a consilium's."""
+    from models.audit import AuditLog
+
+    case_id = to_ipr_implementation(world)
+    first, second = (plan(world, case_id).json()["id"] for _ in range(2))
+    assert world.client.get(f"{API}/cases/{case_id}/consilia", headers=world.h("curator")).status_code == 200
+    child_id = world.case(case_id)["child_id"]
+    with Session(engine) as session:
+        rows = session.exec(
+            select(AuditLog).where(AuditLog.entity == "consilium", AuditLog.action == "read")
+        ).all()
+    assert sorted((r.entity_id, r.child_id) for r in rows) == [(first, child_id), (second, child_id)]

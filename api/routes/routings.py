@@ -152,8 +152,9 @@ def case_consilia(
     case_id: IdParam, principal: CurrentUser, session: SessionDep, audit: AuditDep
 ) -> list[ConsiliumPublic]:
     case = get_case(session, principal, case_id)
-    audit("read", "consilium", case.id, case.child_id)
-    return consilia.for_case(session, principal, case)
+    items = consilia.for_case(session, principal, case)
+    audit.many("read", "consilium", [(c.id, case.child_id) for c in items])
+    return items
 
 
 @router.post(
