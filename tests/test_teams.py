@@ -317,6 +317,9 @@ def test_an_agreement_past_its_term_closes_the_invited_specialists_door(world: W
         child_id = world.client.get(f"{API}/cases/{case_id}", headers=world.h("curator")).json()["child_id"]
         assert world.client.get(f"{API}/children/{child_id}", headers=world.h("social")).status_code == 403
         assert world.client.get(f"{API}/cases/{case_id}/team", headers=world.h("social")).status_code == 403
+        # Nor is she shown as a member of the team she can no longer read.
+        team = world.client.get(f"{API}/cases/{case_id}/team", headers=world.h("curator")).json()
+        assert [m["lead"] for m in team["members"]] == [True]
 
 
 def test_a_cancelled_session_opens_no_case_to_its_specialist(world: World) -> None:

@@ -82,7 +82,16 @@ def team(session: Session, case: Case) -> TeamPublic:
     assert case.id is not None
     labels = role_labels(session, case)
     order = {code: n for n, code in enumerate(labels)}
-    members = active_members(session, case)
+    # A member of another organisation whose agreement has run past its term reads nothing any more
+    # (api/scoping.in_team): she is not shown as a member either.
+    provider = session.get(Organisation, case.provider_id)
+    assert provider is not None
+    partners = partners_in_force(session, case.provider_id, region_today(session, provider.region_id))
+    members = [
+        m
+        for m in active_members(session, case)
+        if m.organisation_id == case.provider_id or m.organisation_id in partners
+    ]
     users = {
         u.id: u for u in session.exec(select(User).where(col(User.id).in_([m.user_id for m in members])))
     }
