@@ -417,15 +417,20 @@ def feedback_documents(session: Session, rows: list[Outbox]) -> list[int]:
 
 
 def webhook_body(row: Outbox, context: dict[str, Any], state: str, at: datetime) -> dict[str, Any]:
-    """What an organisation's system receives: ids and statuses, no free text about the child."""
+    """What an organisation's system receives: ids and statuses, no free text about the child.
+
+    An organisation outside the case (a routing's or a consilium's, a receiving pre-school, the other
+    provider of a transfer) gets the message's type and the case's number to quote, not the case's
+    state, its referral or the referrer's feedback link."""
+    outside = row.kind == EffectKind.notify_organisation and row.context.get("to") in ("org", "destination")
     return {
         "delivery": f"outbox-{row.id}",
         "type": row.template,
         "kind": str(row.kind),
         "case_id": context["case_id"],
-        "referral_id": context["referral_id"] or None,
-        "state": state,
-        "state_label": STATE_LABELS[state],
-        "document_url": context["document_url"] or None,
+        "referral_id": None if outside else context["referral_id"] or None,
+        "state": None if outside else state,
+        "state_label": None if outside else STATE_LABELS[state],
+        "document_url": None if outside else context["document_url"] or None,
         "at": at.isoformat(),
     }

@@ -302,6 +302,9 @@ def test_a_routing_reaches_its_organisation_with_the_minimum(
     (hook,) = [r for r in sink.received("/hook/clinic") if r.json["type"] == "routing_request"]
     assert hook.json["type"] == "routing_request"
     assert "эпилепс" not in hook.raw.decode() and "невролог" not in hook.raw.decode()
+    # Outside the case: its number to quote, not its state, referral or the referrer's feedback link.
+    assert hook.json["case_id"] == case_id
+    assert [hook.json[k] for k in ("state", "referral_id", "document_url")] == [None, None, None]
 
 
 def test_inter_agency_api_with_odd_bodies_is_never_a_500(world: World) -> None:
