@@ -19,7 +19,7 @@ from api.services.referrals import register
 from core.config import Settings
 from models.cases import Case, ContactAttempt, ContactChannel
 from models.children import Channel, ChildIn, Relation, RepresentativeIn, Sex, snils_with_control
-from models.common import utcnow
+from models.common import today_in, utcnow
 from models.organisations import Organisation, OrgKind, Region
 from models.referrals import ConsentGiven, ReferralCreate
 from models.users import Role, User
@@ -234,6 +234,7 @@ def seed_region(session: Session, code: str, name: str, timezone: str, *, login_
     return Staff(region, orgs, users)
 
 
+DEMO_TIMEZONE = "Europe/Moscow"
 # The setting's own default: the demo's messages link to where `make run` serves.
 DEFAULT_PUBLIC_URL: str = Settings.model_fields["public_url"].default
 
@@ -242,10 +243,11 @@ def load_demo(session: Session, public_url: str = DEFAULT_PUBLIC_URL) -> bool:
     """Create the demo region; False if it is already there."""
     if session.exec(select(Region).where(Region.code == DEMO_REGION)).first():
         return False
-    staff = seed_region(session, DEMO_REGION, "Демонстрационная область", "Europe/Moscow")
+    staff = seed_region(session, DEMO_REGION, "Демонстрационная область", DEMO_TIMEZONE)
     orgs, users, principal = staff.orgs, staff.users, staff.principal
 
-    today = utcnow().date()
+    # The region's today, as the guards count it (the server's UTC date is a day behind at night).
+    today = today_in(DEMO_TIMEZONE)
     provider = orgs[7]
     cases: dict[str, Case] = {}
     for seed, (last, first, middle, sex, months, state) in enumerate(CHILDREN):
@@ -311,7 +313,7 @@ def _inter_agency(session: Session, staff: Staff, cases: dict[str, Case], public
 
     orgs, users, principal = staff.orgs, staff.users, staff.principal
     provider, clinic, social, other_provider = orgs[7], orgs[0], orgs[1], orgs[8]
-    today = utcnow().date()
+    today = today_in(DEMO_TIMEZONE)
     agreements.create_agreement(
         session,
         principal("admin"),

@@ -11,7 +11,7 @@ import hmac
 import re
 import threading
 from collections.abc import Iterator
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ from models.users import User
 from tests.servers import HttpSink, RefusingProxy, SmtpServer, free_port
 from tests.standards_override import region_standard
 from tests.test_journey import ipr_payload, need_payload
-from tests.world import API, World
+from tests.world import API, World, region_today
 
 SECRET = "webhook-secret-of-the-provider"
 CONCLUSION = "Выявлены нарушения моторного развития, ДЦП под вопросом"
@@ -158,7 +158,7 @@ def test_full_journey_sends_each_expected_message_once(
         {"destination": "МБДОУ № 12", "destination_org_id": int(contacts["kindergarten_id"])},
     )
     # The child enters the kindergarten: the adaptation period begins (the case completes at its end).
-    world.advance(case_id, "enrol", {"enrolled_on": date.today().isoformat()})
+    world.advance(case_id, "enrol", {"enrolled_on": region_today().isoformat()})
     assert smtp.inbox == [] and sink.requests == []  # nothing is sent inside a request
 
     drain(runner, relay)

@@ -16,7 +16,7 @@ from models.children import Child
 from models.organisations import Organisation
 from models.outbox import Outbox
 from tests.test_journey import ipr_payload, need_payload, to_ipr_implementation, to_need_determination
-from tests.world import API, World
+from tests.world import API, World, region_today
 
 
 def history_count(engine: Engine, case_id: int) -> int:
@@ -140,7 +140,7 @@ def test_all_failing_guards_are_reported_together(world: World, engine: Engine) 
 def test_enrolment_requires_the_destination(world: World, engine: Engine) -> None:
     case_id = to_ipr_implementation(world)
     world.advance(case_id, "begin_transition", {})
-    today = date.today().isoformat()
+    today = region_today().isoformat()
     reason = refused(world, engine, case_id, "enrol", {"enrolled_on": today}, field="payload.destination")
     assert "куда поступил" in reason
     enrolled = world.advance(case_id, "enrol", {"enrolled_on": today, "destination": "МБДОУ № 3"})

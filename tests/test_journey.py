@@ -7,7 +7,7 @@ from typing import Any
 
 import time_machine
 
-from tests.world import API, World
+from tests.world import API, World, region_today
 
 
 def ipr_payload(**overrides: Any) -> dict[str, Any]:
@@ -91,7 +91,7 @@ def test_child_walks_every_open_state_to_completed(world: World) -> None:
         ),
         ("start_assessment", {"kind": "final"}, "curator", None, "ipr_assessment"),
         ("begin_transition", {"destination": "МБДОУ № 12"}, "curator", None, "transition"),
-        ("enrol", {"enrolled_on": date.today().isoformat()}, "curator", None, "adaptation"),
+        ("enrol", {"enrolled_on": region_today().isoformat()}, "curator", None, "adaptation"),
         ("complete", {"summary": "Ребёнок посещает детский сад"}, "curator", None, "completed"),
     ]
     for event, payload, who, reason, expected in steps[:-1]:

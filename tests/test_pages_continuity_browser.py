@@ -14,7 +14,7 @@ from sqlalchemy import Engine
 from tests.browser import assert_accessible, login
 from tests.test_adaptation import in_transition, kindergarten_id
 from tests.test_journey import to_ipr_implementation
-from tests.world import API, World
+from tests.world import API, World, region_today
 
 
 def _ok(response: object) -> dict[str, object]:
@@ -59,7 +59,7 @@ def test_every_inter_agency_page_passes_the_accessibility_check(
         )
     )
     adapting = in_transition(world, engine)
-    enrol = {"enrolled_on": date.today().isoformat(), "destination_org_id": kindergarten_id(engine)}
+    enrol = {"enrolled_on": region_today().isoformat(), "destination_org_id": kindergarten_id(engine)}
     world.advance(adapting, "enrol", enrol)
 
     pages = {

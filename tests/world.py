@@ -14,10 +14,17 @@ from api.demo import Staff, seed_region
 from api.security import new_api_token
 from core.db import session_scope
 from models.children import snils_with_control
+from models.common import today_in
 from models.organisations import OrgKind
 from models.users import ApiToken
 
 API = "/api/v1"
+
+
+def region_today() -> date:
+    """Today in the demo region (Moscow), as the guards see it: the server's UTC date is a day
+    behind from 21:00 UTC, and a date a guard compares with the region's today must be this one."""
+    return today_in("Europe/Moscow")
 
 
 def snils_for(seed: int) -> str:
