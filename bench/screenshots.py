@@ -61,6 +61,7 @@ from models.deadlines import Deadline, DeadlineStatus
 from models.organisations import Organisation, Region
 from models.outbox import Outbox
 from models.programmes import Ipr, PlannedService, ServiceForm, ServiceSession, SessionIn, SessionStatus
+from models.transfers import Transfer
 from models.users import User
 from tests.browser import CHROMIUM, CHROMIUM_ARGS, DESKTOP, TABLET, login
 from tests.servers import free_port
@@ -76,7 +77,19 @@ CASES: list[tuple[str, str, str]] = [
     ("case-ipr-development", "ipr_development", "curator"),
     ("case-suspended", "suspended", "curator"),
     ("case-completed", "completed", "curator"),
-    ("case-referrer-404", "ipr_implementation", "social"),  # another organisation's case: the 404 page
+    ("case-adaptation", "adaptation", "curator"),
+    ("case-in-transfer", "ipr_assessment", "coordinator"),  # the demo's pending transfer: the banner
+    # Another organisation's case: the 404 page (`social` is in the team of ipr_implementation's).
+    ("case-referrer-404", "ipr_assessment", "social"),
+]
+# The inter-agency pages (issue 11), on the demo's agreement, team, routing and pending transfer.
+INTER_AGENCY: list[Page] = [
+    Page("transfers", "/transfers", "coordinator2", "«Передачи»: a transfer request to answer"),
+    Page("transfer", "/transfers/{transfer_id}", "coordinator2", "one transfer request, accept or refuse"),
+    Page("routings-incoming", "/routings", "referrer", "«Направленные к нам семьи», a clinic's"),
+    Page("teams", "/teams", "social", "«Мои команды», an invited specialist's"),
+    Page("enrolments", "/enrolments", "kindergarten", "«Поступающие дети», a ДОО's"),
+    Page("admin-agreements", "/admin/agreements", "admin", "agreements on inter-agency interaction"),
 ]
 
 
@@ -194,6 +207,7 @@ def values_for(engine: Engine, app: Any) -> dict[str, Any]:
         for name, state, _who in CASES:
             values[name] = by_state[state].id
         planned_id, planned_at = planned.id or 0, planned.scheduled_at
+        values["transfer_id"] = session.exec(select(Transfer.id)).first()
     # After the read: the short link is written in a transaction of its own (SQLite: one writer).
     values["code"] = family_code(engine, planned_id, planned_at, app.state.keys, "demo")
     return values
@@ -201,7 +215,7 @@ def values_for(engine: Engine, app: Any) -> dict[str, Any]:
 
 def pages_to_take() -> list[Page]:
     extra = [Page(name, f"/cases/{{{name}}}", who, f"case page, {state}") for name, state, who in CASES]
-    return [*PAGES, *extra]
+    return [*PAGES, *extra, *INTER_AGENCY]
 
 
 @contextmanager
