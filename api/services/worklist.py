@@ -13,10 +13,10 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import exists
 from sqlalchemy.orm import aliased
-from sqlmodel import Session, col, func, or_, select
+from sqlmodel import Session, col, func, select
 
 from api.deps import Principal
-from api.scoping import case_scope, in_team, referral_scope
+from api.scoping import case_scope, referral_scope
 from api.services import referrals as referral_service
 from api.services.cases import summary
 from models.cases import Case, CaseSummary, ContactAttempt
@@ -68,11 +68,9 @@ def without_curator(session: Session, principal: Principal) -> list[CaseSummary]
 
 
 def specialist_cases(session: Session, principal: Principal) -> list[CaseSummary]:
-    """Open cases of the teams the caller is in and of the sessions she gives (or is to give)."""
-    given = select(ServiceSession.case_id).where(
-        ServiceSession.specialist_id == principal.id, ServiceSession.status != SessionStatus.cancelled
-    )
-    return _cases(session, principal, or_(col(Case.id).in_(given), in_team(Case.id, principal)))
+    """Open cases of the teams the caller is in and of the sessions she gives (or is to give): a
+    specialist's scope is exactly these (api/scoping.py)."""
+    return _cases(session, principal)
 
 
 def awaiting_match_review(
