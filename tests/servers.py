@@ -93,13 +93,15 @@ class _LoopbackHttp:
 
 @dataclass
 class HttpSink(_LoopbackHttp):
-    """Records every POST; `modes[path]` makes it answer "ok", "500" or "slow" (sleeps 2 s);
+    """Records every POST; `modes[path]` makes it answer "ok", "500" or "slow" (holds the answer until
+    `released` is set: the client's timeout passes first, as with a gateway that hangs);
     `busy[path]` = n makes it answer the next n POSTs there 503 without recording them."""
 
     port: int = field(default_factory=free_port)
     requests: list[Request] = field(default_factory=list)
     modes: dict[str, str] = field(default_factory=dict)
     busy: dict[str, int] = field(default_factory=dict)
+    released: threading.Event = field(default_factory=threading.Event)
 
     def url(self, path: str) -> str:
         return f"http://127.0.0.1:{self.port}{path}"
@@ -119,7 +121,8 @@ class HttpSink(_LoopbackHttp):
                     self.refuse()
                     return
                 if mode == "slow":
-                    time.sleep(2)
+                    # A deadline, so a test that forgets to release cannot hang the run.
+                    sink.released.wait(timeout=60)
                 if mode == "500":
                     self.send_response(500)
                     self.end_headers()
@@ -131,6 +134,10 @@ class HttpSink(_LoopbackHttp):
                 self.wfile.write(b'{"status": "accepted"}')
 
         self._serve(Handler)
+
+    def stop(self) -> None:
+        self.released.set()  # held answers finish; closing the server waits for their threads
+        super().stop()
 
 
 @dataclass
