@@ -7,6 +7,7 @@ Everything goes through api/services/routings.py and consilia.py, as the API doe
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Query, Request
@@ -285,19 +286,38 @@ async def cancel_routing(
     form = await read_form(request, principal)
     routing = routings.get_routing(session, principal, routing_id)
     case = _visible_case(session, principal, routing.case_id)
-    prefix = f"cancel-{routing.id}"
-    problems = Problems(form=prefix)
-    problems.keep(form)
-    reason = form.get(f"{prefix}-reason")
-    if len(reason) > 1000:
-        problems.errors[f"{prefix}-reason"] = "Не более 1000 символов"
-        return _again(request, session, principal, case, problems, audit)
-    return CardForm(request, session, principal, case, problems, audit).act(
-        {None: f"{prefix}-reason"},
-        lambda: routings.cancel(session, principal, routing, reason),
+    return _cancel_on_card(
+        CardForm(request, session, principal, case, Problems(form=f"cancel-{routing.id}"), audit),
+        form,
+        lambda reason: routings.cancel(session, principal, routing, reason),
         audited=("update", "routing"),
         key=routing.id,
         done="routing_cancel",
+    )
+
+
+def _cancel_on_card(
+    card: CardForm,
+    form: Form,
+    cancel: Callable[[str], object],
+    *,
+    audited: tuple[str, str],
+    key: int | None,
+    done: str,
+) -> Response:
+    """A routing's or a consilium's cancel form: an optional reason of at most 1000 characters."""
+    prefix = card.problems.form or ""
+    card.problems.keep(form)
+    reason = form.get(f"{prefix}-reason")
+    if len(reason) > 1000:
+        card.problems.errors[f"{prefix}-reason"] = "Не более 1000 символов"
+        return _again(card.request, card.session, card.principal, card.case, card.problems, card.audit)
+    return card.act(
+        {None: f"{prefix}-reason"},
+        lambda: cancel(reason),
+        audited=audited,
+        key=key,
+        done=done,
         refusals=(DomainError,),
     )
 
@@ -412,20 +432,13 @@ async def cancel_consilium(
 ) -> Response:
     form = await read_form(request, principal)
     consilium, case = _visible_consilium(session, principal, consilium_id)
-    prefix = f"consilium-cancel-{consilium.id}"
-    problems = Problems(form=prefix)
-    problems.keep(form)
-    reason = form.get(f"{prefix}-reason")
-    if len(reason) > 1000:
-        problems.errors[f"{prefix}-reason"] = "Не более 1000 символов"
-        return _again(request, session, principal, case, problems, audit)
-    return CardForm(request, session, principal, case, problems, audit).act(
-        {None: f"{prefix}-reason"},
-        lambda: consilia.cancel(session, principal, consilium, case, reason),
+    return _cancel_on_card(
+        CardForm(request, session, principal, case, Problems(form=f"consilium-cancel-{consilium.id}"), audit),
+        form,
+        lambda reason: consilia.cancel(session, principal, consilium, case, reason),
         audited=("update", "consilium"),
         key=consilium.id,
         done="consilium_cancel",
-        refusals=(DomainError,),
     )
 
 
