@@ -4,6 +4,7 @@ database (a copy of the migrated SQLite file, or truncated PostgreSQL tables).""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import socket
@@ -23,6 +24,8 @@ from api.main import create_app
 from core.config import Settings
 from core.db import make_engine
 from core.migrate import upgrade
+from tests.servers import HttpSink, SmtpServer
+from tests.standards_override import NO_QUIET_HOURS, region_standard
 from tests.world import World, build_world
 
 POSTGRES_URL = os.environ.get("EARLYHELP_TEST_POSTGRES_URL")
@@ -157,3 +160,37 @@ def server_url(app: FastAPI) -> Iterator[str]:
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
+
+
+# --- the relay's outside world: a real SMTP server and an HTTP sink (SMS gateway, webhooks) ---------
+
+
+@pytest.fixture(scope="module")
+def runner(prefect_server: None) -> Iterator[asyncio.Runner]:
+    """One event loop per module for the relay's async flows."""
+    with asyncio.Runner() as loop:
+        yield loop
+
+
+@pytest.fixture(scope="module")
+def smtp() -> Iterator[SmtpServer]:
+    server = SmtpServer()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def sink() -> Iterator[HttpSink]:
+    server = HttpSink()
+    server.start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def no_night(app: FastAPI, tmp_path: Path) -> Iterator[None]:
+    """The demo region without quiet hours (after the app: create_app points the standards at
+    settings.standards_dir)."""
+    with region_standard(tmp_path, NO_QUIET_HOURS):
+        yield

@@ -9,6 +9,10 @@ from pathlib import Path
 
 import standards
 
+# A region file without quiet hours: the relay tests send family messages at any hour (from 21:00
+# Moscow they would wait for the morning).
+NO_QUIET_HOURS = "quiet_hours:\n  start: '00:00'\n  end: '00:00'\n"
+
 
 @contextmanager
 def region_standard(tmp_path: Path, region_yaml: str, region: str = "demo") -> Iterator[Path]:

@@ -5,13 +5,10 @@ decisions that lead to a routing and to revising the ИПРП, cancelled; a cons
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
@@ -20,11 +17,9 @@ from flows.relay import Relay
 from models.organisations import Organisation, OrgKind
 from models.outbox import Outbox
 from tests.servers import HttpSink, SmtpServer
-from tests.standards_override import region_standard
 from tests.test_journey import to_ipr_implementation
 from tests.world import API, World
 
-NO_QUIET_HOURS = "quiet_hours:\n  start: '00:00'\n  end: '00:00'\n"
 SOON = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
 
 
@@ -174,34 +169,6 @@ def test_cancel_tells_each_invited_organisation(world: World, engine: Engine) ->
 
 
 @pytest.fixture
-def _no_night(app: FastAPI, tmp_path: Path) -> Iterator[None]:
-    with region_standard(tmp_path, NO_QUIET_HOURS):
-        yield
-
-
-@pytest.fixture(scope="module")
-def runner(prefect_server: None) -> Iterator[asyncio.Runner]:
-    with asyncio.Runner() as loop:
-        yield loop
-
-
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def sink() -> Iterator[HttpSink]:
-    server = HttpSink()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture
 def settings(settings: Settings, smtp: SmtpServer, sink: HttpSink) -> Settings:
     smtp.inbox.clear()
     sink.requests.clear()
@@ -223,7 +190,7 @@ def test_consilium_invitations_are_each_delivered_once(
     settings: Settings,
     smtp: SmtpServer,
     runner: asyncio.Runner,
-    _no_night: None,
+    no_night: None,
 ) -> None:
     social = org_of(engine, OrgKind.social)
     pmpk = org_of(engine, OrgKind.pmpk)
@@ -268,7 +235,7 @@ def test_a_routing_reaches_its_organisation_with_the_minimum(
     smtp: SmtpServer,
     sink: HttpSink,
     runner: asyncio.Runner,
-    _no_night: None,
+    no_night: None,
 ) -> None:
     with Session(engine) as session:
         session.execute(

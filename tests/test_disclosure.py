@@ -29,7 +29,7 @@ from models.organisations import Organisation
 from models.referrals import Referral
 from models.users import User
 from tests.servers import HttpSink, SmtpServer
-from tests.test_effects import drain, relay, runner, settings, sink, smtp  # noqa: F401
+from tests.test_effects import drain, relay, settings  # noqa: F401
 from tests.test_journey import ipr_payload, need_payload
 from tests.world import API, World
 
@@ -190,9 +190,9 @@ def test_later_feedback_messages_skip_an_organisation_that_linked_by_identifier(
     world: World,
     engine: Engine,
     relay: Relay,  # noqa: F811
-    runner: asyncio.Runner,  # noqa: F811
-    smtp: SmtpServer,  # noqa: F811
-    sink: HttpSink,  # noqa: F811
+    runner: asyncio.Runner,
+    smtp: SmtpServer,
+    sink: HttpSink,
 ) -> None:
     with Session(engine) as session:  # the social-protection centre has e-mail and a webhook
         social = session.exec(select(User.organisation_id).where(User.id == world.user_ids["social"])).one()

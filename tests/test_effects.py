@@ -10,13 +10,11 @@ import hashlib
 import hmac
 import re
 import threading
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
@@ -26,7 +24,7 @@ from models.organisations import Organisation
 from models.outbox import Delivery, DeliveryStatus, Outbox, OutboxStatus
 from models.users import User
 from tests.servers import HttpSink, RefusingProxy, SmtpServer, free_port
-from tests.standards_override import region_standard
+from tests.standards_override import NO_QUIET_HOURS, region_standard
 from tests.test_journey import ipr_payload, need_payload
 from tests.world import API, World, region_today
 
@@ -36,36 +34,11 @@ CONCLUSION = "Выявлены нарушения моторного разви�
 
 # Families get no messages at night (quiet hours, in the region's zone); these tests check what is
 # sent, whatever the hour the suite runs at, so the test region has no night.
-NO_QUIET_HOURS = "quiet_hours:\n  start: '00:00'\n  end: '00:00'\n"
 
 
 @pytest.fixture(autouse=True)
-def _no_night(app: FastAPI, tmp_path: Path) -> Iterator[None]:
-    # After the app: create_app points the standards at settings.standards_dir.
-    with region_standard(tmp_path, NO_QUIET_HOURS):
-        yield
-
-
-@pytest.fixture(scope="module")
-def runner(prefect_server: None) -> Iterator[asyncio.Runner]:
-    with asyncio.Runner() as loop:
-        yield loop
-
-
-@pytest.fixture(scope="module")
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    yield server
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def sink() -> Iterator[HttpSink]:
-    server = HttpSink()
-    server.start()
-    yield server
-    server.stop()
+def _no_night(no_night: None) -> None:
+    """Every test here sends at any hour (conftest.no_night)."""
 
 
 @pytest.fixture

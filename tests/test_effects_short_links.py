@@ -14,7 +14,7 @@ from sqlmodel import Session
 from flows.relay import Relay
 from models.outbox import EffectKind, Outbox
 from tests.servers import HttpSink
-from tests.test_effects import _no_night, relay, settings, sink, smtp  # noqa: F401  (no night: quiet hours would hold the SMS)
+from tests.test_effects import _no_night, relay, settings  # noqa: F401  (no night: quiet hours would hold the SMS)
 from tests.test_journey import to_ipr_implementation
 from tests.test_reminders import plan
 from tests.test_short_links import CODE, TWO_UCS2_SEGMENTS
@@ -36,7 +36,7 @@ def test_the_relay_sends_the_reminder_with_its_short_link(
     engine: Engine,
     prefect_server: None,
     relay: Relay,  # noqa: F811
-    sink: HttpSink,  # noqa: F811
+    sink: HttpSink,
 ) -> None:
     case_id = to_ipr_implementation(world)
     at = (datetime.now(UTC) + timedelta(days=2)).replace(hour=8, minute=0, second=0, microsecond=0)

@@ -19,7 +19,7 @@ from models.organisations import Organisation
 from models.outbox import Outbox
 from models.programmes import ServiceSession
 from tests.servers import HttpSink, SmtpServer
-from tests.standards_override import region_standard
+from tests.standards_override import NO_QUIET_HOURS, region_standard
 from tests.test_journey import ipr_payload, need_payload, to_need_determination
 from tests.world import API, World
 
@@ -324,8 +324,7 @@ def test_the_relay_tells_each_side_of_an_accepted_transfer_once(
             ),
             name="transfer-relay",
         )
-        no_night = "quiet_hours:\n  start: '00:00'\n  end: '00:00'\n"
-        with region_standard(tmp_path, no_night), asyncio.Runner() as runner:
+        with region_standard(tmp_path, NO_QUIET_HOURS), asyncio.Runner() as runner:
             for _ in range(2):  # the second pass finds nothing more to send
                 for _ in range(10):
                     if runner.run(relay.run_once()) == 0:

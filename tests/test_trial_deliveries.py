@@ -5,11 +5,9 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
-from fastapi import FastAPI
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, func, select
 
@@ -17,17 +15,14 @@ from core.config import Settings
 from flows.relay import Relay
 from models.organisations import Organisation
 from models.outbox import Delivery
-from tests.standards_override import region_standard
 from tests.world import World
 
 # As tests/test_effects.py: the test region has no night, so messages are due whatever the hour.
-NO_QUIET_HOURS = "quiet_hours:\n  start: '00:00'\n  end: '00:00'\n"
 
 
 @pytest.fixture(autouse=True)
-def _no_night(app: FastAPI, tmp_path: Path) -> Iterator[None]:
-    with region_standard(tmp_path, NO_QUIET_HOURS):
-        yield
+def _no_night(no_night: None) -> None:
+    """Every test here sends at any hour (conftest.no_night)."""
 
 
 @pytest.fixture
