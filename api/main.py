@@ -19,12 +19,16 @@ from api.routes import (
     auth,
     cases,
     children,
+    documents,
     enrolments,
     family,
     journey,
     organisations,
     overdue,
+    public,
     referrals,
+    registry,
+    reports,
     routings,
     sessions,
     stats,
@@ -88,7 +92,8 @@ def create_app(settings: Settings | None = None, engine: Engine | None = None) -
     api = APIRouter(prefix=API_PREFIX)
     routers = (auth, users, journey, organisations, referrals, children, cases, sessions, overdue, stats)
     workflows = (transfers, routings, teams, enrolments)
-    for module in (*routers, *workflows):
+    monitoring = (public, registry, reports, documents)
+    for module in (*routers, *workflows, *monitoring):
         api.include_router(module.router)
     app.include_router(api)
     app.include_router(family.router)

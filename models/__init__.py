@@ -3,6 +3,9 @@
 Importing this package registers every table on SQLModel.metadata (Alembic and tests rely on it).
 """
 
+# Modules whose tables are registered by importing them (the registry's merges, the report runs).
+from models import registry as _registry  # noqa: F401
+from models import reports as _reports  # noqa: F401
 from models.audit import AuditLog
 from models.cases import Case, CaseHistory, ContactAttempt
 from models.children import Child, LegalRepresentative

@@ -200,6 +200,25 @@ class ReminderRules(_Strict):
     misses_for_contact_rule: int = Field(ge=1)
 
 
+class StatisticsRules(_Strict):
+    """The analyst's de-personalised numbers (DESIGN §6): a count below `min_cell` (but above zero) is
+    shown as suppressed, so no child can be recognised in a small cell."""
+
+    min_cell: int = Field(default=5, ge=2, le=50)
+
+
+class YearlyReportRules(_Strict):
+    """Form 1-РП for the year before: generated on `generate_on` (MM-DD, the region's date) and the
+    РРМЦ told, well before it is due (`due`, MM-DD of the following year)."""
+
+    generate_on: str = Field(default="01-15", pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
+    due: str = Field(default="04-15", pattern=r"^(0[1-9]|1[0-2])-(0[1-9]|[12][0-9]|3[01])$")
+
+
+class ReportRules(_Strict):
+    yearly: YearlyReportRules = YearlyReportRules()
+
+
 class Standard(_Strict):
     name: str
     age: AgeRules
@@ -216,6 +235,8 @@ class Standard(_Strict):
     reminders: ReminderRules
     timers: list[TimerDef]
     workflows: WorkflowRules
+    statistics: StatisticsRules = StatisticsRules()
+    reports: ReportRules = ReportRules()
 
     @property
     def services(self) -> list[ActivityDef]:

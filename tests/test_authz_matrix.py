@@ -28,7 +28,17 @@ from sqlmodel import Session, func, select
 
 from models.audit import AuditLog
 from models.cases import Case
-from tests import authz_enrolments, authz_routings, authz_teams, authz_transfers
+from tests import (
+    authz_documents,
+    authz_enrolments,
+    authz_public,
+    authz_registry,
+    authz_reports,
+    authz_routings,
+    authz_stats,
+    authz_teams,
+    authz_transfers,
+)
 from tests.test_journey import ipr_payload, need_payload
 from tests.world import API, World
 
@@ -309,7 +319,17 @@ MATRIX: dict[str, str] = {
 
 
 # The workflows' rows live beside their tests (one module each, so their owners do not collide).
-for _rows in (authz_transfers, authz_routings, authz_teams, authz_enrolments):
+for _rows in (
+    authz_transfers,
+    authz_routings,
+    authz_teams,
+    authz_enrolments,
+    authz_public,
+    authz_registry,
+    authz_stats,
+    authz_reports,
+    authz_documents,
+):
     assert not (_rows.REQUESTS.keys() & REQUESTS.keys()), "a row defined twice"
     REQUESTS.update(_rows.REQUESTS)
     MATRIX.update(_rows.MATRIX)

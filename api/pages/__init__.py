@@ -8,7 +8,22 @@ from fastapi import APIRouter, FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from api.headers import STATIC_PREFIX
-from api.pages import admin, auth, cases, enrolments, referrals, routings, teams, transfers, worklists
+from api.pages import (
+    admin,
+    auth,
+    cases,
+    documents,
+    enrolments,
+    public,
+    referrals,
+    registry,
+    reports,
+    routings,
+    stats,
+    teams,
+    transfers,
+    worklists,
+)
 
 STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 
@@ -16,6 +31,8 @@ STATIC_DIR = Path(__file__).resolve().parent.parent / "static"
 def install(app: FastAPI) -> None:
     app.mount(STATIC_PREFIX + "app", StaticFiles(directory=STATIC_DIR), name="app-assets")
     router = APIRouter(include_in_schema=False)
-    for module in (auth, referrals, cases, transfers, routings, teams, enrolments, admin, worklists):
+    journeys = (auth, referrals, cases, transfers, routings, teams, enrolments, admin, worklists)
+    monitoring = (public, registry, stats, reports, documents)
+    for module in (*journeys, *monitoring):
         router.include_router(module.router)
     app.include_router(router)

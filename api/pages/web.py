@@ -233,8 +233,11 @@ NAV: dict[Role, list[tuple[str, str]]] = {
         ("/search", "Поиск детей"),
         ("/standard", "Стандарт"),
         ("/admin/agreements", "Соглашения"),
+        ("/registry", "Реестр детей"),
+        ("/stats", "Статистика"),
+        ("/reports", "Отчёты"),
     ],
-    Role.analyst: [("/stats", "Статистика")],
+    Role.analyst: [("/stats", "Статистика"), ("/reports", "Отчёты")],
     Role.admin: [
         ("/admin/users", "Пользователи"),
         ("/admin/organisations", "Организации"),

@@ -1,0 +1,21 @@
+"""the public registry of providers: what a family needs to choose one (owned by the public-registry work; a placeholder until it lands)
+
+Revision ID: 0017
+Revises: 0016
+Create Date: 2026-11-30 23:00:00
+"""
+
+from collections.abc import Sequence
+
+revision: str = "0017"
+down_revision: str | None = "0016"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    pass
+
+
+def downgrade() -> None:
+    pass
