@@ -3,7 +3,7 @@ PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
 
-.PHONY: run test install install-dev bench bench-pages screenshots clean
+.PHONY: run test install install-dev bench bench-pages bench-reports screenshots clean
 
 # Debian packages, installed when missing (needs root; elsewhere install them yourself):
 # fonts-dejavu-core for Cyrillic in the feedback PDF, chromium for the browser tests.
@@ -48,6 +48,10 @@ bench: install-dev
 # Server time of every staff page on 100 000 cases, SQLite and PostgreSQL (seeded data cached in var/bench/).
 bench-pages: install-dev
 	$(BIN)/python bench/pages.py
+
+# The yearly form 1-РП over 100 000 journeys and the registries' search, SQLite and PostgreSQL (cached in var/bench/).
+bench-reports: install-dev
+	$(BIN)/python bench/reports.py
 
 # PNGs of every staff page at 1366x768 and 820x1180 in docs/screenshots/ (demo data, Debian's Chromium).
 screenshots: install-dev
