@@ -120,6 +120,9 @@ class CompletePayload(_Payload):
     summary: str = Field(default="", max_length=5000)
     # One of the standard's `exits.completed` reasons (checked against the region's standard).
     reason_code: str | None = Field(default=None, max_length=64)
+    # The curator's recommendations to the family and to the ДОО or next programme: the content of
+    # the «Рекомендации по итогам сопровождения» document (api/services/case_documents.py).
+    recommendations: str = Field(default="", max_length=5000)
 
 
 class DeclinePayload(_Payload):

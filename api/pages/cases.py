@@ -434,7 +434,11 @@ def _event_input(event: str, form: Form, problems: Problems) -> EventInput:
         if get("adaptation_ends_on"):
             payload["adaptation_ends_on"] = get("adaptation_ends_on")
     elif event == "complete":
-        payload = {"destination": get("destination"), "summary": get("summary")}
+        payload = {
+            "destination": get("destination"),
+            "summary": get("summary"),
+            "recommendations": get("recommendations"),
+        }
         if get("reason_code"):
             payload["reason_code"] = get("reason_code")
     elif event == "decline" and get("reason_code"):
