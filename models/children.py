@@ -108,6 +108,9 @@ class Child(SQLModel, table=True):
     # normalise_name(last, first, middle): case- and ё-insensitive search on both databases.
     name_key: str = Field(max_length=NAME_KEY_LENGTH)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    # Set when this record was merged into another (a duplicate; models/registry.py ChildMerge): the
+    # row stays so the merge can be undone, and every door treats the child as gone (api/scoping.py).
+    merged_into_id: int | None = Field(default=None, foreign_key="child.id")
 
     def refresh_name_key(self) -> None:
         self.name_key = normalise_name(self.last_name, self.first_name, self.middle_name)
