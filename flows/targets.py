@@ -286,9 +286,30 @@ def session_short_links(engine: Engine, wanted: dict[int, datetime]) -> dict[int
     return {session_id: code for session_id, code in found}
 
 
+def _resolve_without_case(row: Outbox, known: Known) -> Resolved:
+    """An effect about no case (a report made for the region: flows/reports.py) goes to the
+    organisation its context names; its template gets the context's `vars` and the region's name."""
+    org = known.organisations.get(row.context.get("org_id") or 0)
+    if org is None:
+        nobody = Target("организация", "none", "-", blocked="организация не найдена")
+        return Resolved("", "UTC", AUDIENCE[EffectKind(row.kind)], "", {}, [nobody])
+    region = known.regions[org.region_id]
+    context: dict[str, Any] = {
+        "case_id": None,
+        "referral_id": "",
+        "document_url": "",
+        "region_name": region.name,
+    }
+    context |= {str(k): str(v) for k, v in (row.context.get("vars") or {}).items() if k not in context}
+    targets = _org_targets(org, org.name)
+    return Resolved(region.code, region.timezone, AUDIENCE[EffectKind(row.kind)], "", context, targets)
+
+
 def _resolve(row: Outbox, known: Known, settings: Settings, codes: dict[int, str]) -> Resolved:
     case = known.cases.get(row.case_id or 0)
-    assert case is not None, "every effect today belongs to a case"
+    if case is None and row.case_id is None:
+        return _resolve_without_case(row, known)
+    assert case is not None, "an effect of a case names a case that exists"
     child = known.children[case.child_id]
     provider = known.organisations[case.provider_id]
     region = known.regions[provider.region_id]

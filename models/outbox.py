@@ -151,6 +151,7 @@ MESSAGE_LABELS: dict[str, str] = {
     "transfer_accepted": "Случай передан другой организации",
     "transfer_refused": "Отказ в приёме случая",
     "transfer_withdrawn": "Запрос о передаче отозван",
+    "report_ready": "Отчёт по форме 1-РП сформирован",
 }
 DELIVERY_CHANNEL_LABELS: dict[str, str] = {
     "sms": "SMS",

@@ -59,9 +59,7 @@ class ReportRun(SQLModel, table=True):
     kind: ReportKind = Field(sa_column=Column(String(16), nullable=False))
     region_id: int = Field(foreign_key="region.id", index=True)
     year: int
-    status: ReportStatus = Field(
-        default=ReportStatus.queued, sa_column=Column(String(16), nullable=False)
-    )
+    status: ReportStatus = Field(default=ReportStatus.queued, sa_column=Column(String(16), nullable=False))
     progress: int = 0  # 0..100
     stage: str = Field(default="В очереди", max_length=200)  # in Russian, for people
     # None: queued by the schedule (flows/reports.py, queue_scheduled).
