@@ -121,7 +121,7 @@ def code_digest() -> str:
 
 def seed_key(args: argparse.Namespace) -> str:
     return (
-        f"reports-v{SEED_VERSION}-n{args.n}-seed{args.seed}-prov{args.providers}-reg{args.regions}"
+        f"reports-v{SEED_VERSION}-{args.data}-n{args.n}-seed{args.seed}-prov{args.providers}-reg{args.regions}"
         f"-{code_digest()}"
     )
 
@@ -150,7 +150,7 @@ def ensure_seeded(
     engine = make_engine(url)
     started = time.perf_counter()
     try:
-        log(f"{backend.name}: generating a region of {args.n} journeys (tests/region_gen.py)")
+        log(f"{backend.name}: generating a region of {args.n} journeys ({args.data})")
         generated = generate_region(engine, args)
         generated_s = time.perf_counter() - started
         log(f"{backend.name}: generated in {generated_s:.0f} s: {generated}")
@@ -192,12 +192,35 @@ def table_counts(engine: Engine) -> dict[str, int]:
 
 
 def generate_region(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
-    """The statistics tests' generated region, at `args.n` journeys."""
-    try:
-        from tests import region_gen  # type: ignore[attr-defined,unused-ignore]
-    except ImportError as error:
-        raise NotLanded(f"tests/region_gen.py is not on main: {error}") from None
-    raise NotLanded(f"tests/region_gen.py: its interface is not wired in yet ({dir(region_gen)})")
+    """The statistics tests' generated region, at `args.n` journeys (or bench/pages.py's seeding)."""
+    if args.data == "pages" or not GENERATOR.exists():
+        return seed_like_pages(engine, args)
+    raise NotLanded("tests/region_gen.py: its interface is not wired in yet")
+
+
+def seed_like_pages(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
+    """bench/pages.py's 100 000 cases (overdue.py's children, referrals, cases and deadlines; then the
+    history, conclusions, ИПРП and sessions): one region, no transfers or routings, one criterion."""
+
+    class Into(overdue.SqliteBackend):
+        # overdue.seed() migrates and fills the backend's template URL: the engine's database here.
+        def __init__(self) -> None:
+            self.name = engine.dialect.name
+
+        def template_url(self) -> str:
+            return engine.url.render_as_string(hide_password=False)
+
+    options = argparse.Namespace(
+        cases=args.n,
+        seed=args.seed,
+        curators=max(1, min(1000, args.n // 100)),
+        closed_share=0.35,
+        overdue_share=0.3,
+        fire_share=0.01,
+    )
+    seeded = overdue.seed(Into(), options)
+    more = pages.seed_more(engine, options)
+    return {"source": "bench/pages.py's seeding", "rows": {**seeded.rows, **more}}
 
 
 PROVIDER_NAMES = [
@@ -326,8 +349,18 @@ class Subject:
 
 
 def report_steps(engine: Engine, subject: Subject) -> list[tuple[str, Callable[[Any], Any]]]:
-    """The yearly report's steps, each given the previous step's result: statistics, XLSX, PDF."""
-    raise NotLanded("the yearly report's steps are not wired in yet")
+    """The yearly report's steps, each given the previous step's result (a step returning bytes
+    passes its input on): the statistics, then the XLSX and the PDF built from them."""
+    from api.services import statistics as stats_service
+
+    def compute(_: Any) -> Any:
+        with Session(engine) as session:
+            try:
+                return stats_service.compute(session, subject.region_id, subject.start, subject.end)
+            except NotImplementedError:
+                raise NotLanded("api/services/statistics.compute is a placeholder") from None
+
+    return [("statistics", compute)]
 
 
 def run_report(engine: Engine, subject: Subject, *, profile: bool = False) -> dict[str, Any]:
@@ -745,6 +778,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--providers", type=int, default=1200, help="public providers to seed (1200)")
     parser.add_argument("--regions", type=int, default=3, help="regions beside the generated one (3)")
     parser.add_argument("--seed", type=int, default=12, help="random seed (12)")
+    parser.add_argument(
+        "--data",
+        choices=["generator", "pages"],
+        default="generator",
+        help="tests/region_gen.py's region (default), or bench/pages.py's seeding",
+    )
     parser.add_argument("--reseed", action="store_true", help="rebuild the cached seeded databases")
     parser.add_argument(
         "--postgres-url",
