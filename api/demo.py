@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 
 from api.deps import Principal
 from api.security import hash_password
+from api.services.public_registry import demo_public_fields
 from api.services.referrals import register
 from core.config import Settings
 from models.cases import Case, ContactAttempt, ContactChannel
@@ -245,6 +246,7 @@ def load_demo(session: Session, public_url: str = DEFAULT_PUBLIC_URL) -> bool:
         return False
     staff = seed_region(session, DEMO_REGION, "Демонстрационная область", DEMO_TIMEZONE)
     orgs, users, principal = staff.orgs, staff.users, staff.principal
+    demo_public_fields(session, orgs)  # the public provider registry (api/services/public_registry.py)
 
     # The region's today, as the guards count it (the server's UTC date is a day behind at night).
     today = today_in(DEMO_TIMEZONE)

@@ -7,7 +7,8 @@
   CDN) and inline styles only; for anything else, nothing at all. A response that sets its own
   policy keeps it (/docs allows its one inline script by hash: api/docs.py);
 - `Cache-Control: no-store` on everything but the static assets: API answers hold children's data,
-  the login answer holds a token, family pages hold an appointment;
+  the login answer holds a token, family pages hold an appointment. A response that sets its own
+  keeps it: the public provider registry's answers (api/routes/public.py), the same for anyone;
 - `Strict-Transport-Security` when the request came over HTTPS (directly or, from a trusted proxy,
   by X-Forwarded-Proto).
 """
@@ -46,7 +47,7 @@ class SecurityHeaders:
                 if "content-security-policy" not in headers:
                     html = headers.get("content-type", "").startswith("text/html")
                     headers["Content-Security-Policy"] = PAGE_POLICY if html else DATA_POLICY
-                if not static:
+                if not static and "cache-control" not in headers:
                     headers["Cache-Control"] = "no-store"
                 if scope.get("scheme") == "https":
                     headers["Strict-Transport-Security"] = "max-age=31536000"

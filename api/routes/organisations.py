@@ -63,6 +63,31 @@ def update_organisation(
     return service.OrganisationSaved(organisation=service.OrganisationAdmin.of(org), webhook_secret=secret)
 
 
+@router.patch(
+    "/organisations/{org_id:int}/public",
+    response_model=OrganisationPublic,
+    summary=(
+        "Изменить сведения своей организации для публичного реестра: свободные места, формы работы, "
+        "часы работы (руководитель, координатор; администратор региона)"
+    ),
+    description=(
+        "Свободные места сохраняются с датой изменения — родители видят число вместе с датой. "
+        "Чужая организация — 404."
+    ),
+    responses=responses(403, 404),
+)
+def update_public_info(
+    org_id: IdParam,
+    body: service.PublicInfoUpdate,
+    principal: CurrentUser,
+    session: SessionDep,
+    audit: AuditDep,
+) -> OrganisationPublic:
+    org = service.update_public_info(session, principal, org_id, body)
+    audit("update", "organisation", org.id, None)
+    return OrganisationPublic.of(org)
+
+
 _CSV_MEDIA = ("text/csv",)
 
 

@@ -23,8 +23,16 @@ from sqlmodel import Session, col, select
 from api.deps import Principal
 from core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from models.cases import Case
-from models.common import control_character, normalise_name
-from models.organisations import ORG_KIND_LABELS, Organisation, OrgKind
+from models.common import JsonBool, JsonInt, control_character, normalise_name, utcnow
+from models.organisations import (
+    AGE_MONTHS_MAX,
+    ORG_KIND_LABELS,
+    OWNERSHIP_LABELS,
+    Organisation,
+    OrgKind,
+    Ownership,
+)
+from models.programmes import SERVICE_FORM_LABELS, ServiceForm
 from models.users import ROLE_LABELS, Role, User, normalise_email
 
 _PHONE = re.compile(r"^\+?[0-9 ()-]{7,20}$")
@@ -105,6 +113,88 @@ WebhookUrl = Annotated[
 Municipality = Annotated[str, Field(min_length=1, max_length=200)]
 ServiceArea = Annotated[list[Municipality], BeforeValidator(_area), Field(max_length=200)]
 
+# --- the public registry's fields (api/services/public_registry.py shows them to anyone) ---------
+
+_SCHEME = re.compile(r"^[a-zA-Z][a-zA-Z0-9+.-]*:")
+
+
+def _site(value: str | None) -> str | None:
+    """A site's address; a bare domain (example.org) is taken as https://example.org."""
+    if value is None:
+        return None
+    if not _SCHEME.match(value):
+        value = "https://" + value
+    parts = urlsplit(value)
+    if parts.scheme not in ("https", "http") or not parts.hostname or any(c.isspace() for c in value):
+        raise ValueError(
+            "Сайт: полный адрес, начинающийся с https:// или http://, например https://example.org"
+        )
+    return value
+
+
+def _one_line(value: str | None) -> str | None:
+    return " ".join(value.split()) or None if value is not None else None
+
+
+def _forms(value: Any) -> Any:
+    """Forms as a list of codes, or one string of them separated by commas (a form, a CSV cell)."""
+    if isinstance(value, str):
+        value = [item.strip() for item in value.split(",") if item.strip()]
+    return value
+
+
+def _canonical_forms(value: list[ServiceForm]) -> list[ServiceForm]:
+    """Each form once, in the catalogue's order."""
+    return [form for form in ServiceForm if form in value]
+
+
+Site = Annotated[
+    Annotated[str, Field(max_length=500), AfterValidator(_site)] | None, BeforeValidator(_blank_to_none)
+]
+MunicipalityOrNone = Annotated[
+    Annotated[str, Field(max_length=200), AfterValidator(_one_line)] | None, BeforeValidator(_blank_to_none)
+]
+OwnershipOrNone = Annotated[Ownership | None, BeforeValidator(_blank_to_none)]
+Forms = Annotated[
+    list[ServiceForm], BeforeValidator(_forms), Field(max_length=8), AfterValidator(_canonical_forms)
+]
+AgeMonths = Annotated[
+    Annotated[JsonInt, Field(ge=0, le=AGE_MONTHS_MAX)] | None, BeforeValidator(_blank_to_none)
+]
+FreePlaces = Annotated[Annotated[JsonInt, Field(ge=0, le=100_000)] | None, BeforeValidator(_blank_to_none)]
+WorkingHours = Annotated[
+    Annotated[str, Field(max_length=300), AfterValidator(_one_line)] | None, BeforeValidator(_blank_to_none)
+]
+PublicNote = Annotated[Annotated[str, Field(max_length=1000)] | None, BeforeValidator(_blank_to_none)]
+
+# The fields only a provider has (a clinic serves no ages in the registry).
+PROVIDER_ONLY = ("forms", "age_from_months", "age_to_months", "free_places")
+# The public registry's fields the administrator keeps.
+PUBLIC_FIELDS = (
+    "municipality",
+    "ownership",
+    "site",
+    "forms",
+    "age_from_months",
+    "age_to_months",
+    "free_places",
+    "working_hours",
+    "public_note",
+    "is_public",
+)
+_INTEGER_TEXT = re.compile(r"^[+-]?\d{1,9}$")
+
+
+def numbers_from_text(values: dict[str, Any], names: tuple[str, ...]) -> dict[str, Any]:
+    """A form's or a CSV's numbers are text: "12" becomes 12 (what is not a number stays text and
+    is refused by the model with its field)."""
+    result = dict(values)
+    for name in names:
+        value = result.get(name)
+        if isinstance(value, str) and _INTEGER_TEXT.match(value.strip()):
+            result[name] = int(value.strip())
+    return result
+
 
 class OrganisationCreate(BaseModel):
     """A new organisation of the caller's region. A provider may name the municipalities it serves
@@ -121,6 +211,20 @@ class OrganisationCreate(BaseModel):
         default_factory=list, description="Муниципалитеты (только для организаций ранней помощи)"
     )
     webhook_url: WebhookUrl = Field(default=None, description="Адрес webhook системы организации")
+    municipality: MunicipalityOrNone = Field(default=None, description="Где находится организация")
+    ownership: OwnershipOrNone = Field(
+        default=None, description="state — государственная (муниципальная), non_state — негосударственная"
+    )
+    site: Site = Field(default=None, description="Сайт (http:// или https://)")
+    forms: Forms = Field(
+        default_factory=list, description="Формы работы: in_person, remote, home, group (только поставщики)"
+    )
+    age_from_months: AgeMonths = Field(default=None, description="Возраст детей с (месяцев, 0–96)")
+    age_to_months: AgeMonths = Field(default=None, description="Возраст детей до (месяцев, 0–96)")
+    free_places: FreePlaces = Field(default=None, description="Свободные места (их дата — дата изменения)")
+    working_hours: WorkingHours = Field(default=None, description="Часы работы")
+    public_note: PublicNote = Field(default=None, description="Для родителей: что ещё важно знать")
+    is_public: JsonBool = Field(default=True, description="Показывать в публичном реестре (поставщики)")
 
 
 class OrganisationUpdate(BaseModel):
@@ -138,6 +242,28 @@ class OrganisationUpdate(BaseModel):
     new_webhook_secret: bool = Field(
         default=False, description="Создать новый секрет webhook (старый перестаёт действовать)"
     )
+    municipality: MunicipalityOrNone = None
+    ownership: OwnershipOrNone = None
+    site: Site = None
+    forms: Forms | None = None
+    age_from_months: AgeMonths = None
+    age_to_months: AgeMonths = None
+    free_places: FreePlaces = None
+    working_hours: WorkingHours = None
+    public_note: PublicNote = None
+    is_public: JsonBool | None = None
+
+
+class PublicInfoUpdate(BaseModel):
+    """What a provider's head or intake coordinator keeps of their own organisation's public page:
+    the free places (dated when given), the forms, the hours and the note. The fields given change
+    (null clears one); the others stay."""
+
+    model_config = ConfigDict(extra="forbid")
+    free_places: FreePlaces = Field(default=None, description="Свободные места сейчас (null — не указывать)")
+    forms: Forms | None = Field(default=None, description="Формы работы: in_person, remote, home, group")
+    working_hours: WorkingHours = None
+    public_note: PublicNote = None
 
 
 class OrganisationAdmin(BaseModel):
@@ -155,6 +281,17 @@ class OrganisationAdmin(BaseModel):
     webhook_url: str | None
     is_active: bool
     created_at: datetime
+    municipality: str | None
+    ownership: Ownership | None
+    site: str | None
+    forms: list[ServiceForm]
+    age_from_months: int | None
+    age_to_months: int | None
+    free_places: int | None
+    free_places_updated_at: datetime | None
+    working_hours: str | None
+    public_note: str | None
+    is_public: bool
 
     @classmethod
     def of(cls, org: Organisation) -> OrganisationAdmin:
@@ -172,7 +309,21 @@ class OrganisationAdmin(BaseModel):
             webhook_url=org.webhook_url,
             is_active=org.is_active,
             created_at=org.created_at,
+            municipality=org.municipality,
+            ownership=org.ownership,
+            site=org.site,
+            forms=_canonical_forms([ServiceForm(f) for f in org.forms or [] if f in _FORM_CODES]),
+            age_from_months=org.age_from_months,
+            age_to_months=org.age_to_months,
+            free_places=org.free_places,
+            free_places_updated_at=org.free_places_updated_at,
+            working_hours=org.working_hours,
+            public_note=org.public_note,
+            is_public=org.is_public,
         )
+
+
+_FORM_CODES = frozenset(form.value for form in ServiceForm)
 
 
 class OrganisationSaved(BaseModel):
@@ -248,6 +399,53 @@ def _area_problem(kind: OrgKind, area: list[str]) -> str | None:
     return None
 
 
+def _public_problem(kind: OrgKind, org: Organisation) -> tuple[str, str] | None:
+    """(field, Russian message) when the public fields as they would be saved do not hold together."""
+    if kind != OrgKind.provider:
+        for name in PROVIDER_ONLY:
+            if getattr(org, name) not in (None, []):
+                return name, "Указывается только для организации, оказывающей раннюю помощь"
+    low, high = org.age_from_months, org.age_to_months
+    if low is not None and high is not None and low > high:
+        return "age_to_months", "Возраст «до» не может быть меньше возраста «с»"
+    return None
+
+
+def _check_public(kind: OrgKind, org: Organisation) -> None:
+    if problem := _public_problem(kind, org):
+        raise Unprocessable(problem[1], field=problem[0])
+
+
+def _set_free_places(org: Organisation, value: int | None) -> None:
+    """The number with the moment it was stated (a family reads both); null clears both."""
+    org.free_places = value
+    org.free_places_updated_at = utcnow() if value is not None else None
+
+
+def update_public_info(
+    session: Session, principal: Principal, org_id: int, body: PublicInfoUpdate
+) -> Organisation:
+    """A provider's head or intake coordinator updates their own organisation's public page; the
+    region's administrator may too. Another organisation's id is 404 (knowing it opens nothing)."""
+    if principal.role not in (Role.supervisor, Role.intake_coordinator, Role.admin):
+        raise Forbidden("Сведения для публичного реестра меняют руководитель организации и координатор")
+    org = session.get(Organisation, org_id)
+    own = principal.org.id == org_id if principal.role != Role.admin else True
+    if org is None or org.region_id != principal.org.region_id or not own or org.kind != OrgKind.provider:
+        raise NotFound("Организация не найдена", field="org_id")
+    given = body.model_fields_set
+    if "free_places" in given:
+        _set_free_places(org, body.free_places)
+    if "forms" in given:
+        org.forms = [form.value for form in body.forms or []]
+    for name in ("working_hours", "public_note"):
+        if name in given:
+            setattr(org, name, getattr(body, name))
+    session.add(org)
+    session.flush()
+    return org
+
+
 def _new_secret() -> str:
     return secrets.token_urlsafe(32)
 
@@ -283,7 +481,18 @@ def create_in_region(
         service_area=body.service_area,
         webhook_url=body.webhook_url,
         webhook_secret=secret,
+        municipality=body.municipality,
+        ownership=body.ownership,
+        site=body.site,
+        forms=[form.value for form in body.forms],
+        age_from_months=body.age_from_months,
+        age_to_months=body.age_to_months,
+        working_hours=body.working_hours,
+        public_note=body.public_note,
+        is_public=body.is_public,
     )
+    _set_free_places(org, body.free_places)
+    _check_public(body.kind, org)
     session.add(org)
     session.flush()
     known.add(key)
@@ -329,11 +538,37 @@ def update_organisation(
         if _name_key(body.name) in _region_names(session, org.region_id, except_id=org.id):
             raise Conflict(f"Организация «{body.name}» в регионе уже есть", field="name")
         org.name = body.name
+    # The public fields as they would be saved, checked before anything changes (a refusal must
+    # leave the row as it was: the page shows the organisation again).
+    public = {name: getattr(org, name) for name in PUBLIC_FIELDS}
+    for name in PUBLIC_FIELDS:
+        if name in given and name != "free_places":
+            value = getattr(body, name)
+            if name == "forms":
+                value = [form.value for form in value or []]
+            elif name == "is_public" and value is None:
+                continue
+            public[name] = value
+    if kind != OrgKind.provider:
+        for name in PROVIDER_ONLY:
+            if name not in given:
+                public[name] = [] if name == "forms" else None  # not a provider any more
+    probe = Organisation(region_id=org.region_id, name=org.name, kind=kind, **public)
+    if "free_places" in given:
+        probe.free_places = body.free_places
+    _check_public(kind, probe)
     org.kind = kind
     org.service_area = list(area)
     for name in ("inn", "email", "phone", "address"):
         if name in given:
             setattr(org, name, getattr(body, name))
+    for name in PUBLIC_FIELDS:
+        if name != "free_places":
+            setattr(org, name, public[name])
+    if "free_places" in given:
+        _set_free_places(org, body.free_places)
+    elif kind != OrgKind.provider:
+        _set_free_places(org, None)
     secret: str | None = None
     if "webhook_url" in given and body.webhook_url != org.webhook_url:
         org.webhook_url = body.webhook_url
@@ -362,6 +597,22 @@ CSV_COLUMNS: list[tuple[str, str, str]] = [
         "Муниципалитеты",
         "только для организаций ранней помощи; через запятую (пусто — весь регион)",
     ),
+    ("municipality", "Муниципалитет", "где находится организация"),
+    (
+        "ownership",
+        "Форма собственности",
+        "«государственная (муниципальная)» или «негосударственная» (коды state, non_state)",
+    ),
+    ("site", "Сайт", "адрес, начинающийся с https:// или http://"),
+    (
+        "forms",
+        "Формы работы",
+        "только для организаций ранней помощи; через запятую: очно, дистанционно, на дому, в группе",
+    ),
+    ("age_from_months", "Возраст с (мес.)", "только для организаций ранней помощи; 0–96"),
+    ("age_to_months", "Возраст до (мес.)", "только для организаций ранней помощи; 0–96"),
+    ("free_places", "Свободные места", "только для организаций ранней помощи; целое число, 0 и больше"),
+    ("working_hours", "Часы работы", "например, пн–пт 9:00–18:00"),
 ]
 _HEADINGS: dict[str, str] = {
     **{key: key for key, _, _ in CSV_COLUMNS},
@@ -374,6 +625,16 @@ _KINDS: dict[str, OrgKind] = {
     **{label.casefold(): kind for kind, label in ORG_KIND_LABELS.items()},
 }
 _FIELD_LABELS = {key: heading for key, heading, _ in CSV_COLUMNS}
+_OWNERSHIPS: dict[str, Ownership] = {
+    **{o.value: o for o in Ownership},
+    **{label.casefold(): o for o, label in OWNERSHIP_LABELS.items()},
+    "государственная": Ownership.state,
+    "муниципальная": Ownership.state,
+}
+_FORMS: dict[str, ServiceForm] = {
+    **{f.value: f for f in ServiceForm},
+    **{label.casefold(): f for f, label in SERVICE_FORM_LABELS.items()},
+}
 
 SAMPLE_CSV = (
     "\ufeffНазвание;Вид;ИНН;E-mail;Телефон;Адрес;Муниципалитеты\r\n"
@@ -479,8 +740,17 @@ def _line_body(values: dict[str, str]) -> OrganisationCreate:
         if not raw_kind:
             raise ValueError("Вид: не указан")
         raise ValueError(f"Вид: неизвестный вид «{raw_kind}»")
-    body = {key: value for key, value in values.items() if key != "kind"}
+    body: dict[str, Any] = {key: value for key, value in values.items() if key != "kind"}
     body["kind"] = kind.value
+    # Russian words for the codes (what a person types into a spreadsheet); anything else is left
+    # for the model to refuse with its field.
+    if raw := body.get("ownership", "").strip():
+        body["ownership"] = _OWNERSHIPS.get(raw.casefold(), raw)
+    if raw := body.get("forms", "").strip():
+        body["forms"] = [
+            _FORMS.get(item.strip().casefold(), item.strip()) for item in raw.split(",") if item.strip()
+        ]
+    body = numbers_from_text(body, ("age_from_months", "age_to_months", "free_places"))
     return OrganisationCreate.model_validate(body)
 
 

@@ -1,0 +1,452 @@
+"""The public registry of early-help providers: what anyone may read without login (the federal plan's
+«общедоступный в сети Интернет реестр ... поставщиков услуг в сфере ранней помощи», and the 2025
+letter's «информирование родителей о ранней помощи с помощью QR-кода»).
+
+Only a region's active providers that are public and can be reached (a phone or an e-mail) are
+listed, and only the allow-list of `ProviderOpen` (models/organisations.py) leaves this module:
+never users, webhooks, INN, nor anything about a case or a child. The API (api/routes/public.py)
+and the pages (api/pages/public.py) call these functions; QR codes (segno) and A4 posters
+(reportlab) are made here too.
+
+A region has tens of providers, not thousands: each request reads the region's public providers in
+one query and filters them in Python (municipality, form, age, a name search normalised as names
+are elsewhere: casefold, ё→е), which is cheaper than teaching two databases to search JSON lists.
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from functools import lru_cache
+from typing import Any
+from xml.sax.saxutils import escape
+
+import segno
+from sqlalchemy import or_
+from sqlmodel import Session, col, select
+
+from core.errors import NotFound
+from models.common import normalise_name
+from models.organisations import (
+    AGE_MONTHS_MAX,
+    OWNERSHIP_LABELS,
+    Organisation,
+    OrgKind,
+    Ownership,
+    ProviderOpen,
+    Region,
+    RegionOpen,
+    form_labels,
+)
+from models.programmes import ServiceForm
+
+# The longest name search a person types; longer is a 422 (and no work for a bot).
+Q_MAX = 100
+
+
+# --- addresses ----------------------------------------------------------------------------------
+
+
+def base_url(public_url: str) -> str:
+    return public_url.rstrip("/")
+
+
+def region_page(public_url: str, region_code: str) -> str:
+    return f"{base_url(public_url)}/public/{region_code}"
+
+
+def provider_page(public_url: str, region_code: str, org_id: int) -> str:
+    return f"{region_page(public_url, region_code)}/providers/{org_id}"
+
+
+# --- reading ------------------------------------------------------------------------------------
+
+
+def list_regions(session: Session) -> list[Region]:
+    return list(session.exec(select(Region).order_by(col(Region.name), col(Region.id))))
+
+
+def region_by_code(session: Session, region_code: str) -> Region:
+    region = session.exec(select(Region).where(Region.code == region_code)).first()
+    if region is None:
+        raise NotFound("Регион не найден", field="region_code")
+    return region
+
+
+def _public(region_id: int) -> Any:
+    """The region's providers anyone may see: active, public, reachable (a phone or an e-mail)."""
+    return (
+        select(Organisation)
+        .where(Organisation.region_id == region_id)
+        .where(Organisation.kind == OrgKind.provider)
+        .where(col(Organisation.is_active).is_(True))
+        .where(col(Organisation.is_public).is_(True))
+        .where(or_(col(Organisation.phone).is_not(None), col(Organisation.email).is_not(None)))
+    )
+
+
+def publication_problem(org: Organisation) -> str | None:
+    """Why an organisation is not in the public registry (for the administrator), or None."""
+    if org.kind != OrgKind.provider:
+        return "не оказывает раннюю помощь"
+    if not org.is_active:
+        return "не действует"
+    if not org.is_public:
+        return "скрыта администратором"
+    if not org.phone and not org.email:
+        return "нет ни телефона, ни e-mail: родителям не связаться"
+    return None
+
+
+@dataclass(frozen=True)
+class ProviderFilter:
+    municipality: str | None = None
+    form: ServiceForm | None = None
+    age_months: int | None = None
+    q: str | None = None
+
+    def matches(self, org: Organisation) -> bool:
+        if self.form is not None and self.form.value not in (org.forms or []):
+            return False
+        if self.age_months is not None:
+            low = org.age_from_months if org.age_from_months is not None else 0
+            high = org.age_to_months if org.age_to_months is not None else AGE_MONTHS_MAX
+            if not low <= self.age_months <= high:
+                return False
+        if self.municipality:
+            wanted = normalise_name(self.municipality)
+            area = [normalise_name(m) for m in org.service_area or []]
+            # An empty service area is the whole region; the provider's own municipality counts too.
+            here = normalise_name(org.municipality) == wanted
+            if area and wanted not in area and not here:
+                return False
+        return not self.q or normalise_name(self.q) in normalise_name(org.name)
+
+
+def providers(session: Session, region: Region, where: ProviderFilter | None = None) -> list[Organisation]:
+    """The region's public providers that match, by name."""
+    assert region.id is not None
+    found = [org for org in session.exec(_public(region.id)) if where is None or where.matches(org)]
+    return sorted(found, key=lambda org: (normalise_name(org.name), org.id or 0))
+
+
+def provider(session: Session, region: Region, org_id: int) -> Organisation:
+    """One public provider of the region; 404 for anything else (another region's, hidden, a clinic)."""
+    assert region.id is not None
+    org = session.exec(_public(region.id).where(Organisation.id == org_id)).first()
+    if org is None:
+        raise NotFound("Организация не найдена в публичном реестре региона", field="org_id")
+    return org
+
+
+def municipalities(found: Sequence[Organisation]) -> list[str]:
+    """The municipalities the region's providers are in or serve (for the search form's choice)."""
+    seen: dict[str, str] = {}
+    for org in found:
+        for name in [org.municipality, *(org.service_area or [])]:
+            if name:
+                seen.setdefault(normalise_name(name), name)
+    return [seen[key] for key in sorted(seen)]
+
+
+def open_view(org: Organisation, region: Region, public_url: str) -> ProviderOpen:
+    assert org.id is not None
+    ownership = Ownership(org.ownership) if org.ownership else None
+    forms = [form for form in ServiceForm if form.value in (org.forms or [])]
+    return ProviderOpen(
+        id=org.id,
+        region_code=region.code,
+        name=org.name,
+        ownership=ownership,
+        ownership_label=OWNERSHIP_LABELS[ownership] if ownership else None,
+        municipality=org.municipality,
+        address=org.address,
+        service_area=list(org.service_area or []),
+        phone=org.phone,
+        email=org.email,
+        site=org.site,
+        forms=forms,
+        form_labels=form_labels(org.forms or []),
+        age_from_months=org.age_from_months,
+        age_to_months=org.age_to_months,
+        free_places=org.free_places,
+        free_places_updated_at=org.free_places_updated_at,
+        working_hours=org.working_hours,
+        public_note=org.public_note,
+        page_url=provider_page(public_url, region.code, org.id),
+    )
+
+
+def region_view(region: Region, public_url: str) -> RegionOpen:
+    return RegionOpen(code=region.code, name=region.name, page_url=region_page(public_url, region.code))
+
+
+def etag(body: bytes) -> str:
+    """A strong validator of the answer itself: a client (or a proxy) asking again gets a 304."""
+    return '"' + hashlib.sha256(body).hexdigest()[:32] + '"'
+
+
+# --- CSV ----------------------------------------------------------------------------------------
+
+# Excel in a Russian locale opens a CSV with «;» and a UTF-8 BOM as columns with Cyrillic.
+CSV_DELIMITER = ";"
+CSV_HEADINGS: list[tuple[str, str]] = [
+    ("id", "Номер"),
+    ("name", "Название"),
+    ("ownership", "Форма собственности"),
+    ("municipality", "Муниципалитет"),
+    ("address", "Адрес"),
+    ("service_area", "Обслуживаемые муниципалитеты"),
+    ("phone", "Телефон"),
+    ("email", "E-mail"),
+    ("site", "Сайт"),
+    ("forms", "Формы работы"),
+    ("age_from_months", "Возраст с (мес.)"),
+    ("age_to_months", "Возраст до (мес.)"),
+    ("free_places", "Свободные места"),
+    ("free_places_updated_at", "Свободные места на дату"),
+    ("working_hours", "Часы работы"),
+    ("page_url", "Страница в реестре"),
+]
+
+
+def _cell(value: Any) -> str:
+    text = "" if value is None else str(value)
+    # A cell starting with = + - @ is a formula to a spreadsheet (CSV injection): quote it as text.
+    return "'" + text if text[:1] in ("=", "+", "-", "@", "\t", "\r") and not _phone_like(text) else text
+
+
+def _phone_like(text: str) -> bool:
+    return text.startswith("+") and all(c.isdigit() or c in " +()-" for c in text)
+
+
+def csv_bytes(views: Sequence[ProviderOpen]) -> bytes:
+    out = io.StringIO(newline="")
+    writer = csv.writer(out, delimiter=CSV_DELIMITER, lineterminator="\r\n")
+    writer.writerow([heading for _, heading in CSV_HEADINGS])
+    for view in views:
+        row: list[str] = []
+        for key, _ in CSV_HEADINGS:
+            value = getattr(view, key)
+            if key == "ownership":
+                value = view.ownership_label
+            elif key == "service_area":
+                value = ", ".join(value) if value else "весь регион"
+            elif key == "forms":
+                value = ", ".join(view.form_labels)
+            elif key == "free_places_updated_at":
+                value = f"{value:%d.%m.%Y}" if isinstance(value, datetime) else None
+            row.append(_cell(value))
+        writer.writerow(row)
+    return ("\ufeff" + out.getvalue()).encode("utf-8")
+
+
+# --- QR codes -----------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=256)
+def _qr(url: str) -> segno.QRCode:
+    # Error correction M (15 %): a poster survives a crease or a smudge.
+    return segno.make_qr(url, error="m")
+
+
+def qr_svg(url: str) -> bytes:
+    out = io.BytesIO()
+    _qr(url).save(out, kind="svg", scale=8, border=4, xmldecl=False, svgns=True, title=url, unit=None)
+    return out.getvalue()
+
+
+def qr_png(url: str) -> bytes:
+    out = io.BytesIO()
+    _qr(url).save(out, kind="png", scale=10, border=4)
+    return out.getvalue()
+
+
+# --- the A4 poster ------------------------------------------------------------------------------
+
+WHO_FOR = [
+    "ребёнку установлена инвалидность",
+    "у ребёнка IV или V группа здоровья",
+    "ребёнок воспитывается в организации для детей-сирот",
+    "семья в трудной жизненной ситуации или в социально опасном положении",
+    "у ребёнка есть особенности развития или поведения",
+    "вас беспокоит, как развивается ваш малыш",
+]
+
+
+def ages_text(org: Organisation | ProviderOpen) -> str:
+    low, high = org.age_from_months, org.age_to_months
+    if low is None and high is None:
+        return ""
+    if high is None:
+        return f"с {low} мес."
+    if low is None:
+        return f"до {high} мес."
+    return f"от {low} до {high} мес."
+
+
+def poster_pdf(region: Region, url: str, org: Organisation | None = None) -> bytes:
+    """An A4 poster for a clinic's wall: a headline for parents, who early help is for, the
+    provider's contacts (or the region's registry), the big QR code and its address printed under it."""
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.styles import ParagraphStyle
+    from reportlab.lib.units import mm
+    from reportlab.pdfgen.canvas import Canvas
+    from reportlab.platypus import Paragraph
+
+    from flows.documents import _fonts
+
+    regular, bold = _fonts()
+    width, height = A4
+    margin = 18 * mm
+    out = io.BytesIO()
+    canvas = Canvas(out, pagesize=A4, pageCompression=1, invariant=True)
+    title = "Ранняя помощь" + (f": {org.name}" if org else f": {region.name}")
+    canvas.setTitle(title)
+    canvas.setAuthor("earlyhelp")
+
+    headline = ParagraphStyle("headline", fontName=bold, fontSize=26, leading=31)
+    lead = ParagraphStyle("lead", fontName=regular, fontSize=14, leading=19)
+    text = ParagraphStyle("text", fontName=regular, fontSize=12, leading=16)
+    name = ParagraphStyle("name", fontName=bold, fontSize=15, leading=19)
+
+    y = height - margin
+
+    def put(html: str, style: ParagraphStyle, gap: float = 3 * mm) -> None:
+        nonlocal y
+        paragraph = Paragraph(html, style)
+        _, used = paragraph.wrap(width - 2 * margin, y)
+        paragraph.drawOn(canvas, margin, y - used)
+        y -= used + gap
+
+    put("Ранняя помощь детям от рождения до 3 лет", headline, 4 * mm)
+    put(
+        "Бесплатная помощь семьям, если малыш развивается не так, как хотелось бы. "
+        "Специалисты помогут ребёнку и подскажут родителям, как заниматься с ним дома.",
+        lead,
+        3 * mm,
+    )
+    put("<b>Обратитесь, если:</b> " + "; ".join(WHO_FOR) + ".", text, 5 * mm)
+    if org is not None:
+        put(escape(org.name), name, 2 * mm)
+        details = [
+            ("Адрес", org.address),
+            ("Телефон", org.phone),
+            ("E-mail", org.email),
+            ("Сайт", org.site),
+            ("Формы работы", ", ".join(form_labels(org.forms or []))),
+            ("Возраст детей", ages_text(org)),
+            ("Часы работы", org.working_hours),
+        ]
+        for label, value in details:
+            if value:
+                put(f"<b>{label}:</b> {escape(value)}", text, 1 * mm)
+    else:
+        put(f"Организации ранней помощи: {escape(region.name)}", name, 2 * mm)
+        put(
+            "Адреса, телефоны, формы работы (очно, дистанционно, на дому) и свободные места — "
+            "в публичном реестре по QR-коду.",
+            text,
+            1 * mm,
+        )
+
+    # The QR code fills what is left above the address line, at most 110 mm square.
+    footer = margin + 22 * mm
+    size = min(110 * mm, y - footer - 6 * mm)
+    size = max(size, 50 * mm)
+    matrix = [list(row) for row in _qr(url).matrix_iter(border=0)]
+    modules = len(matrix)
+    cell = size / modules
+    left = (width - size) / 2
+    top = footer + size + 4 * mm
+    canvas.setFillColorRGB(0, 0, 0)
+    for r, row in enumerate(matrix):
+        for c, dark in enumerate(row):
+            if dark:
+                canvas.rect(left + c * cell, top - (r + 1) * cell, cell, cell, stroke=0, fill=1)
+    canvas.setFont(regular, 12)
+    canvas.drawCentredString(
+        width / 2, footer + 4 * mm - 14, "Наведите камеру телефона на QR-код или откройте:"
+    )
+    canvas.setFont(bold, 13 if len(url) < 70 else 10)
+    canvas.drawCentredString(width / 2, footer - 16, url)
+    canvas.showPage()
+    canvas.save()
+    return out.getvalue()
+
+
+# --- the demo -----------------------------------------------------------------------------------
+
+_DEMO: list[dict[str, Any]] = [
+    {
+        "municipality": "Центральный район",
+        "address": "г. Демонстрационный, ул. Садовая, д. 7",
+        "ownership": Ownership.state.value,
+        "site": "https://first-steps.example.org",
+        "forms": ["in_person", "remote", "home", "group"],
+        "age_from_months": 0,
+        "age_to_months": 36,
+        "free_places": 4,
+        "working_hours": "пн–пт 9:00–18:00",
+        "public_note": "Первая встреча — в течение 10 рабочих дней после обращения.",
+    },
+    {
+        "municipality": "Южный район",
+        "address": "г. Южноград, пр. Мира, д. 21",
+        "ownership": Ownership.state.value,
+        "site": "https://nadezhda.example.org",
+        "forms": ["in_person", "remote"],
+        "age_from_months": 0,
+        "age_to_months": 48,
+        "free_places": 0,
+        "working_hours": "пн–сб 8:30–17:00",
+        "public_note": None,
+    },
+]
+
+
+# A non-state provider the demo adds beside the two state ones (no staff: it shows in the registry only).
+DEMO_NON_STATE: dict[str, Any] = {
+    "name": "АНО «Центр ранней помощи „Кораблик“»",
+    "municipality": "Северный район",
+    "address": "г. Северск, ул. Лесная, д. 3, офис 12",
+    "phone": "+7 800 000-00-44",
+    "email": "korablik@example.org",
+    "ownership": Ownership.non_state.value,
+    "site": "https://korablik.example.org",
+    "forms": ["in_person", "home", "group"],
+    "service_area": ["Северный район", "Центральный район"],
+    "age_from_months": 6,
+    "age_to_months": 36,
+    "free_places": 2,
+    "working_hours": "вт–сб 10:00–19:00",
+    "public_note": "Группы для родителей с малышами по субботам.",
+}
+
+
+def demo_public_fields(session: Session, orgs: Sequence[Organisation]) -> None:
+    """Give the demo region's providers what a public page shows, and add a non-state one (called
+    by api/demo.py's load_demo)."""
+    from models.common import utcnow
+
+    found = [org for org in orgs if org.kind == OrgKind.provider]
+    now = utcnow()
+    for org, values in zip(found, _DEMO, strict=False):
+        for key, value in values.items():
+            setattr(org, key, value)
+        org.free_places_updated_at = now
+        session.add(org)
+    if found:
+        session.add(
+            Organisation(
+                region_id=found[0].region_id,
+                kind=OrgKind.provider,
+                free_places_updated_at=now,
+                **DEMO_NON_STATE,
+            )
+        )
+    session.flush()
