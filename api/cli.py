@@ -457,6 +457,63 @@ def audit_export(
     typer.echo(f"выгружено записей: {count}", err=True)
 
 
+# --- reports (part D): the yearly form 1-РП -----------------------------------------------------
+
+
+@app.command()
+@_one_line_errors
+def report(
+    year: Annotated[int, typer.Option(help="Отчётный год, например 2025")],
+    region: Annotated[str | None, typer.Option(help="Код региона (если регионов несколько)")] = None,
+    wait: Annotated[
+        bool, typer.Option("--wait", help="Сформировать здесь же (Prefect flow), показывая ход")
+    ] = False,
+) -> None:
+    """Поставить в очередь отчёт по форме 1-РП за год (его сформирует worker) или, с --wait, сформировать
+    его в этом процессе; печатает номер запуска и, с --wait, ход формирования."""
+    import asyncio
+
+    from api.services.reports import check_year, queue
+    from flows.reports import claim, run_report, worker_name
+    from models.common import today_in
+    from models.reports import ReportKind, ReportStatus
+
+    _check_standards()
+    engine = make_engine(get_settings().database_url)
+    with session_scope(engine) as session:
+        regions = session.exec(select(Region).order_by(col(Region.code))).all()
+        if region is not None:
+            regions = [r for r in regions if r.code == region]
+            if not regions:
+                raise ValueError(f"регион {region} не найден")
+        elif len(regions) != 1:
+            raise ValueError("укажите регион: --region КОД")
+        found = regions[0]
+        check_year(year, today_in(found.timezone).year)
+        run = queue(session, found.id or 0, ReportKind.form_1rp, year, None)
+        session.flush()
+        run_id = run.id or 0
+    typer.echo(f"запуск № {run_id}: форма 1-РП за {year} год, регион {found.code}, в очереди")
+    if not wait:
+        return
+    worker = worker_name()
+    if not claim(engine, run_id, worker):
+        typer.echo(f"запуск № {run_id} уже взял worker; ход — в earlyhelp или Prefect", err=True)
+        return
+
+    def progress(_: int, percent: int, stage: str) -> None:
+        typer.echo(f"{percent:3d} %  {stage}")
+
+    status = asyncio.run(run_report(engine, run_id, worker, on_progress=progress))
+    if status != ReportStatus.done:
+        with session_scope(engine) as session:
+            from models.reports import ReportRun
+
+            failed = session.get(ReportRun, run_id)
+            raise ValueError(f"запуск № {run_id} не выполнен: {failed.error if failed else 'не найден'}")
+    typer.echo(f"100 %  Готов: запуск № {run_id}")
+
+
 def main() -> None:
     app()
 

@@ -18,6 +18,7 @@ import hashlib
 import logging
 import os
 import socket
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
@@ -67,6 +68,8 @@ class _Runtime:
     engine: Engine
     worker: str
     public_url: str
+    # The CLI's `--wait` prints each step: (run id, progress, stage).
+    on_progress: Callable[[int, int, str], None] | None = None
 
 
 _runtime: _Runtime | None = None
@@ -87,7 +90,6 @@ def worker_name() -> str:
 
 def claim_next(engine: Engine, worker: str, now: datetime | None = None) -> int | None:
     """Take the oldest queued run (compare-and-set: of two workers racing, one wins); its id."""
-    now = now or utcnow()
     with Session(engine) as session:
         candidates = session.exec(
             select(ReportRun.id)
@@ -95,25 +97,32 @@ def claim_next(engine: Engine, worker: str, now: datetime | None = None) -> int 
             .order_by(col(ReportRun.id))
             .limit(5)
         ).all()
-        for run_id in candidates:
-            taken = session.execute(
-                update(ReportRun)
-                .where(col(ReportRun.id) == run_id, col(ReportRun.status) == ReportStatus.queued)
-                .values(
-                    status=ReportStatus.running,
-                    started_at=now,
-                    lease_until=now + LEASE,
-                    claimed_by=worker,
-                    attempts=col(ReportRun.attempts) + 1,
-                    progress=0,
-                    stage="Начато формирование",
-                    error=None,
-                )
-            )
-            session.commit()
-            if taken.rowcount == 1:  # type: ignore[attr-defined]
-                return run_id
+    for run_id in candidates:
+        if run_id is not None and claim(engine, run_id, worker, now):
+            return run_id
     return None
+
+
+def claim(engine: Engine, run_id: int, worker: str, now: datetime | None = None) -> bool:
+    """Take this queued run, unless another worker took it first."""
+    now = now or utcnow()
+    with Session(engine) as session:
+        taken = session.execute(
+            update(ReportRun)
+            .where(col(ReportRun.id) == run_id, col(ReportRun.status) == ReportStatus.queued)
+            .values(
+                status=ReportStatus.running,
+                started_at=now,
+                lease_until=now + LEASE,
+                claimed_by=worker,
+                attempts=col(ReportRun.attempts) + 1,
+                progress=0,
+                stage="Начато формирование",
+                error=None,
+            )
+        )
+        session.commit()
+    return bool(taken.rowcount == 1)  # type: ignore[attr-defined]
 
 
 def expire_leases(engine: Engine, now: datetime | None = None) -> int:
@@ -412,6 +421,8 @@ async def yearly_report(run_id: int) -> int:
             **({"flow_run_id": flow_run_id} if name == "compute" else {}),
         )
         await aupdate_progress_artifact(artifact, float(progress), description=f"Форма 1-РП: {stage.lower()}")
+        if (hook := _rt().on_progress) is not None:
+            hook(run_id, progress, stage)
 
     await step("compute")
     computed = await compute_statistics(run_id)
@@ -427,10 +438,16 @@ async def yearly_report(run_id: int) -> int:
     return told
 
 
-async def run_report(engine: Engine, run_id: int, worker: str, public_url: str | None = None) -> ReportStatus:
+async def run_report(
+    engine: Engine,
+    run_id: int,
+    worker: str,
+    public_url: str | None = None,
+    on_progress: Callable[[int, int, str], None] | None = None,
+) -> ReportStatus:
     """Run the flow on a run this worker claimed; a failure is written to the run (not raised)."""
     global _runtime
-    _runtime = _Runtime(engine, worker, public_url or get_settings().public_url)
+    _runtime = _Runtime(engine, worker, public_url or get_settings().public_url, on_progress)
     with Session(engine) as session:
         run = session.get(ReportRun, run_id)
         region = session.get(Region, run.region_id) if run else None

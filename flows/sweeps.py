@@ -35,7 +35,7 @@ from statemachines.workflows import expire_workflow
 
 log = logging.getLogger("earlyhelp.sweeps")
 BATCH = 2000
-_LOCK_KEYS = {"deadlines": 727_001, "reminders": 727_002}
+_LOCK_KEYS = {"deadlines": 727_001, "reminders": 727_002, "reports": 727_004}
 
 
 @dataclass
@@ -229,3 +229,14 @@ def _claim_reminder(
 
 def _standards(session: Session) -> list[Standard]:
     return [load_standard(code) for code in session.execute(select(col(Region.code))).scalars()]
+
+
+def sweep_reports(engine: Engine, now: datetime | None = None) -> list[int]:
+    """The yearly report's schedule (flows/reports.py, queue_scheduled): last year's form 1-РП
+    queued once per region on/after the standard's generate_on; the worker's report job runs it."""
+    from flows.reports import queue_scheduled
+
+    with leader(engine, "reports") as ours:
+        if not ours:
+            return []
+        return queue_scheduled(engine, now)

@@ -37,6 +37,26 @@ def start_sweeps(engine: Engine, settings: Settings) -> BackgroundScheduler:
             max_instances=1,
             misfire_grace_time=None,
         )
+    # The yearly report (flows/reports.py): its schedule, and the job that runs queued reports —
+    # several seconds each, so in a thread of their own, not in the relay's event loop.
+    from flows.reports import POLL_SECONDS, run_queued
+    from flows.sweeps import sweep_reports
+
+    for job, name, seconds in (
+        (sweep_reports, "report_schedule", settings.sweep_interval_seconds),
+        (run_queued, "reports", POLL_SECONDS),
+    ):
+        scheduler.add_job(
+            job,
+            "interval",
+            args=[engine],
+            seconds=seconds,
+            id=name,
+            next_run_time=utcnow(),
+            coalesce=True,
+            max_instances=1,
+            misfire_grace_time=None,
+        )
     scheduler.start()
     return scheduler
 
