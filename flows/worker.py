@@ -8,6 +8,7 @@ import gc
 import logging
 import os
 import signal
+from collections.abc import Callable
 
 from apscheduler.schedulers.background import BackgroundScheduler
 from sqlalchemy import Engine
@@ -42,12 +43,13 @@ def start_sweeps(engine: Engine, settings: Settings) -> BackgroundScheduler:
     from flows.reports import POLL_SECONDS, run_queued
     from flows.sweeps import sweep_reports
 
-    for job, name, seconds in (
+    report_jobs: list[tuple[Callable[..., object], str, int]] = [
         (sweep_reports, "report_schedule", settings.sweep_interval_seconds),
         (run_queued, "reports", POLL_SECONDS),
-    ):
+    ]
+    for report_job, name, seconds in report_jobs:
         scheduler.add_job(
-            job,
+            report_job,
             "interval",
             args=[engine],
             seconds=seconds,
