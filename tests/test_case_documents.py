@@ -27,6 +27,7 @@ from tests.test_journey import ipr_payload, plan_session, to_ipr_implementation,
 from tests.test_pages_auth import csrf_of, sign_in
 from tests.test_pages_case import version_of
 from tests.test_standard_and_ipr_api import _mark
+from tests.test_teams import _add, _agreement
 from tests.world import API, World
 
 STANDARD = load_standard("demo")
@@ -229,6 +230,22 @@ def test_only_who_reads_the_case_gets_its_documents(world: World) -> None:
         assert world.client.get(url, headers=world.h(who)).status_code == 403, who
         listed = world.client.get(f"{API}/cases/{case_id}/documents", headers=world.h(who))
         assert listed.status_code == 403, who
+
+
+def test_an_invited_team_member_of_another_provider_gets_them_while_in_the_team(world: World) -> None:
+    """She reads the case card (its conclusion, programme, history) by the case's id while her
+    organisation's agreement is in force: its documents too; removed from the team, none."""
+    case_id = to_ipr_implementation(world)
+    url = f"{API}/cases/{case_id}/documents/ipr.pdf"
+    assert world.client.get(url, headers=world.h("curator2")).status_code == 404
+    _agreement(world, partner="provider2")
+    added = _add(world, case_id, "curator2", "defectologist")
+    assert added.status_code == 201, added.text
+    assert "Ребёнок ходит с опорой на одну руку" in get_pdf(world, case_id, "ipr", who="curator2")
+    member_id = added.json()["members"][1]["id"]
+    removed = world.client.post(f"{API}/cases/{case_id}/team/{member_id}/remove", headers=world.h("curator"))
+    assert removed.status_code == 200, removed.text
+    assert world.client.get(url, headers=world.h("curator2")).status_code == 404
 
 
 def test_each_download_is_audited_with_the_childs_id(world: World, engine: Engine) -> None:
