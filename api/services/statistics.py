@@ -14,11 +14,29 @@ defines every number.
 
 from __future__ import annotations
 
-from datetime import date, datetime
-from typing import Literal
+import statistics
+from collections import Counter
+from dataclasses import dataclass
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import BaseModel, Field
-from sqlmodel import Session
+from sqlalchemy import and_, case, distinct, literal, or_
+from sqlalchemy import select as sa_select
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, col, func
+
+from core.errors import NotFound
+from models.cases import Case, CaseHistory, ContactAttempt
+from models.common import utcnow
+from models.deadlines import Deadline, DeadlineStatus
+from models.organisations import ORG_KIND_LABELS, Organisation, OrgKind, Region
+from models.programmes import SERVICE_FORM_LABELS, NeedConclusion, NeedOutcome, ServiceSession, SessionStatus
+from models.referrals import Referral
+from models.routings import ROUTING_KIND_LABELS, Routing
+from models.transfers import Transfer
+from standards import Standard, WorkflowTimerDef, load_standard
 
 # Codes of `Statistics.outcomes` (the funnel and the ends), in the order pages show them.
 OUTCOME_LABELS: dict[str, str] = {
@@ -204,7 +222,578 @@ class Statistics(BaseModel):
         ]
 
 
-Scope = Literal["region", "provider"]
+# --- computation ------------------------------------------------------------------------------------
+
+# Deadlines whose "due" is not a task anyone can be late with: the adaptation timer completes the case
+# on the last day of the adaptation period by itself.
+NOT_JUDGED_ANCHORS = frozenset({"adaptation_end"})
+NEED = (NeedOutcome.ipr.value, NeedOutcome.consultation.value)
+ENDING_EVENTS = {"decline": "declined", "mark_lost_contact": "lost_contact", "reject": "rejected"}
+OTHER_DESTINATION = "other"
+OTHER_DESTINATION_LABEL = "Иная программа или организация вне системы"
+NO_REASON = "unspecified"
+NO_REASON_LABEL = "Причина не указана"
+TIMER_OUTCOMES = {
+    "met": "В срок",
+    "late": "С нарушением срока",
+    "cancelled": "Не оценивается: случай закрыт раньше",
+    "pending": "Ещё не наступил или приостановлен",
+}
+DELAY_LABELS = {
+    "late_deadlines": "Случаи с нарушенным сроком стандарта",
+    "suspended": "Случаи, приостановленные в периоде",
+    "failed_contacts": "Случаи с безуспешными попытками связи с семьёй",
+}
+TRANSFER_LABELS = {
+    "requested": "Запрошено передач",
+    "accepted": "Принято",
+    "refused": "Отказано",
+    "withdrawn": "Отозвано",
+}
+ROUTING_LABELS = {
+    "sent": "Направлено",
+    "answered": "Получен ответ",
+    "expired": "Срок ответа истёк",
+    "cancelled": "Отменено",
+}
+UNIT_LABELS = {
+    "children": "детей",
+    "cases": "случаев",
+    "referrals": "направлений",
+    "sessions": "занятий",
+    "deadlines": "сроков",
+    "transfers": "передач",
+    "routings": "направлений",
+}
+
+
+def select(*columns: Any) -> Any:
+    """A projection of columns and aggregates for session.execute (sqlmodel's typed select takes
+    whole models or at most four plain columns)."""
+    return sa_select(*columns)
+
+
+@dataclass(frozen=True)
+class _Scope:
+    """Which rows belong to the statistics: the region's providers, or one provider."""
+
+    region_id: int
+    provider_id: int | None
+
+    def of(self, column: Any) -> Any:
+        if self.provider_id is not None:
+            return column == self.provider_id
+        return col(column).in_(select(Organisation.id).where(Organisation.region_id == self.region_id))
+
+
+def _bounds(start: date, end: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """[start, end] in the region's dates as UTC instants [from, to)."""
+    lower = datetime.combine(start, time(0), tzinfo=zone).astimezone(UTC)
+    upper = datetime.combine(end + timedelta(days=1), time(0), tzinfo=zone).astimezone(UTC)
+    return lower, upper
+
+
+def _cell(code: str, label: str, value: int) -> Cell:
+    return Cell(code=code, label=label, value=value)
+
+
+def _breakdown(
+    code: str, title: str, unit: str, counts: dict[str, int], labels: dict[str, str], *, additive: bool
+) -> Breakdown:
+    """Cells in the order of `labels`, then any code the data holds that the labels do not know."""
+    order = list(labels) + sorted(set(counts) - set(labels))
+    cells = [_cell(c, labels.get(c, c), counts.get(c, 0)) for c in order]
+    total = _cell("total", "Всего", sum(counts.values())) if additive else None
+    return Breakdown(code=code, title=title, unit=unit, total=total, additive=additive, cells=cells)
+
+
+def _share(code: str, label: str, numerator: Cell, denominator: Cell) -> Share:
+    assert numerator.value is not None and denominator.value is not None
+    value = numerator.value / denominator.value if denominator.value else None
+    return Share(
+        code=code,
+        label=label,
+        numerator=numerator,
+        denominator=denominator,
+        share=value,
+        shown=_percent(value),
+    )
+
+
+def _percent(value: float | None) -> str:
+    return "—" if value is None else f"{round(value * 100)} %"
+
+
+def _median(code: str, label: str, days: list[int]) -> Median:
+    value = float(statistics.median(days)) if days else None
+    return Median(code=code, label=label, n=len(days), days=value, shown=_days(value))
+
+
+def _days(value: float | None) -> str:
+    if value is None:
+        return "—"
+    return f"{value:g}".replace(".", ",")
+
+
+def _referrals(
+    session: Session, scope: _Scope, start: date, end: date, standard: Standard
+) -> tuple[Breakdown, Breakdown, int]:
+    """One pass over the period's referrals: by source kind, by criterion, and the children identified."""
+    query = (
+        select(Referral.criteria, Organisation.kind, Referral.child_id)
+        .join(Organisation, col(Organisation.id) == Referral.referring_org_id, isouter=True)
+        .where(Referral.referral_date >= start, Referral.referral_date <= end, scope.of(Referral.provider_id))
+    )
+    by_source: Counter[str] = Counter()
+    by_criterion: Counter[str] = Counter()
+    children: set[int] = set()
+    unmatched = 0
+    for criteria, kind, child_id in session.execute(query).yield_per(10_000):
+        by_source[str(kind) if kind is not None else SELF_REFERRAL] += 1
+        by_criterion.update(set(criteria or []))
+        if child_id is None:
+            unmatched += 1  # awaiting a match review: a child of its own until decided
+        else:
+            children.add(child_id)
+    source_labels = {str(k): v for k, v in ORG_KIND_LABELS.items()} | {SELF_REFERRAL: SELF_REFERRAL_LABEL}
+    sources = _breakdown(
+        "referrals_by_source",
+        "Направления по источнику",
+        "referrals",
+        dict(by_source),
+        source_labels,
+        additive=True,
+    )
+    criteria_labels = {c.code: c.label for c in standard.criteria}
+    criterion = _breakdown(
+        "referrals_by_criterion",
+        "Направления по критериям отнесения к целевой группе",
+        "referrals",
+        dict(by_criterion),
+        criteria_labels,
+        additive=False,
+    )
+    criterion.total = _cell("total", "Всего направлений", sum(by_source.values()))
+    return sources, criterion, len(children) + unmatched
+
+
+def _children(query: Any) -> Any:
+    return query.with_only_columns(func.count(distinct(col(Case.child_id))))
+
+
+def _first_approvals(lower: datetime, upper: datetime) -> Any:
+    """Each case's first ИПРП approval, for the cases whose first approval falls in the period."""
+    return (
+        select(CaseHistory.case_id, func.min(CaseHistory.at).label("first_at"))
+        .where(CaseHistory.event == "approve_ipr")
+        .group_by(col(CaseHistory.case_id))
+        .having(func.min(CaseHistory.at) >= lower, func.min(CaseHistory.at) < upper)
+        .subquery()
+    )
+
+
+def _outcomes(
+    session: Session, scope: _Scope, start: date, end: date, lower: datetime, upper: datetime, identified: int
+) -> dict[str, int]:
+    counts = {code: 0 for code in OUTCOME_LABELS}
+    counts["identified"] = identified
+    conclusions = (
+        select(NeedConclusion.outcome, func.count(distinct(col(Case.child_id))))
+        .join(Case, col(Case.id) == NeedConclusion.case_id)
+        .where(
+            NeedConclusion.concluded_on >= start,
+            NeedConclusion.concluded_on <= end,
+            scope.of(Case.provider_id),
+        )
+        .group_by(col(NeedConclusion.outcome))
+    )
+    by_outcome = {str(outcome): n for outcome, n in session.execute(conclusions)}
+    counts["consultation_only"] = by_outcome.get(NeedOutcome.consultation.value, 0)
+    counts["no_need"] = by_outcome.get(NeedOutcome.no_need.value, 0)
+    in_need = (
+        select(func.count(distinct(col(Case.child_id))))
+        .select_from(NeedConclusion)
+        .join(Case, col(Case.id) == NeedConclusion.case_id)
+        .where(
+            NeedConclusion.concluded_on >= start,
+            NeedConclusion.concluded_on <= end,
+            col(NeedConclusion.outcome).in_(NEED),
+            scope.of(Case.provider_id),
+        )
+    )
+    counts["in_need"] = session.execute(in_need).scalar_one()
+    first = _first_approvals(lower, upper)
+    with_ipr = (
+        select(func.count(distinct(col(Case.child_id))))
+        .select_from(first)
+        .join(Case, col(Case.id) == first.c.case_id)
+        .where(scope.of(Case.provider_id))
+    )
+    counts["with_ipr"] = session.execute(with_ipr).scalar_one()
+    ends = (
+        select(CaseHistory.event, func.count(distinct(col(Case.child_id))))
+        .join(Case, col(Case.id) == CaseHistory.case_id)
+        .where(
+            col(CaseHistory.event).in_(list(ENDING_EVENTS)),
+            CaseHistory.at >= lower,
+            CaseHistory.at < upper,
+            scope.of(Case.provider_id),
+        )
+        .group_by(col(CaseHistory.event))
+    )
+    for event, n in session.execute(ends):
+        counts[ENDING_EVENTS[event]] = n
+    return counts
+
+
+def _completions(
+    session: Session, scope: _Scope, lower: datetime, upper: datetime, standard: Standard
+) -> tuple[Breakdown, Breakdown, Breakdown, int, int]:
+    """One pass over the period's completions and refusals: by reason, and where the transitioned went.
+
+    Returns (completed_by_reason, transitioned_to, declined_by_reason, completed children,
+    transitioned children)."""
+    destination = aliased(Organisation)
+    query = (
+        select(
+            CaseHistory.event, CaseHistory.from_state, CaseHistory.payload, destination.kind, Case.child_id
+        )
+        .join(Case, col(Case.id) == CaseHistory.case_id)
+        .join(destination, col(destination.id) == Case.destination_org_id, isouter=True)
+        .where(
+            col(CaseHistory.event).in_(["complete", "decline"]),
+            CaseHistory.at >= lower,
+            CaseHistory.at < upper,
+            scope.of(Case.provider_id),
+        )
+    )
+    reasons: Counter[str] = Counter()
+    declined: Counter[str] = Counter()
+    places: Counter[str] = Counter()
+    completed: set[int] = set()
+    transitioned: set[int] = set()
+    for event, from_state, payload, kind, child_id in session.execute(query).yield_per(10_000):
+        reason = str((payload or {}).get("reason_code") or NO_REASON)
+        if event == "decline":
+            declined[reason] += 1
+            continue
+        reasons[reason] += 1
+        completed.add(child_id)
+        if from_state == "adaptation":
+            transitioned.add(child_id)
+            places[str(kind) if kind is not None else OTHER_DESTINATION] += 1
+    completed_labels = {r.code: r.label for r in standard.exit_reasons("completed")} | {
+        NO_REASON: NO_REASON_LABEL
+    }
+    declined_labels = {r.code: r.label for r in standard.exit_reasons("declined")} | {
+        NO_REASON: NO_REASON_LABEL
+    }
+    place_labels = {
+        OrgKind.education.value: "Дошкольная образовательная организация",
+        OrgKind.social.value: ORG_KIND_LABELS[OrgKind.social],
+        OrgKind.health.value: ORG_KIND_LABELS[OrgKind.health],
+        OTHER_DESTINATION: OTHER_DESTINATION_LABEL,
+    }
+    return (
+        _breakdown(
+            "completed_by_reason",
+            "Завершение сопровождения по причинам",
+            "cases",
+            dict(reasons),
+            completed_labels,
+            additive=True,
+        ),
+        _breakdown(
+            "transitioned_to",
+            "Куда перешли дети после адаптации",
+            "cases",
+            dict(places),
+            place_labels,
+            additive=True,
+        ),
+        _breakdown(
+            "declined_by_reason",
+            "Отказы семей по причинам",
+            "cases",
+            dict(declined),
+            declined_labels,
+            additive=True,
+        ),
+        len(completed),
+        len(transitioned),
+    )
+
+
+def _coverage(session: Session, scope: _Scope, end: date, lower: datetime, upper: datetime) -> Share:
+    """Served / in need during the period (docs/readme/statistics.md)."""
+    in_need = (
+        select(func.count(distinct(col(Case.child_id))))
+        .select_from(NeedConclusion)
+        .join(Case, col(Case.id) == NeedConclusion.case_id)
+        .where(
+            col(NeedConclusion.outcome).in_(NEED),
+            NeedConclusion.concluded_on <= end,
+            or_(col(Case.closed_at).is_(None), col(Case.closed_at) >= lower),
+            scope.of(Case.provider_id),
+        )
+    )
+    held = (
+        select(ServiceSession.id)
+        .where(
+            ServiceSession.case_id == Case.id,
+            ServiceSession.status == SessionStatus.held.value,
+            ServiceSession.scheduled_at >= lower,
+            ServiceSession.scheduled_at < upper,
+        )
+        .exists()
+    )
+    denominator = session.execute(in_need).scalar_one()
+    numerator = session.execute(in_need.where(held)).scalar_one()
+    return _share(
+        "coverage",
+        "Охват: получили помощь из нуждающихся",
+        _cell("served", "Получили хотя бы одно занятие в периоде", numerator),
+        _cell("in_need_during", "Нуждались в ранней помощи в периоде", denominator),
+    )
+
+
+def _timers(standard: Standard) -> list[tuple[str, str]]:
+    timers = [(t.name, t.label) for t in standard.timers if t.anchor not in NOT_JUDGED_ANCHORS]
+    for workflow in ("transfer", "routing"):
+        rules = getattr(standard.workflows, workflow)
+        timer: WorkflowTimerDef = rules.answer
+        timers.append((timer.deadline_name(workflow), timer.label))
+    return timers
+
+
+def _timeliness(
+    session: Session, scope: _Scope, lower: datetime, upper: datetime, now: datetime, standard: Standard
+) -> tuple[list[TimerStat], int]:
+    """Deadlines due in the period by timer and outcome; and the cases with a late one."""
+    overdue = and_(
+        col(Deadline.status) == DeadlineStatus.open.value,
+        col(Deadline.paused_at).is_(None),
+        col(Deadline.due_at) < now,
+    )
+    outcome = case(
+        (col(Deadline.status) == DeadlineStatus.met.value, literal("met")),
+        (col(Deadline.status) == DeadlineStatus.missed.value, literal("late")),
+        (col(Deadline.status) == DeadlineStatus.cancelled.value, literal("cancelled")),
+        (overdue, literal("late")),
+        else_=literal("pending"),
+    )
+    in_period = [Deadline.due_at >= lower, Deadline.due_at < upper, scope.of(Deadline.provider_id)]
+    query = (
+        select(Deadline.timer, outcome, func.count()).where(*in_period).group_by(col(Deadline.timer), outcome)
+    )
+    counts: dict[str, Counter[str]] = {}
+    for timer, result, n in session.execute(query):
+        counts.setdefault(timer, Counter())[result] += n
+    late_cases = session.execute(
+        select(func.count(distinct(col(Deadline.case_id)))).where(
+            *in_period, or_(col(Deadline.status) == DeadlineStatus.missed.value, overdue)
+        )
+    ).scalar_one()
+    stats: list[TimerStat] = []
+    for name, label in _timers(standard):
+        found = counts.get(name, Counter())
+        table = _breakdown(f"timer:{name}", label, "deadlines", dict(found), TIMER_OUTCOMES, additive=True)
+        table.total = _cell("total", "Сроков наступило в периоде", sum(found.values()))
+        judged = _cell("judged", "Сроков оценено (в срок или с нарушением)", found["met"] + found["late"])
+        on_time = _share(f"on_time:{name}", "Доля соблюдённых сроков", table.get("met").model_copy(), judged)
+        stats.append(TimerStat(timer=name, label=label, counts=table, on_time=on_time))
+    return stats, late_cases
+
+
+def _medians(
+    session: Session, scope: _Scope, start: date, end: date, lower: datetime, upper: datetime, zone: ZoneInfo
+) -> list[Median]:
+    to_need: list[int] = []
+    for referred, concluded in session.execute(
+        select(Referral.referral_date, NeedConclusion.concluded_on)
+        .select_from(NeedConclusion)
+        .join(Case, col(Case.id) == NeedConclusion.case_id)
+        .join(Referral, col(Referral.id) == Case.referral_id)
+        .where(
+            NeedConclusion.concluded_on >= start,
+            NeedConclusion.concluded_on <= end,
+            scope.of(Case.provider_id),
+        )
+    ).yield_per(10_000):
+        to_need.append((concluded - referred).days)
+    # Each case's first ИПРП after its (latest) conclusion of need with outcome ipr.
+    first = _first_approvals(lower, upper)
+    conclusion = (
+        select(NeedConclusion.case_id, func.max(NeedConclusion.concluded_on).label("concluded_on"))
+        .where(NeedConclusion.outcome == NeedOutcome.ipr.value)
+        .group_by(col(NeedConclusion.case_id))
+        .subquery()
+    )
+    need_to_ipr: list[int] = []
+    to_ipr: list[int] = []
+    for first_at, concluded, referred in session.execute(
+        select(first.c.first_at, conclusion.c.concluded_on, Referral.referral_date)
+        .select_from(first)
+        .join(Case, col(Case.id) == first.c.case_id)
+        .join(conclusion, conclusion.c.case_id == first.c.case_id, isouter=True)
+        .join(Referral, col(Referral.id) == Case.referral_id, isouter=True)
+        .where(scope.of(Case.provider_id))
+    ).yield_per(10_000):
+        approved = _as_utc(first_at).astimezone(zone).date()
+        if concluded is not None:
+            need_to_ipr.append((approved - _as_date(concluded)).days)
+        if referred is not None:
+            to_ipr.append((approved - referred).days)
+    return [
+        _median("referral_to_need", "Направление → заключение о нуждаемости, дней (медиана)", to_need),
+        _median("need_to_ipr", "Заключение о нуждаемости → утверждение ИПРП, дней (медиана)", need_to_ipr),
+        _median("referral_to_ipr", "Направление → утверждение ИПРП, дней (медиана)", to_ipr),
+    ]
+
+
+def _as_utc(value: Any) -> datetime:
+    """A min() over a UTC column: SQLite may hand back the stored text, without the column's type."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _as_date(value: Any) -> date:
+    return date.fromisoformat(value) if isinstance(value, str) else value  # type: ignore[no-any-return]
+
+
+def _delays(session: Session, scope: _Scope, lower: datetime, upper: datetime, late_cases: int) -> Breakdown:
+    suspended = session.execute(
+        select(func.count(distinct(col(CaseHistory.case_id))))
+        .join(Case, col(Case.id) == CaseHistory.case_id)
+        .where(
+            CaseHistory.event == "suspend",
+            CaseHistory.at >= lower,
+            CaseHistory.at < upper,
+            scope.of(Case.provider_id),
+        )
+    ).scalar_one()
+    failed = session.execute(
+        select(func.count(distinct(col(ContactAttempt.case_id))))
+        .join(Case, col(Case.id) == ContactAttempt.case_id)
+        .where(
+            col(ContactAttempt.successful).is_(False),
+            ContactAttempt.at >= lower,
+            ContactAttempt.at < upper,
+            scope.of(Case.provider_id),
+        )
+    ).scalar_one()
+    counts = {"late_deadlines": late_cases, "suspended": suspended, "failed_contacts": failed}
+    return _breakdown("delays", "Причины задержек", "cases", counts, DELAY_LABELS, additive=False)
+
+
+def _sessions(session: Session, scope: _Scope, lower: datetime, upper: datetime) -> list[Breakdown]:
+    query = (
+        select(ServiceSession.form, ServiceSession.status, func.count())
+        .join(Case, col(Case.id) == ServiceSession.case_id)
+        .where(
+            ServiceSession.scheduled_at >= lower,
+            ServiceSession.scheduled_at < upper,
+            scope.of(Case.provider_id),
+        )
+        .group_by(col(ServiceSession.form), col(ServiceSession.status))
+    )
+    counts: dict[str, Counter[str]] = {}
+    for form, status, n in session.execute(query):
+        counts.setdefault(str(form), Counter())[str(status)] += n
+    status_labels = {
+        SessionStatus.held.value: "Проведено",
+        SessionStatus.missed.value: "Пропущено",
+        SessionStatus.cancelled.value: "Отменено",
+        SessionStatus.planned.value: "Запланировано (ещё не отмечено)",
+    }
+    tables = []
+    for form, form_label in SERVICE_FORM_LABELS.items():
+        table = _breakdown(
+            f"sessions:{form.value}",
+            f"Занятия: {form_label}",
+            "sessions",
+            dict(counts.get(form.value, Counter())),
+            status_labels,
+            additive=True,
+        )
+        assert table.total is not None
+        table.total.label = "Назначено на период"
+        tables.append(table)
+    return tables
+
+
+def _transfers(session: Session, scope: _Scope, lower: datetime, upper: datetime) -> Breakdown:
+    ours = or_(scope.of(Transfer.from_provider_id), scope.of(Transfer.to_provider_id))
+    counts = {
+        "requested": session.execute(
+            select(func.count()).where(Transfer.requested_at >= lower, Transfer.requested_at < upper, ours)
+        ).scalar_one()
+    }
+    answered = (
+        select(Transfer.status, func.count())
+        .where(Transfer.answered_at >= lower, Transfer.answered_at < upper, ours)  # type: ignore[operator]
+        .group_by(col(Transfer.status))
+    )
+    counts |= {status: n for status, n in session.execute(answered)}
+    return _breakdown(
+        "transfers",
+        "Передачи случаев между организациями",
+        "transfers",
+        counts,
+        TRANSFER_LABELS,
+        additive=False,
+    )
+
+
+def _routings(
+    session: Session, scope: _Scope, lower: datetime, upper: datetime
+) -> tuple[Breakdown, Breakdown]:
+    ours = scope.of(Routing.provider_id)
+    by_kind = {
+        str(kind): n
+        for kind, n in session.execute(
+            select(Routing.kind, func.count())
+            .where(Routing.sent_at >= lower, Routing.sent_at < upper, ours)
+            .group_by(col(Routing.kind))
+        )
+    }
+    counts = {"sent": sum(by_kind.values())}
+    counts["answered"] = session.execute(
+        select(func.count()).where(Routing.answered_at >= lower, Routing.answered_at < upper, ours)  # type: ignore[operator]
+    ).scalar_one()
+    events = {"routing_expire": "expired", "routing_cancel": "cancelled"}
+    for event, n in session.execute(
+        select(CaseHistory.event, func.count())
+        .join(Case, col(Case.id) == CaseHistory.case_id)
+        .where(
+            col(CaseHistory.event).in_(list(events)),
+            CaseHistory.at >= lower,
+            CaseHistory.at < upper,
+            scope.of(Case.provider_id),
+        )
+        .group_by(col(CaseHistory.event))
+    ):
+        counts[events[event]] = n
+    return (
+        _breakdown(
+            "routings",
+            "Маршрутизация семей в другие организации",
+            "routings",
+            counts,
+            ROUTING_LABELS,
+            additive=False,
+        ),
+        _breakdown(
+            "routings_by_kind",
+            "Направления маршрутизации по видам помощи",
+            "routings",
+            by_kind,
+            {str(k): v for k, v in ROUTING_KIND_LABELS.items()},
+            additive=True,
+        ),
+    )
 
 
 def compute(
@@ -216,16 +805,169 @@ def compute(
     *,
     now: datetime | None = None,
 ) -> Statistics:
-    """Exact statistics of the region (or of one of its providers) over [start, end]."""
-    raise NotImplementedError
+    """Exact statistics of the region (or of one of its providers) over [start, end].
+
+    Raises NotFound when the region does not exist or the provider is not one of its organisations."""
+    region = session.get(Region, region_id)
+    if region is None:
+        raise NotFound("Регион не найден", field="region_id")
+    provider = session.get(Organisation, provider_id) if provider_id is not None else None
+    if provider_id is not None and (provider is None or provider.region_id != region_id):
+        raise NotFound("Организация не найдена", field="provider_id")
+    standard = load_standard(region.code)
+    zone = ZoneInfo(region.timezone)
+    now = now or utcnow()
+    scope = _Scope(region_id, provider_id)
+    lower, upper = _bounds(start, end, zone)
+
+    sources, criteria, identified = _referrals(session, scope, start, end, standard)
+    counts = _outcomes(session, scope, start, end, lower, upper, identified)
+    by_reason, places, declined, completed, transitioned = _completions(
+        session, scope, lower, upper, standard
+    )
+    counts["completed"] = completed
+    counts["transitioned"] = transitioned
+    timeliness, late_cases = _timeliness(session, scope, lower, upper, now, standard)
+    routings, routings_by_kind = _routings(session, scope, lower, upper)
+    return Statistics(
+        region_id=region_id,
+        region_name=region.name,
+        provider_id=provider_id,
+        provider_name=provider.name if provider is not None else None,
+        start=start,
+        end=end,
+        computed_at=now,
+        min_cell=standard.statistics.min_cell,
+        referrals_by_source=sources,
+        referrals_by_criterion=criteria,
+        outcomes=_breakdown(
+            "outcomes", "Дети по этапам и итогам", "children", counts, OUTCOME_LABELS, additive=False
+        ),
+        completed_by_reason=by_reason,
+        transitioned_to=places,
+        declined_by_reason=declined,
+        coverage=_coverage(session, scope, end, lower, upper),
+        timeliness=timeliness,
+        medians=_medians(session, scope, start, end, lower, upper, zone),
+        delays=_delays(session, scope, lower, upper, late_cases),
+        sessions_by_form=_sessions(session, scope, lower, upper),
+        transfers=_transfers(session, scope, lower, upper),
+        routings=routings,
+        routings_by_kind=routings_by_kind,
+    )
+
+
+# --- suppression ------------------------------------------------------------------------------------
+
+SECONDARY = "…"
+
+
+def _hide(cell: Cell, shown: str) -> None:
+    cell.value = None
+    cell.suppressed = True
+    cell.shown = shown
+
+
+def _small(cell: Cell, min_cell: int) -> bool:
+    return cell.value is not None and 0 < cell.value < min_cell
+
+
+def _primary(cell: Cell, min_cell: int) -> None:
+    if _small(cell, min_cell):
+        _hide(cell, f"<{min_cell}")
+
+
+def _suppress_breakdown(table: Breakdown, min_cell: int) -> None:
+    """Primary: each count 1..min_cell-1 hidden. Secondary, where the cells add up to a shown total:
+    while the hidden cells together come to 1..min_cell-1 (one hidden cell is recovered as total
+    minus the others; two hidden ones summing to 2 are both 1), hide the smallest shown non-zero
+    cell too."""
+    for cell in table.cells:
+        _primary(cell, min_cell)
+    if table.total is not None:
+        _primary(table.total, min_cell)
+    if not table.additive or table.total is None or table.total.value is None:
+        return
+    while True:
+        shown = [c for c in table.cells if c.value is not None]
+        hidden_sum = table.total.value - sum(c.value or 0 for c in shown)
+        candidates = sorted((c for c in shown if c.value), key=lambda c: c.value or 0)
+        if not 0 < hidden_sum < min_cell or not candidates:
+            return
+        _hide(candidates[0], SECONDARY)
+
+
+def _suppress_share(share: Share, min_cell: int) -> None:
+    """A share over fewer than min_cell, or whose part (or the rest of the whole) is a small count,
+    would let the small count be recovered: hidden, and the numerator too when only the rest is small."""
+    numerator, denominator = share.numerator, share.denominator
+    rest = (denominator.value or 0) - (numerator.value or 0) if not denominator.suppressed else 0
+    _primary(numerator, min_cell)
+    _primary(denominator, min_cell)
+    if 0 < rest < min_cell and not numerator.suppressed and denominator.value is not None:
+        _hide(numerator, SECONDARY)
+    if numerator.suppressed or denominator.suppressed:
+        share.share = None
+        share.suppressed = True
+        share.shown = f"<{min_cell}" if denominator.suppressed else SECONDARY
+
+
+def _suppress_median(median: Median, min_cell: int) -> None:
+    if median.n is not None and 0 < median.n < min_cell:
+        median.n = None
+        median.days = None
+        median.suppressed = True
+        median.shown = f"<{min_cell} случаев"
 
 
 def suppress(stats: Statistics, min_cell: int | None = None) -> Statistics:
     """The analyst's copy: small cells hidden (primary), a second cell where a total would give one
     away (secondary), shares and medians over fewer than min_cell children hidden."""
-    raise NotImplementedError
+    limit = min_cell or stats.min_cell
+    copy = stats.model_copy(deep=True)
+    for table in copy.breakdowns():
+        _suppress_breakdown(table, limit)
+    # A timer's on-time share: met over met + late; its cells were suppressed with the table above.
+    for timer in copy.timeliness:
+        met, late = timer.counts.get("met"), timer.counts.get("late")
+        timer.on_time.numerator = met.model_copy()
+        _suppress_share(timer.on_time, limit)
+        if met.suppressed or late.suppressed:
+            timer.on_time.share = None
+            timer.on_time.suppressed = True
+            timer.on_time.shown = met.shown if met.suppressed else late.shown
+            _hide(
+                timer.on_time.denominator,
+                timer.on_time.denominator.shown if timer.on_time.denominator.suppressed else SECONDARY,
+            )
+    _suppress_share(copy.coverage, limit)
+    for median in copy.medians:
+        _suppress_median(median, limit)
+    copy.min_cell = limit
+    copy.suppressed = True
+    return copy
 
 
 def csv_rows(stats: Statistics) -> list[list[str]]:
     """The same numbers as rows (section, code, label, value as shown) for the CSV download."""
-    raise NotImplementedError
+    rows: list[list[str]] = [["Раздел", "Код", "Показатель", "Значение"]]
+    for table in stats.breakdowns():
+        for cell in table.cells:
+            rows.append([table.title, cell.code, cell.label, cell.shown])
+        if table.total is not None:
+            rows.append([table.title, table.total.code, table.total.label, table.total.shown])
+    for share in [stats.coverage, *(t.on_time for t in stats.timeliness)]:
+        title = (
+            share.label if share.code == "coverage" else f"{share.label}: {_timer_label(stats, share.code)}"
+        )
+        rows.append([title, share.numerator.code, share.numerator.label, share.numerator.shown])
+        rows.append([title, share.denominator.code, share.denominator.label, share.denominator.shown])
+        rows.append([title, share.code, share.label, share.shown])
+    for median in stats.medians:
+        rows.append(["Сроки прохождения этапов", median.code, median.label, median.shown])
+    return rows
+
+
+def _timer_label(stats: Statistics, code: str) -> str:
+    name = code.partition(":")[2]
+    return next((t.label for t in stats.timeliness if t.timer == name), name)
