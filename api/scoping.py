@@ -133,12 +133,14 @@ def deadline_scope(principal: Principal) -> Any:
 
 
 def child_scope(principal: Principal) -> Any:
+    # A child merged into another (models/registry.py) is gone from every door: its id answers 404.
+    not_merged = col(Child.merged_into_id).is_(None)
     if principal.is_provider_staff:
         # Correlated, so one child is checked through the case.child_id index; an IN over the
         # provider's cases built the list of all its children for every lookup (bench/RESULTS.md).
-        return exists().where(col(Case.child_id) == Child.id, case_scope(principal))
+        return and_(not_merged, exists().where(col(Case.child_id) == Child.id, case_scope(principal)))
     if principal.is_regional_supervisor:
-        return Child.region_id == principal.org.region_id
+        return and_(not_merged, Child.region_id == principal.org.region_id)
     raise Forbidden("Просмотр сведений о детях недоступен для вашей роли")
 
 
@@ -198,7 +200,8 @@ def get_child(session: Session, principal: Principal, child_id: int, *, invited:
         child, refused = None, error
     if child is None and invited and _may_be_invited(principal):
         member = exists().where(col(Case.child_id) == Child.id, in_team(Case.id, principal))
-        child = session.exec(select(Child).where(Child.id == child_id, member)).first()
+        not_merged = col(Child.merged_into_id).is_(None)
+        child = session.exec(select(Child).where(Child.id == child_id, member, not_merged)).first()
     if child is not None:
         return child
     if refused is not None:

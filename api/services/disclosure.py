@@ -53,6 +53,7 @@ from models.referrals import (
     ReferralPublic,
     SubmittedPublic,
 )
+from models.registry import MERGE_EVENTS
 from models.users import Role, User
 from statemachines.journey import STATE_LABELS
 from statemachines.workflows import is_workflow_event
@@ -394,7 +395,7 @@ def feedback(session: Session, referral_id: int) -> Feedback:
         for row in session.exec(
             select(CaseHistory).where(CaseHistory.case_id == case.id).order_by(col(CaseHistory.id))
         )
-        if not is_workflow_event(row.event)
+        if not is_workflow_event(row.event) and row.event not in MERGE_EVENTS
     ]
     conclusion = session.exec(
         select(NeedConclusion)

@@ -131,6 +131,7 @@ def _match_child(session: Session, region_id: int, sent: ChildIn) -> tuple[Child
         Child.region_id == region_id,
         Child.name_key == normalise_name(sent.last_name, sent.first_name, sent.middle_name),
         Child.birth_date == sent.birth_date,
+        col(Child.merged_into_id).is_(None),  # a merged record is gone (api/services/merges.py)
     )
     if sent.snils:  # a different СНИЛС means a different child, even with the same name
         query = query.where(col(Child.snils).is_(None))

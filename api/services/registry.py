@@ -1,0 +1,596 @@
+"""The target-group registry (issue 12): one row per child of the region — identified (referred), in
+need, served — with filters, and the review list of likely duplicates.
+
+Who reads it: the РРМЦ (the region's children), a provider's head and intake coordinator (the
+children with a case at their provider, and of those children only what their own cases and
+referrals say). Everyone else is refused (403): an analyst reads counts only (api/services/stats.py),
+a referrer its own referrals. Merged children are gone from it (api/scoping.child_scope).
+
+A page costs a handful of queries whatever its size: the page's child ids first (walking the
+(region, name) index in name order with the filters as EXISTS), then the details in a few IN
+queries; the total is counted up to COUNT_CAP + 1, as the search does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import String, cast
+from sqlalchemy.orm import aliased
+from sqlmodel import Session, and_, col, exists, func, or_, select
+
+from api.deps import Principal
+from api.scoping import case_scope, child_scope
+from api.services.disclosure import shown_snils
+from core.errors import Forbidden, Unprocessable
+from models.cases import Case
+from models.children import Child, full_name
+from models.common import normalise_name
+from models.organisations import Organisation, Region
+from models.programmes import (
+    NEED_OUTCOME_LABELS,
+    Ipr,
+    NeedConclusion,
+    NeedOutcome,
+    ServiceSession,
+    SessionStatus,
+)
+from models.referrals import Referral
+from models.registry import (
+    Category,
+    DistinctChildren,
+    DuplicatePair,
+    DuplicateSide,
+    RegistryPage,
+    RegistryRow,
+    RegistrySort,
+)
+from models.users import Role
+from standards import load_standard
+from statemachines import FINAL_STATES, STATE_LABELS
+
+# Beyond this many rows a list says «более 1000» (an exact count walks every match: bench/RESULTS.md).
+COUNT_CAP = 1000
+# Provider staff who keep their organisation's part of the registry.
+PROVIDER_READERS = frozenset({Role.supervisor, Role.intake_coordinator})
+SELF_REFERRAL = "Обращение родителей"
+# How many pairs the review list shows at once (the rest after these are settled).
+DUPLICATES_LIMIT = 200
+# IN lists are sent in chunks: SQLite's and psycopg's limits on parameters are far above, but a
+# query with thousands of parameters plans slowly.
+CHUNK = 500
+
+DIFF_LABELS: dict[str, str] = {
+    "last_name": "фамилия",
+    "first_name": "имя",
+    "middle_name": "отчество",
+    "sex": "пол",
+    "snils": "СНИЛС",
+    "municipality": "район",
+    "address": "адрес",
+}
+
+
+def require_reader(principal: Principal) -> None:
+    """The named registry: the РРМЦ, a provider's head and intake coordinator."""
+    if principal.is_regional_supervisor:
+        return
+    if principal.is_provider_staff and principal.role in PROVIDER_READERS:
+        return
+    raise Forbidden(
+        "Реестр детей целевой группы доступен РРМЦ, руководителю и координатору приёма "
+        "организации ранней помощи"
+    )
+
+
+def require_reviewer(principal: Principal) -> None:
+    """The review list of duplicates and the merge: the РРМЦ and a provider's head."""
+    if principal.is_regional_supervisor:
+        return
+    if principal.is_provider_staff and principal.role == Role.supervisor:
+        return
+    raise Forbidden("Дубликаты записей о детях рассматривают РРМЦ и руководитель организации ранней помощи")
+
+
+@dataclass
+class RegistryFilter:
+    """What a registry list asks for; every part optional (None: not filtered)."""
+
+    category: Category = Category.identified
+    criterion: str | None = None
+    municipality: str | None = None
+    state: str | None = None
+    provider_id: int | None = None
+    referred_from: date | None = None
+    referred_to: date | None = None
+    opened_from: date | None = None
+    opened_to: date | None = None
+    q: str | None = None
+    sort: RegistrySort = RegistrySort.name
+
+
+def _region(session: Session, principal: Principal) -> Region:
+    region = session.get(Region, principal.org.region_id)
+    assert region is not None  # organisation.region_id is a foreign key
+    return region
+
+
+def check_filter(session: Session, principal: Principal, wanted: RegistryFilter) -> None:
+    """422 with the field for what cannot be asked (the API's types already refused garbage)."""
+    if wanted.criterion is not None:
+        codes = load_standard(_region(session, principal).code).criterion_codes()
+        if wanted.criterion not in codes:
+            raise Unprocessable("Неизвестный критерий нуждаемости", field="criterion")
+    if wanted.state is not None and wanted.state not in STATE_LABELS:
+        raise Unprocessable("Неизвестное состояние случая", field="state")
+    for name in ("referred", "opened"):
+        start, end = getattr(wanted, f"{name}_from"), getattr(wanted, f"{name}_to")
+        if start and end and start > end:
+            raise Unprocessable("Начало периода позже его конца", field=f"{name}_from")
+    if wanted.q is not None and not normalise_name(wanted.q):
+        raise Unprocessable("Введите часть ФИО", field="q")
+
+
+def _start_of(day: date, zone: ZoneInfo) -> datetime:
+    return datetime.combine(day, time.min, zone).astimezone(UTC)
+
+
+def _has_case(principal: Principal, *conditions: Any) -> Any:
+    """SQL: the child has a case the caller sees with `conditions`."""
+    return exists().where(col(Case.child_id) == Child.id, case_scope(principal), *conditions)
+
+
+def _has_referral(principal: Principal, *conditions: Any) -> Any:
+    """SQL: the child has a referral of a case the caller sees, with `conditions`."""
+    seen = aliased(Case)
+    return exists().where(
+        col(Referral.child_id) == Child.id,
+        col(seen.id) == Referral.case_id,
+        _case_scope_of(seen, principal),
+        *conditions,
+    )
+
+
+def _case_scope_of(case: Any, principal: Principal) -> Any:
+    """case_scope on an alias of Case (the registry's readers: a provider's own, or the region's)."""
+    if principal.is_regional_supervisor:
+        region_orgs = select(Organisation.id).where(Organisation.region_id == principal.org.region_id)
+        return col(case.provider_id).in_(region_orgs)
+    return case.provider_id == principal.org.id
+
+
+def in_need_condition() -> Any:
+    """SQL on Case: a conclusion of need determination says the child needs help (ИПРП or
+    consultations)."""
+    return exists().where(
+        col(NeedConclusion.case_id) == Case.id,
+        col(NeedConclusion.outcome).in_([NeedOutcome.ipr, NeedOutcome.consultation]),
+    )
+
+
+def served_condition() -> Any:
+    """SQL on Case: the child got help — a session held, or an ИПРП the parent agreed to."""
+    return or_(
+        exists().where(
+            col(ServiceSession.case_id) == Case.id, col(ServiceSession.status) == SessionStatus.held
+        ),
+        exists().where(col(Ipr.case_id) == Case.id),
+    )
+
+
+def conditions(session: Session, principal: Principal, wanted: RegistryFilter) -> list[Any]:
+    """The WHERE of a registry list: the caller's children of the region, not merged, as filtered."""
+    require_reader(principal)
+    check_filter(session, principal, wanted)
+    where: list[Any] = [child_scope(principal), Child.region_id == principal.org.region_id]
+    if wanted.category == Category.in_need:
+        where.append(_has_case(principal, in_need_condition()))
+    elif wanted.category == Category.served:
+        where.append(_has_case(principal, served_condition()))
+    if wanted.criterion:
+        # The criteria are a JSON list of codes (a code is letters, digits and "_": nothing to escape).
+        where.append(
+            _has_referral(principal, cast(Referral.criteria, String).like(f'%"{wanted.criterion}"%'))
+        )
+    if wanted.municipality:
+        where.append(Child.municipality == wanted.municipality)
+    if wanted.state:
+        where.append(_has_case(principal, Case.state == wanted.state))
+    if wanted.provider_id:
+        where.append(_has_case(principal, Case.provider_id == wanted.provider_id))
+    if wanted.referred_from or wanted.referred_to:
+        dates = []
+        if wanted.referred_from:
+            dates.append(col(Referral.referral_date) >= wanted.referred_from)
+        if wanted.referred_to:
+            dates.append(col(Referral.referral_date) <= wanted.referred_to)
+        where.append(_has_referral(principal, *dates))
+    if wanted.opened_from or wanted.opened_to:
+        zone = ZoneInfo(_region(session, principal).timezone)
+        opened = []
+        if wanted.opened_from:
+            opened.append(col(Case.opened_at) >= _start_of(wanted.opened_from, zone))
+        if wanted.opened_to:
+            opened.append(
+                col(Case.opened_at) < _start_of(date.fromordinal(wanted.opened_to.toordinal() + 1), zone)
+            )
+        where.append(_has_case(principal, *opened))
+    if wanted.q:
+        for word in normalise_name(wanted.q).split(" "):
+            escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+            where.append(col(Child.name_key).like(f"%{escaped}%", escape="\\"))
+    return where
+
+
+def _order(sort: RegistrySort) -> list[Any]:
+    if sort == RegistrySort.birth_date:
+        return [col(Child.birth_date), col(Child.id)]
+    if sort == RegistrySort.birth_date_desc:
+        return [col(Child.birth_date).desc(), col(Child.id).desc()]
+    if sort == RegistrySort.newest:
+        return [col(Child.id).desc()]
+    return [col(Child.name_key), col(Child.id)]
+
+
+def page_ids(
+    session: Session, principal: Principal, wanted: RegistryFilter, *, limit: int, offset: int = 0
+) -> tuple[list[int], int]:
+    """The ids of a page, in order, and the total counted up to COUNT_CAP + 1."""
+    where = conditions(session, principal, wanted)
+    matching = select(Child.id).where(*where).limit(COUNT_CAP + 1).subquery()
+    total = session.exec(select(func.count()).select_from(matching)).one()
+    ids = list(
+        session.exec(
+            select(Child.id).where(*where).order_by(*_order(wanted.sort)).offset(offset).limit(limit)
+        )
+    )
+    return [i for i in ids if i is not None], total
+
+
+def _chunks(ids: Sequence[int]) -> list[list[int]]:
+    return [list(ids[i : i + CHUNK]) for i in range(0, len(ids), CHUNK)]
+
+
+def _current(cases: Sequence[Case]) -> Case | None:
+    """The open case, else the latest closed (cases oldest first)."""
+    found: Case | None = None
+    for case in cases:
+        if found is None or found.state in FINAL_STATES or case.state not in FINAL_STATES:
+            found = case
+    return found
+
+
+def _local_date(moment: datetime | None, zone: ZoneInfo) -> date | None:
+    return moment.astimezone(zone).date() if moment else None
+
+
+def rows(session: Session, principal: Principal, ids: Sequence[int]) -> list[RegistryRow]:
+    """The registry's rows for these children, in this order: a few IN queries per CHUNK ids."""
+    region = _region(session, principal)
+    zone = ZoneInfo(region.timezone)
+    standard = load_standard(region.code)
+    out: list[RegistryRow] = []
+    for chunk in _chunks(ids):
+        children = {c.id: c for c in session.exec(select(Child).where(col(Child.id).in_(chunk)))}
+        cases: dict[int, list[Case]] = {}
+        for found_case in session.exec(
+            select(Case).where(col(Case.child_id).in_(chunk), case_scope(principal)).order_by(col(Case.id))
+        ):
+            cases.setdefault(found_case.child_id, []).append(found_case)
+        referrals: dict[int, list[Referral]] = {}
+        for referral in session.exec(
+            select(Referral)
+            .join(Case, col(Case.id) == Referral.case_id)
+            .where(col(Referral.child_id).in_(chunk), case_scope(principal))
+            .order_by(col(Referral.referral_date), col(Referral.id))
+        ):
+            referrals.setdefault(referral.child_id or 0, []).append(referral)
+        current = {child_id: _current(found) for child_id, found in cases.items()}
+        current_ids = [c.id for c in current.values() if c is not None and c.id is not None]
+        conclusions: dict[int, NeedConclusion] = {}
+        ipr_dates: dict[int, date] = {}
+        if current_ids:
+            for found_conclusion in session.exec(
+                select(NeedConclusion)
+                .where(col(NeedConclusion.case_id).in_(current_ids))
+                .order_by(col(NeedConclusion.id))
+            ):
+                conclusions[found_conclusion.case_id] = found_conclusion  # the latest wins
+            for case_id, agreed in session.exec(
+                select(Ipr.case_id, func.min(Ipr.parent_agreed_on))
+                .where(col(Ipr.case_id).in_(current_ids))
+                .group_by(col(Ipr.case_id))
+            ):
+                ipr_dates[case_id] = agreed
+        org_ids = {c.provider_id for found in cases.values() for c in found} | {
+            r.referring_org_id for found in referrals.values() for r in found if r.referring_org_id
+        }
+        names = (
+            dict(
+                session.exec(
+                    select(Organisation.id, Organisation.name).where(col(Organisation.id).in_(org_ids))
+                ).all()
+            )
+            if org_ids
+            else {}
+        )
+        for child_id in chunk:
+            child = children.get(child_id)
+            if child is None:
+                continue
+            own = referrals.get(child_id, [])
+            case = current.get(child_id)
+            conclusion = conclusions.get(case.id or 0) if case else None
+            criteria = list(dict.fromkeys(code for r in own for code in r.criteria))
+            sources = list(
+                dict.fromkeys(
+                    names.get(r.referring_org_id, "—") if r.referring_org_id else SELF_REFERRAL for r in own
+                )
+            )
+            providers = list(dict.fromkeys(names.get(c.provider_id, "—") for c in cases.get(child_id, [])))
+            final = case is not None and case.state in FINAL_STATES
+            out.append(
+                RegistryRow(
+                    id=child_id,
+                    last_name=child.last_name,
+                    first_name=child.first_name,
+                    middle_name=child.middle_name,
+                    birth_date=child.birth_date,
+                    municipality=child.municipality,
+                    criteria=criteria,
+                    criteria_labels=[standard.criterion_label(code) for code in criteria],
+                    first_referral_date=own[0].referral_date if own else None,
+                    sources=sources,
+                    providers=providers,
+                    case_id=case.id if case else None,
+                    state=case.state if case else None,
+                    state_label=STATE_LABELS.get(case.state) if case else None,
+                    opened_on=_local_date(case.opened_at, zone) if case else None,
+                    need_outcome=conclusion.outcome if conclusion else None,
+                    need_outcome_label=NEED_OUTCOME_LABELS[conclusion.outcome] if conclusion else None,
+                    need_concluded_on=conclusion.concluded_on if conclusion else None,
+                    ipr_agreed_on=ipr_dates.get(case.id or 0) if case else None,
+                    closed_on=_local_date(case.closed_at, zone) if case and final else None,
+                    final_state=case.state if final and case else None,
+                    final_state_label=STATE_LABELS.get(case.state) if final and case else None,
+                )
+            )
+    return out
+
+
+def registry_page(
+    session: Session, principal: Principal, wanted: RegistryFilter, *, page: int, per_page: int
+) -> RegistryPage:
+    ids, total = page_ids(session, principal, wanted, limit=per_page, offset=(page - 1) * per_page)
+    return RegistryPage(
+        items=rows(session, principal, ids),
+        total=min(total, COUNT_CAP),
+        total_capped=total > COUNT_CAP,
+        count_cap=COUNT_CAP,
+        page=page,
+        per_page=per_page,
+    )
+
+
+def options(session: Session, principal: Principal) -> dict[str, list[tuple[str, str]]]:
+    """What the filters offer: the standard's criteria, the region's municipalities and providers,
+    the journey's states (no personal data)."""
+    require_reader(principal)
+    region = _region(session, principal)
+    standard = load_standard(region.code)
+    municipalities = session.exec(
+        select(Child.municipality)
+        .where(Child.region_id == region.id, col(Child.municipality).is_not(None))
+        .distinct()
+        .order_by(col(Child.municipality))
+        .limit(500)
+    ).all()
+    provider_query = select(Organisation.id, Organisation.name).where(
+        Organisation.region_id == region.id, Organisation.kind == "provider"
+    )
+    if not principal.is_regional_supervisor:
+        provider_query = provider_query.where(Organisation.id == principal.org.id)
+    providers = session.exec(provider_query.order_by(col(Organisation.name))).all()
+    return {
+        "criteria": [(c.code, c.label) for c in standard.criteria],
+        "municipalities": [(m, m) for m in municipalities if m],
+        "providers": [(str(i), n) for i, n in providers],
+        "states": list(STATE_LABELS.items()),
+    }
+
+
+# --- likely duplicates ----------------------------------------------------------------------------
+
+
+@dataclass
+class _Pair:
+    low: int
+    high: int
+    strength: str
+
+
+@dataclass
+class Sides:
+    """What the review list shows of each child of its pairs."""
+
+    children: dict[int, Child] = field(default_factory=dict)
+    cases: dict[int, list[Case]] = field(default_factory=dict)
+    referral_dates: dict[int, list[date]] = field(default_factory=dict)
+    org_names: dict[int, str] = field(default_factory=dict)
+
+
+def _distinct(low: Any, high: Any) -> Any:
+    return exists().where(
+        col(DistinctChildren.child_low_id) == low, col(DistinctChildren.child_high_id) == high
+    )
+
+
+def _snils_agree(a: Any, b: Any) -> Any:
+    # Both present and different means two children; both present and equal cannot happen inside a
+    # region (uq_child_region_snils), so one side at least has none.
+    return or_(col(a.snils).is_(None), col(b.snils).is_(None))
+
+
+def _in_reviewers_scope(child: Any, principal: Principal) -> Any:
+    if principal.is_regional_supervisor:
+        return col(child.region_id) == principal.org.region_id
+    return exists().where(col(Case.child_id) == child.id, col(Case.provider_id) == principal.org.id)
+
+
+def pair_candidates(session: Session, principal: Principal, *, limit: int = DUPLICATES_LIMIT) -> list[_Pair]:
+    """Pairs of non-merged children of the caller's region that are likely one child, not yet
+    marked different: strong (same normalised name and birth date), then weak (same birth date,
+    surname and first name, the middle name on one side only). A provider's head gets the pairs
+    whose both children have a case at his provider."""
+    require_reviewer(principal)
+    a, b = aliased(Child), aliased(Child)
+    region_id = principal.org.region_id
+    common = [
+        col(a.region_id) == region_id,
+        col(a.merged_into_id).is_(None),
+        col(b.merged_into_id).is_(None),
+        _snils_agree(a, b),
+        _in_reviewers_scope(a, principal),
+        _in_reviewers_scope(b, principal),
+    ]
+    strong = session.exec(
+        select(a.id, b.id)
+        .join(
+            b,
+            and_(
+                col(b.region_id) == a.region_id,
+                col(b.name_key) == a.name_key,
+                col(b.birth_date) == a.birth_date,
+                col(b.id) > a.id,
+            ),
+        )
+        .where(*common, ~_distinct(a.id, b.id))
+        .order_by(col(a.name_key), col(a.id), col(b.id))
+        .limit(limit)
+    ).all()
+    # Weak: `a` has no middle name, `b` has one, and b's key is a's key and the middle name.
+    weak = session.exec(
+        select(a.id, b.id)
+        .join(
+            b,
+            and_(
+                col(b.region_id) == a.region_id,
+                col(b.birth_date) == a.birth_date,
+                col(b.middle_name).is_not(None),
+                func.substr(b.name_key, 1, func.length(a.name_key) + 1) == a.name_key + " ",
+            ),
+        )
+        .where(col(a.middle_name).is_(None), *common)
+        .order_by(col(a.name_key), col(a.id), col(b.id))
+        .limit(limit)
+    ).all()
+    pairs = [_Pair(x, y, "strong") for x, y in strong if x is not None and y is not None]
+    seen = {(p.low, p.high) for p in pairs}
+    for x, y in weak:
+        if x is None or y is None:
+            continue
+        low, high = min(x, y), max(x, y)
+        if (low, high) in seen:
+            continue
+        seen.add((low, high))
+        pairs.append(_Pair(low, high, "weak"))
+    if len(pairs) > len(strong) and pairs[len(strong) :]:
+        # Weak pairs already marked different leave the list too.
+        weak_marked = set(
+            session.exec(
+                select(DistinctChildren.child_low_id, DistinctChildren.child_high_id).where(
+                    col(DistinctChildren.child_high_id).in_([p.high for p in pairs[len(strong) :]])
+                )
+            ).all()
+        )
+        pairs = [p for p in pairs if p.strength == "strong" or (p.low, p.high) not in weak_marked]
+    return pairs[:limit]
+
+
+def sides(session: Session, principal: Principal, ids: Sequence[int]) -> Sides:
+    """The children, their cases the caller sees and their referrals' dates, in a few IN queries."""
+    out = Sides()
+    for chunk in _chunks(list(dict.fromkeys(ids))):
+        out.children.update(
+            {c.id or 0: c for c in session.exec(select(Child).where(col(Child.id).in_(chunk)))}
+        )
+        for case in session.exec(
+            select(Case).where(col(Case.child_id).in_(chunk), case_scope(principal)).order_by(col(Case.id))
+        ):
+            out.cases.setdefault(case.child_id, []).append(case)
+        for child_id, day in session.exec(
+            select(col(Referral.child_id), col(Referral.referral_date))
+            .join(Case, col(Case.id) == Referral.case_id)
+            .where(col(Referral.child_id).in_(chunk), case_scope(principal))
+            .order_by(col(Referral.referral_date))
+        ):
+            out.referral_dates.setdefault(child_id or 0, []).append(day)
+    org_ids = {c.provider_id for found in out.cases.values() for c in found}
+    if org_ids:
+        out.org_names = dict(
+            session.exec(
+                select(col(Organisation.id).label("id"), Organisation.name).where(
+                    col(Organisation.id).in_(org_ids)
+                )
+            ).all()
+        )
+    return out
+
+
+def differing(first: Child, second: Child) -> list[str]:
+    """The fields in which two records of a child differ (names compared as normalised)."""
+    out = []
+    for name in DIFF_LABELS:
+        x, y = getattr(first, name), getattr(second, name)
+        if name.endswith("_name") or name in ("municipality", "address"):
+            x, y = normalise_name(x), normalise_name(y)
+        if x != y:
+            out.append(name)
+    return out
+
+
+def side(principal: Principal, found: Sides, child_id: int) -> DuplicateSide:
+    child = found.children[child_id]
+    cases = found.cases.get(child_id, [])
+    current = _current(cases)
+    return DuplicateSide(
+        id=child_id,
+        name=full_name(child),
+        birth_date=child.birth_date,
+        snils=shown_snils(principal, child.snils),
+        has_snils=child.snils is not None,
+        municipality=child.municipality,
+        providers=list(dict.fromkeys(found.org_names.get(c.provider_id, "—") for c in cases)),
+        state=current.state if current else None,
+        state_label=STATE_LABELS.get(current.state) if current else None,
+        referral_dates=found.referral_dates.get(child_id, []),
+    )
+
+
+STRENGTH_LABELS = {
+    "strong": "Совпадают ФИО и дата рождения",
+    "weak": "Совпадают фамилия, имя и дата рождения; отчество указано только в одной записи",
+}
+
+
+def duplicate_pairs(session: Session, principal: Principal) -> list[DuplicatePair]:
+    pairs = pair_candidates(session, principal)
+    found = sides(session, principal, [i for p in pairs for i in (p.low, p.high)])
+    out = []
+    for p in pairs:
+        diff = differing(found.children[p.low], found.children[p.high])
+        out.append(
+            DuplicatePair(
+                first=side(principal, found, p.low),
+                second=side(principal, found, p.high),
+                strength=p.strength,
+                strength_label=STRENGTH_LABELS[p.strength],
+                differing=diff,
+                differing_labels=[DIFF_LABELS[d] for d in diff],
+            )
+        )
+    return out
