@@ -14,17 +14,20 @@ from urllib.parse import urlencode
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
+from sqlalchemy.orm import object_session
 from sqlmodel import Session
 
 from api.deps import Principal, SessionDep
 from api.errors import validation_errors
-from api.pages.web import PageAuditDep, PageUser, read_form, redirect, render, require_roles
+from api.pages.web import Form, PageAuditDep, PageUser, read_form, redirect, render, require_roles
 from api.services import organisations as orgs
+from api.services import public_registry
 from api.services import users as accounts
 from api.services.standard import region_standard
 from core.errors import DomainError
 from models.common import IdParam
-from models.organisations import ORG_KIND_LABELS, Organisation, OrgKind
+from models.organisations import ORG_KIND_LABELS, OWNERSHIP_LABELS, Organisation, OrgKind, Region
+from models.programmes import SERVICE_FORM_LABELS
 from models.users import ROLE_LABELS, Role, User
 from statemachines.journey import STATES
 
@@ -428,17 +431,53 @@ def organisations_list(request: Request, principal: PageUser, session: SessionDe
     found = orgs.list_organisations(session, principal, active_only=False)
     saved = request.query_params.get("saved", "")
     notice = next((f"Сохранено: {org.name}" for org in found if str(org.id) == saved), "")
+    region = session.get(Region, principal.org.region_id)
     return render(
         request,
         "pages/admin/organisations.html",
-        {"title": "Организации", "organisations": found, "kind_labels": ORG_KIND_LABELS, "notice": notice},
+        {
+            "title": "Организации",
+            "organisations": found,
+            "kind_labels": ORG_KIND_LABELS,
+            "notice": notice,
+            # Why a provider is not in the public registry (None: it is).
+            "unpublished": {org.id: public_registry.publication_problem(org) for org in found},
+            "region_code": region.code if region else "",
+        },
     )
 
 
-_ORG_FIELDS = ("name", "kind", "inn", "email", "phone", "address", "service_area", "webhook_url")
+_ORG_FIELDS = (
+    "name",
+    "kind",
+    "inn",
+    "email",
+    "phone",
+    "address",
+    "service_area",
+    "webhook_url",
+    "municipality",
+    "ownership",
+    "site",
+    "age_from_months",
+    "age_to_months",
+    "free_places",
+    "working_hours",
+    "public_note",
+)
+OWNERSHIP_OPTIONS = [(o.value, label) for o, label in OWNERSHIP_LABELS.items()]
+FORM_OPTIONS = [(f.value, label) for f, label in SERVICE_FORM_LABELS.items()]
 
 
-def _org_values(org: Organisation) -> dict[str, str]:
+def _org_form_values(form: Form) -> dict[str, Any]:
+    """The form's values as the page shows them again: text, the forms' codes, the public switch."""
+    values: dict[str, Any] = {name: form.get(name) for name in _ORG_FIELDS}
+    values["forms"] = form.getlist("forms")
+    values["is_public"] = form.get("is_public") == "yes"
+    return values
+
+
+def _org_values(org: Organisation) -> dict[str, Any]:
     return {
         "name": org.name,
         "kind": OrgKind(org.kind).value,
@@ -448,40 +487,63 @@ def _org_values(org: Organisation) -> dict[str, str]:
         "address": org.address or "",
         "service_area": "\n".join(org.service_area or []),
         "webhook_url": org.webhook_url or "",
+        "municipality": org.municipality or "",
+        "ownership": org.ownership or "",
+        "site": org.site or "",
+        "forms": list(org.forms or []),
+        "age_from_months": "" if org.age_from_months is None else str(org.age_from_months),
+        "age_to_months": "" if org.age_to_months is None else str(org.age_to_months),
+        "free_places": "" if org.free_places is None else str(org.free_places),
+        "working_hours": org.working_hours or "",
+        "public_note": org.public_note or "",
+        "is_public": org.is_public,
     }
 
 
 def _org_form(
     request: Request,
-    values: dict[str, str],
+    values: dict[str, Any],
     *,
     org: Organisation | None = None,
     errors: Errors | None = None,
     status: int = 200,
 ) -> HTMLResponse:
+    owner = object_session(org) if org is not None else None
+    region = owner.get(Region, org.region_id) if owner is not None and org is not None else None
     return render(
         request,
         "pages/admin/organisation_form.html",
         {
             "title": org.name if org else "Новая организация",
             "org": org,
+            "region_code": region.code if region else "",
             "values": values,
             "errors": errors or {},
             "kind_options": KIND_OPTIONS,
+            "ownership_options": OWNERSHIP_OPTIONS,
+            "form_options": FORM_OPTIONS,
         },
         status,
     )
 
 
-def _org_submitted(form_values: dict[str, str]) -> dict[str, Any]:
-    """The form as the models take it: municipalities one a line (or separated by commas)."""
-    return {name: form_values[name] for name in _ORG_FIELDS}
+def _org_submitted(form_values: dict[str, Any], org: Organisation | None = None) -> dict[str, Any]:
+    """The form as the models take it: municipalities one a line (or separated by commas), numbers
+    from text, the forms' checkboxes as a list. Free places go to the model only when they changed:
+    saving the form for another field does not restate (and re-date) them."""
+    submitted = {name: form_values[name] for name in _ORG_FIELDS}
+    submitted["forms"] = form_values["forms"]
+    submitted["is_public"] = form_values["is_public"]
+    submitted = orgs.numbers_from_text(submitted, ("age_from_months", "age_to_months", "free_places"))
+    if org is not None and submitted["free_places"] == org.free_places:
+        del submitted["free_places"]
+    return submitted
 
 
 @router.get("/admin/organisations/new", response_class=HTMLResponse)
 def organisation_new(request: Request, principal: PageUser) -> HTMLResponse:
     _admin(principal)
-    return _org_form(request, {"kind": OrgKind.provider.value})
+    return _org_form(request, {"kind": OrgKind.provider.value, "forms": [], "is_public": True})
 
 
 def _saved_page(request: Request, org: Organisation, secret: str | None, heading: str) -> Response:
@@ -500,7 +562,7 @@ async def organisation_create(
 ) -> Response:
     _admin(principal)
     form = await read_form(request, principal)
-    values = {name: form.get(name) for name in _ORG_FIELDS}
+    values = _org_form_values(form)
     try:
         body = orgs.OrganisationCreate.model_validate(_org_submitted(values))
     except ValidationError as error:
@@ -590,8 +652,8 @@ async def organisation_update(
     _admin(principal)
     org = orgs.get_organisation(session, principal, org_id)
     form = await read_form(request, principal)
-    values = {name: form.get(name) for name in _ORG_FIELDS}
-    submitted: dict[str, Any] = _org_submitted(values)
+    values = _org_form_values(form)
+    submitted: dict[str, Any] = _org_submitted(values, org)
     submitted["new_webhook_secret"] = form.get("new_webhook_secret") == "yes"
     try:
         body = orgs.OrganisationUpdate.model_validate(submitted)
