@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import date
 from typing import Any
 
 from sqlmodel import Session, col, func, select
 
 from api.deps import Principal
-from core.errors import Forbidden
+from api.services import statistics
+from api.services.statistics import Statistics
+from core.errors import Forbidden, NotFound, Unprocessable
 from models.cases import Case
-from models.organisations import Organisation
+from models.organisations import Organisation, OrgKind
 from models.users import Role
 from statemachines import STATE_LABELS
 
@@ -33,3 +36,73 @@ def case_counts(session: Session, principal: Principal) -> dict[str, Any]:
         ],
         "total": sum(counts.values()),
     }
+
+
+# --- statistics over a period (api/services/statistics.py computes them) -----------------------------
+
+# Roles of a provider's staff that see their own provider's statistics: who plans and answers for its
+# work (a specialist's day needs none of it).
+PROVIDER_VIEWERS = frozenset({Role.supervisor, Role.intake_coordinator, Role.curator})
+MAX_PERIOD_DAYS = 3660  # ten years and the leap days in them
+
+
+def is_regional_viewer(principal: Principal) -> bool:
+    """The analyst and the РРМЦ's supervisor: the whole region, and any of its providers."""
+    return principal.role == Role.analyst or principal.is_regional_supervisor
+
+
+def may_see_statistics(principal: Principal) -> bool:
+    return is_regional_viewer(principal) or (
+        principal.is_provider_staff and principal.role in PROVIDER_VIEWERS
+    )
+
+
+def default_period(principal: Principal) -> tuple[date, date]:
+    """The year so far, in the caller's region."""
+    today = principal.today
+    return date(today.year, 1, 1), today
+
+
+def check_period(start: date, end: date) -> None:
+    if start > end:
+        raise Unprocessable("Начало периода не может быть позже его окончания", field="start")
+    if (end - start).days >= MAX_PERIOD_DAYS:
+        raise Unprocessable("Период не может быть длиннее 10 лет", field="end")
+
+
+def providers(session: Session, principal: Principal) -> list[Organisation]:
+    """The providers whose statistics the caller may open (the picker of the page)."""
+    if is_regional_viewer(principal):
+        return list(
+            session.exec(
+                select(Organisation)
+                .where(
+                    Organisation.region_id == principal.org.region_id, Organisation.kind == OrgKind.provider
+                )
+                .order_by(col(Organisation.name))
+            )
+        )
+    return [principal.org]
+
+
+def statistics_for(
+    session: Session, principal: Principal, start: date, end: date, provider_id: int | None = None
+) -> Statistics:
+    """The statistics the caller may see: the region's (or one of its providers') for the analyst —
+    suppressed (DESIGN §6) — and the РРМЦ; the own provider's for its head, coordinators and curators.
+    Another region's provider, or another provider for a provider's staff: 404."""
+    if not may_see_statistics(principal):
+        raise Forbidden("Статистика недоступна для вашей роли")
+    check_period(start, end)
+    if not is_regional_viewer(principal):
+        if provider_id is not None and provider_id != principal.org.id:
+            raise NotFound("Организация не найдена", field="provider_id")
+        provider_id = principal.org.id
+    elif provider_id is not None:
+        org = session.get(Organisation, provider_id)
+        if org is None or org.region_id != principal.org.region_id or org.kind != OrgKind.provider:
+            raise NotFound("Организация не найдена", field="provider_id")
+    result = statistics.compute(session, principal.org.region_id, start, end, provider_id)
+    if principal.role == Role.analyst:
+        return statistics.suppress(result)
+    return result
