@@ -28,7 +28,7 @@ from flows import case_documents as render
 from models.cases import Case, CaseHistory
 from models.children import Child, full_name
 from models.common import today_in
-from models.organisations import Organisation, Region
+from models.organisations import Organisation, OrgKind, Region
 from models.programmes import (
     NEED_OUTCOME_LABELS,
     SERVICE_FORM_LABELS,
@@ -198,8 +198,10 @@ def conclusion_content(session: Session, case: Case) -> render.ConclusionContent
         raise NotFound(MISSING[DocumentKind.conclusion], field="kind")
     _, standard = _standard(session, case)
     author = session.get(User, row.author_id)
-    # The provider that concluded heads it (after a transfer the case is another's).
-    provider_id = author.organisation_id if author is not None else None
+    # The provider that concluded heads it (after a transfer the case is another's); a conclusion
+    # recorded by the РРМЦ's supervisor is headed by the case's provider.
+    author_org = session.get(Organisation, author.organisation_id) if author is not None else None
+    provider_id = author_org.id if author_org is not None and author_org.kind == OrgKind.provider else None
     activities = []
     for item in row.activities:
         code = str(item.get("activity_code", ""))
