@@ -463,3 +463,14 @@ def distinct_pairs(session: Session, principal: Principal, *, limit: int = 200) 
     else:
         query = query.where(DistinctChildren.organisation_id == principal.org.id)
     return list(session.exec(query.order_by(col(DistinctChildren.id).desc()).limit(limit)))
+
+
+def preview(session: Session, keep_id: int, merge_id: int) -> dict[str, Any]:
+    """What a merge would move and fill (the check-answers screen); the caller checked the scope."""
+    keep, gone = session.get(Child, keep_id), session.get(Child, merge_id)
+    assert keep is not None and gone is not None
+    moved = _rows_of(session, merge_id)
+    return {
+        "moved": {kind: len(ids) for kind, ids in moved.items()},
+        "filled": [name for name in FILLED_FIELDS if getattr(gone, name) and not getattr(keep, name)],
+    }
