@@ -81,8 +81,9 @@ from sqlmodel import Session, col
 from api.main import create_app
 from api.security import new_api_token
 from core.config import Settings
-from core.db import make_engine, session_scope
+from core.db import make_engine, reads_engine, session_scope
 from core.migrate import upgrade
+from models.children import Child
 from models.organisations import Region
 from models.users import ApiToken, User
 
@@ -121,9 +122,16 @@ def code_digest() -> str:
 
 def seed_key(args: argparse.Namespace) -> str:
     return (
-        f"reports-v{SEED_VERSION}-{args.data}-n{args.n}-seed{args.seed}-prov{args.providers}-reg{args.regions}"
+        f"reports-v{SEED_VERSION}-{args.data}-n{args.n}-seed{args.seed}-gp{args.gen_providers}"
+        f"-prov{args.providers}-reg{args.regions}"
         f"-{code_digest()}"
     )
+
+
+class CachedSqlite(pages.CachedSqlite):
+    def cached(self) -> bool:
+        # The sidecar is written last (mark): a file without it is a seeding that failed.
+        return self.template.exists() and self.sidecar.exists()
 
 
 def ensure_seeded(
@@ -195,7 +203,23 @@ def generate_region(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
     """The statistics tests' generated region, at `args.n` journeys (or bench/pages.py's seeding)."""
     if args.data == "pages" or not GENERATOR.exists():
         return seed_like_pages(engine, args)
-    raise NotLanded("tests/region_gen.py: its interface is not wired in yet")
+    # tests/ is not an installed package: the checkout's root on the path finds it.
+    if str(ROOT) not in sys.path:
+        sys.path.append(str(ROOT))
+    from tests import region_gen
+
+    plan = region_gen.generate(engine, n=args.n, seed=args.seed, providers=args.gen_providers)
+    paths: dict[str, int] = {}
+    for journey in plan.journeys:
+        paths[journey.path] = paths.get(journey.path, 0) + 1
+    return {
+        "source": "tests/region_gen.py",
+        "region": plan.region_code,
+        "providers": len(plan.provider_ids),
+        "referrals": f"{plan.first_day} .. {plan.last_day}",
+        "now": plan.now.isoformat(),
+        "paths": paths,
+    }
 
 
 def seed_like_pages(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
@@ -273,16 +297,28 @@ def seed_providers(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
         raise NotLanded("the public registry's columns of organisation (part A) are not on main")
     now = datetime.now(UTC)
     with session_scope(engine) as session:
-        first = session.execute(select(Region).order_by(col(Region.id)).limit(1)).scalar_one()
-        known = [
+        first = main_region(session)
+        # The journeys' municipalities, and more: a region has more of them than the generator's four.
+        known = sorted(
             m
             for (m,) in session.execute(
-                select(col(Organisation.municipality))
-                .where(col(Organisation.municipality).is_not(None))
-                .distinct()
+                select(col(Child.municipality)).where(col(Child.region_id) == first.id).distinct()
             )
-        ]
-        regions: list[tuple[int, list[str]]] = [(first.id or 0, known or municipalities(rng, 12))]
+            if m
+        )
+        places = known + [m for m in municipalities(rng, 12) if m not in known]
+        regions: list[tuple[int, list[str]]] = [(first.id or 0, places)]
+        # The journeys' own providers get the public fields too (they have none from the generator).
+        for org in session.execute(
+            select(Organisation).where(
+                col(Organisation.region_id) == first.id, col(Organisation.kind) == "provider"
+            )
+        ).scalars():
+            org.municipality = (org.service_area or [places[0]])[0]
+            org.forms = sorted(rng.sample(FORMS, rng.randint(1, 4)), key=FORMS.index)
+            org.age_from_months, org.age_to_months = 0, 36
+            org.free_places = rng.randint(0, 40)
+            org.free_places_updated_at = now
         for number in range(1, args.regions + 1):
             region = Region(code=f"bench{number}", name=f"Область № {number}", timezone="Europe/Moscow")
             session.add(region)
@@ -331,6 +367,16 @@ def seed_providers(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
     return {"providers": len(rows), "per_region": per_region}
 
 
+def main_region(session: Session) -> Region:
+    """The region of the journeys: the one with the most children."""
+    region_id = session.execute(
+        select(col(Child.region_id)).group_by(col(Child.region_id)).order_by(func.count().desc()).limit(1)
+    ).scalar_one()
+    region = session.get(Region, region_id)
+    assert region is not None
+    return region
+
+
 # --------------------------------------------------------------------------------------------
 # The yearly report (parts C and D)
 # --------------------------------------------------------------------------------------------
@@ -346,21 +392,51 @@ class Subject:
     start: date
     end: date
     values: dict[str, Any] = field(default_factory=dict)
+    reads: Engine | None = None  # the read-only engine beside the measured one (core.db.reads_engine)
 
 
 def report_steps(engine: Engine, subject: Subject) -> list[tuple[str, Callable[[Any], Any]]]:
-    """The yearly report's steps, each given the previous step's result (a step returning bytes
-    passes its input on): the statistics, then the XLSX and the PDF built from them."""
+    """The yearly report's steps as the flow's tasks do them (flows/reports.py), called directly,
+    each given the previous step's result (a step returning bytes passes its input on):
+    statistics: C's exact statistics of the year (api/services/statistics.compute);
+    form: the analyst's suppressed copy (statistics.suppress), the ages and providers the statistics
+      do not hold (flows.reports.extras, twice) and the form's rows (build_form, twice);
+    xlsx, pdf: both forms (full and suppressed) as XLSX and as PDF (flows/report_files.py)."""
     from api.services import statistics as stats_service
+    from flows import reports as report_flow
+    from flows.report_files import build_form, form_pdf, form_xlsx
+    from standards import load_standard
+
+    min_cell = load_standard(subject.region_code).statistics.min_cell
+    made_on, due_on = date(subject.year + 1, 1, 15), date(subject.year + 1, 4, 15)
+    reads = subject.reads or reads_engine(engine)
+    subject.reads = reads
 
     def compute(_: Any) -> Any:
-        with Session(engine) as session:
-            try:
-                return stats_service.compute(session, subject.region_id, subject.start, subject.end)
-            except NotImplementedError:
-                raise NotLanded("api/services/statistics.compute is a placeholder") from None
+        with Session(reads) as session:
+            return stats_service.compute(session, subject.region_id, subject.start, subject.end)
 
-    return [("statistics", compute)]
+    def form(exact: Any) -> Any:
+        hidden = stats_service.suppress(exact, min_cell)
+        with Session(reads) as session:
+            full_extras = report_flow.extras(
+                session, subject.region_id, subject.start, subject.end, min_cell, False
+            )
+            hidden_extras = report_flow.extras(
+                session, subject.region_id, subject.start, subject.end, min_cell, True
+            )
+        return (
+            build_form(exact, full_extras, subject.year, made_on, due_on),
+            build_form(hidden, hidden_extras, subject.year, made_on, due_on),
+        )
+
+    def xlsx(forms: Any) -> bytes:
+        return b"".join(form_xlsx(f) for f in forms)
+
+    def pdf(forms: Any) -> bytes:
+        return b"".join(form_pdf(f) for f in forms)
+
+    return [("statistics", compute), ("form", form), ("xlsx", xlsx), ("pdf", pdf)]
 
 
 def run_report(engine: Engine, subject: Subject, *, profile: bool = False) -> dict[str, Any]:
@@ -397,11 +473,15 @@ def run_report(engine: Engine, subject: Subject, *, profile: bool = False) -> di
 
 def measure_report(engine: Engine, subject: Subject, args: argparse.Namespace) -> dict[str, Any]:
     runs: list[dict[str, Any]] = []
+    # The report reads through core.db.reads_engine (as the flow does): time the statements of both.
+    subject.reads = subject.reads or reads_engine(engine)
     try:
-        with overdue.statement_timer(engine) as seen:
+        with overdue.statement_timer(engine) as writes, overdue.statement_timer(subject.reads) as seen:
             first = run_report(engine, subject)
     except NotLanded as missing:
         return {"status": "missing", "why": str(missing)}
+    if subject.reads is not engine:
+        seen += writes
     first["sql"] = slowest(seen, engine, explain=False)
     log(f"report: first (cold) run {first['total_s']} s {first['steps_s']}; SQL {first['sql']['seconds']} s")
     for number in range(args.runs):
@@ -424,7 +504,7 @@ def measure_report(engine: Engine, subject: Subject, args: argparse.Namespace) -
     }
     if result["median_s"] >= REPORT_TARGET_S or args.profile:
         log("report: profiling one run (cProfile) and EXPLAINing its slowest statements")
-        with overdue.statement_timer(engine) as seen:
+        with overdue.statement_timer(subject.reads) as seen:
             profiled = run_report(engine, subject, profile=True)
         result["profile"] = profiled["profile"]
         result["profiled_sql"] = slowest(seen, engine, explain=True)
@@ -434,8 +514,47 @@ def measure_report(engine: Engine, subject: Subject, args: argparse.Namespace) -
 
 
 def measure_flow(engine: Engine, subject: Subject) -> dict[str, Any]:
-    """One run of the yearly report through its Prefect flow (server start-up not counted)."""
-    return {"status": "missing", "why": "the report flow is not wired in yet"}
+    """One run of the yearly report through its Prefect flow, as the worker runs it: a queued
+    ReportRun claimed, then flows.reports.run_report (statistics → XLSX → PDF → stored → the РРМЦ
+    told, with progress on the row and in a Prefect artifact), on a temporary Prefect server
+    (prefect_test_harness; its start-up is not counted)."""
+    import asyncio
+
+    from prefect.testing.utilities import prefect_test_harness
+
+    from flows import reports as report_flow
+    from models.reports import ReportKind, ReportRun
+
+    log("report: starting a temporary Prefect server for one flow run")
+    t0 = time.perf_counter()
+    with prefect_test_harness(server_startup_timeout=180):
+        server_s = time.perf_counter() - t0
+        with session_scope(engine) as session:
+            run = ReportRun(kind=ReportKind.form_1rp, region_id=subject.region_id, year=subject.year)
+            session.add(run)
+            session.flush()
+            run_id = run.id or 0
+        worker = "bench-reports"
+        if not report_flow.claim(engine, run_id, worker):
+            return {"status": "not claimed"}
+        started = time.perf_counter()
+        status = asyncio.run(report_flow.run_report(engine, run_id, worker, "http://127.0.0.1:8000"))
+        seconds = time.perf_counter() - started
+    with Session(engine) as session:
+        done = session.get(ReportRun, run_id)
+        assert done is not None
+        row = {
+            "status": "ok" if status == "done" else f"run {status}: {done.error}",
+            "seconds": round(seconds, 3),
+            "prefect_server_start_s": round(server_s, 1),
+            "run_started_to_finished_s": round((done.finished_at - done.started_at).total_seconds(), 3)
+            if done.finished_at and done.started_at
+            else None,
+            "xlsx_bytes": done.xlsx_size,
+            "pdf_bytes": done.pdf_size,
+        }
+    log(f"report through the flow: {row}")
+    return row
 
 
 def slowest(seen: list[tuple[str, str, Any, float]], engine: Engine, *, explain: bool) -> dict[str, Any]:
@@ -490,10 +609,64 @@ def probes(subject: Subject) -> list[Probe]:
             {"q": words[-1]},
             {"municipality": places[0], "form": "in_person"},
             {"municipality": places[-1], "form": "group", "q": words[0]},
+            {"age_months": 18},
         ):
             public.append({"_path": path, **variant})
     if public:
         found.append(Probe("public-api", "public providers API, no login", "", None, public))
+        # The region's public page for parents: the same search as a form (its age is not in months).
+        page = [
+            {
+                **{k: v for k, v in variant.items() if k not in ("_path", "age_months")},
+                "_path": variant["_path"]
+                .replace(f"{API}/public/regions/", "/public/")
+                .removesuffix("/providers"),
+            }
+            for variant in public
+        ]
+        found.append(Probe("public-page", "public region page, no login", "", None, page))
+    v = subject.values
+    if v.get("municipalities"):
+        year = subject.year
+        places, criteria, providers = v["municipalities"], v["criteria"], v["providers"]
+        surname: str = v["surname"]
+        api = [
+            {},
+            {"category": "in_need"},
+            {"category": "served"},
+            {"criterion": criteria[0]},
+            {"criterion": criteria[-1], "category": "served"},
+            {"municipality": places[0]},
+            {"municipality": places[-1], "category": "in_need"},
+            {"state": "ipr_implementation"},
+            {"state": "completed", "category": "served"},
+            {"provider_id": providers[0]},
+            {"provider_id": providers[-1], "category": "served"},
+            {"referred_from": f"{year}-01-01", "referred_to": f"{year}-12-31"},
+            {"opened_from": f"{year}-04-01", "opened_to": f"{year}-06-30", "category": "served"},
+            {"q": surname[:3]},
+            {"q": surname, "municipality": places[0]},
+            {"sort": "-birth_date"},
+            {"sort": "newest", "category": "in_need"},
+            {"page": 20},
+            {
+                "category": "served",
+                "municipality": places[0],
+                "criterion": criteria[0],
+                "referred_from": f"{year}-01-01",
+                "referred_to": f"{year}-12-31",
+            },
+        ]
+        found.append(
+            Probe("registry-api", "target-group registry API, РРМЦ", f"{API}/registry/children", "token", api)
+        )
+        # The page names the provider filter `provider`.
+        page_variants = [
+            {("provider" if k == "provider_id" else k): val for k, val in variant.items()} for variant in api
+        ]
+        found.append(
+            Probe("registry-page", "target-group registry page, РРМЦ", "/registry", "cookie", page_variants)
+        )
     return found
 
 
@@ -565,7 +738,7 @@ def measure_searches(app: Any, engine: Engine, subject: Subject, args: argparse.
     results: dict[str, Any] = {}
     inapp = overdue.InApp(app)
     with TestClient(inapp) as client:
-        auth = credentials(client, engine)
+        auth = credentials(client, engine, subject.values["rrmc_login"])
         for probe in probes(subject):
             path = probe.variants[0].get("_path", probe.path) if probe.variants else probe.path
             if not route_exists(app, path):
@@ -585,17 +758,15 @@ def measure_searches(app: Any, engine: Engine, subject: Subject, args: argparse.
     return results
 
 
-def credentials(client: TestClient, engine: Engine) -> dict[str, dict[str, str]]:
-    """The РРМЦ supervisor's API token and session cookie (the demo's `rrmc`, password demo)."""
+def credentials(client: TestClient, engine: Engine, login: str) -> dict[str, dict[str, str]]:
+    """The region's РРМЦ supervisor's API token and session cookie (seed_region's: password demo)."""
     with session_scope(engine) as session:
-        user = session.execute(select(User).where(col(User.login) == "rrmc")).scalar_one_or_none()
-        if user is None:
-            return {}
+        user = session.execute(select(User).where(col(User.login) == login)).scalar_one()
         token, digest = new_api_token()
         session.add(ApiToken(user_id=user.id or 0, name="bench-reports", token_hash=digest))
     return {
         "token": {"Authorization": f"Bearer {token}"},
-        "cookie": {"Cookie": f"eh_session={pages.sign_in(client, 'rrmc')}"},
+        "cookie": {"Cookie": f"eh_session={pages.sign_in(client, login)}"},
     }
 
 
@@ -605,33 +776,71 @@ def credentials(client: TestClient, engine: Engine) -> dict[str, dict[str, str]]
 
 
 def pick_subject(engine: Engine, args: argparse.Namespace) -> Subject:
+    """The region of the journeys, the report's year, and filter values found in the data."""
+    from models.cases import Case
     from models.organisations import Organisation
+    from models.referrals import Referral
 
     with Session(engine) as session:
-        region = session.execute(select(Region).order_by(col(Region.id)).limit(1)).scalar_one()
+        region = main_region(session)
         regions = session.execute(select(col(Region.id), col(Region.code)).order_by(col(Region.id))).all()
         public_regions: list[dict[str, Any]] = []
-        if "municipality" in Organisation.__table__.c:  # type: ignore[attr-defined]
-            for region_id, code in regions:
-                # The municipality with the most providers and one with the fewest: wide and narrow.
-                counted = session.execute(
-                    select(col(Organisation.municipality), func.count())
-                    .where(
-                        col(Organisation.region_id) == region_id, col(Organisation.municipality).is_not(None)
-                    )
-                    .group_by(col(Organisation.municipality))
-                    .order_by(func.count().desc(), col(Organisation.municipality))
-                ).all()
-                if counted:
-                    public_regions.append(
-                        {
-                            "code": code,
-                            "municipalities": [counted[0][0], counted[-1][0]],
-                            "providers": sum(n for _, n in counted),
-                            # A word in many names, and one in few.
-                            "q": ["ранней", "Радуга"],
-                        }
-                    )
+        for region_id, code in regions:
+            # The municipality with the most providers and one with the fewest: wide and narrow.
+            counted = session.execute(
+                select(col(Organisation.municipality), func.count())
+                .where(col(Organisation.region_id) == region_id, col(Organisation.municipality).is_not(None))
+                .group_by(col(Organisation.municipality))
+                .order_by(func.count().desc(), col(Organisation.municipality))
+            ).all()
+            if counted:
+                public_regions.append(
+                    {
+                        "code": code,
+                        "municipalities": [counted[0][0], counted[-1][0]],
+                        "providers": sum(n for _, n in counted),
+                        # A word in many names, and one in few.
+                        "q": ["ранней", "Радуга"],
+                    }
+                )
+        # The registry's filters: the commonest values (wide) and a narrow combination.
+        places = [
+            m
+            for (m,) in session.execute(
+                select(col(Child.municipality))
+                .where(col(Child.region_id) == region.id)
+                .group_by(col(Child.municipality))
+                .order_by(func.count().desc())
+            )
+            if m
+        ]
+        criteria: dict[str, int] = {}
+        for (listed,) in session.execute(select(col(Referral.criteria)).limit(5000)):
+            for code in listed or []:
+                criteria[code] = criteria.get(code, 0) + 1
+        providers = [
+            p
+            for (p,) in session.execute(
+                select(col(Case.provider_id))
+                .group_by(col(Case.provider_id))
+                .order_by(func.count().desc(), col(Case.provider_id))
+            )
+        ]
+        surname = session.execute(
+            select(col(Child.last_name))
+            .where(col(Child.region_id) == region.id)
+            .group_by(col(Child.last_name))
+            .order_by(func.count().desc())
+            .limit(1)
+        ).scalar_one()
+        login = session.execute(
+            select(col(User.login))
+            .join(Organisation, col(Organisation.id) == col(User.organisation_id))
+            .where(col(Organisation.region_id) == region.id, col(Organisation.kind) == "rrmc")
+            .where(col(User.role) == "supervisor")
+            .order_by(col(User.id))
+            .limit(1)
+        ).scalar_one()
     year = args.year or (datetime.now(UTC).year - 1)
     return Subject(
         region_id=region.id or 0,
@@ -639,7 +848,14 @@ def pick_subject(engine: Engine, args: argparse.Namespace) -> Subject:
         year=year,
         start=date(year, 1, 1),
         end=date(year, 12, 31),
-        values={"public_regions": public_regions},
+        values={
+            "public_regions": public_regions,
+            "municipalities": places,
+            "criteria": sorted(criteria, key=lambda c: -criteria[c]),
+            "providers": providers,
+            "surname": surname,
+            "rrmc_login": login,
+        },
     )
 
 
@@ -776,6 +992,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--profile", action="store_true", help="profile and EXPLAIN even what meets its target"
     )
     parser.add_argument("--providers", type=int, default=1200, help="public providers to seed (1200)")
+    parser.add_argument(
+        "--gen-providers", type=int, default=20, help="providers holding the generated journeys (20)"
+    )
     parser.add_argument("--regions", type=int, default=3, help="regions beside the generated one (3)")
     parser.add_argument("--seed", type=int, default=12, help="random seed (12)")
     parser.add_argument(
@@ -830,7 +1049,7 @@ def main(argv: list[str] | None = None) -> int:
         workdir = Path(tmp)
         for name in backends:
             backend: pages.CachedSqlite | pages.CachedPostgres = (
-                pages.CachedSqlite(CACHE / f"{seed_key(args)}.db", workdir)
+                CachedSqlite(CACHE / f"{seed_key(args)}.db", workdir)
                 if name == "sqlite"
                 else pages.CachedPostgres(args.postgres_url, args.postgres_db, seed_key(args))
             )
