@@ -228,6 +228,7 @@ class Statistics(BaseModel):
 # on the last day of the adaptation period by itself.
 NOT_JUDGED_ANCHORS = frozenset({"adaptation_end"})
 NEED = (NeedOutcome.ipr.value, NeedOutcome.consultation.value)
+NEED_DETERMINATION = "need_determination"  # the catalogue's activity of the determination itself
 ENDING_EVENTS = {"decline": "declined", "mark_lost_contact": "lost_contact", "reject": "rejected"}
 OTHER_DESTINATION = "other"
 OTHER_DESTINATION_LABEL = "Иная программа или организация вне системы"
@@ -542,6 +543,8 @@ def _coverage(session: Session, scope: _Scope, end: date, lower: datetime, upper
         .where(
             ServiceSession.case_id == Case.id,
             ServiceSession.status == SessionStatus.held.value,
+            # The determination itself is not yet help: served means a session of help after it.
+            ServiceSession.service_code != NEED_DETERMINATION,
             ServiceSession.scheduled_at >= lower,
             ServiceSession.scheduled_at < upper,
         )
