@@ -41,7 +41,8 @@ class Heading:
     region_name: str
     case_id: int
     child_name: str
-    child_birth_date: date
+    # None when the reader has the child as a referral sent it, without the date (disclosure.sent_child).
+    child_birth_date: date | None
     generated_on: date
 
 

@@ -88,7 +88,10 @@ def add_held_consilium(world: World, engine: Engine, case_id: int, recommendatio
 
 def completed_case(world: World, engine: Engine, **payload: Any) -> int:
     """A case through its ИПРП to completion: two sessions held, one missed, a consilium held."""
-    case_id = to_ipr_implementation(world)
+    return finish(world, engine, to_ipr_implementation(world), **payload)
+
+
+def finish(world: World, engine: Engine, case_id: int, **payload: Any) -> int:
     hold_session(world, engine, case_id, "motor_development")
     hold_session(world, engine, case_id, "motor_development")
     hold_session(world, engine, case_id, "family_support", status="missed")
@@ -246,6 +249,50 @@ def test_an_invited_team_member_of_another_provider_gets_them_while_in_the_team(
     removed = world.client.post(f"{API}/cases/{case_id}/team/{member_id}/remove", headers=world.h("curator"))
     assert removed.status_code == 200, removed.text
     assert world.client.get(url, headers=world.h("curator2")).status_code == 404
+
+
+def test_the_referrer_gets_them_by_its_referral_only_with_the_familys_consent(
+    world: World, engine: Engine
+) -> None:
+    """The referrer's door applies the feedback document's rule (api/services/disclosure.py): the
+    case its referral opened, the family's latest consent to share given; the child as it sent it,
+    and nothing of the provider's consilium."""
+    case_id = to_ipr_implementation(world)
+    card = world.case(case_id)
+
+    def url(kind: str) -> str:
+        return f"{API}/referrals/{card['referral_id']}/documents/{kind}.pdf"
+
+    def consent(status: str) -> None:
+        response = world.client.post(
+            f"{API}/children/{card['child_id']}/consents",
+            json={"kind": "share_with_referrer", "status": status, "date": TODAY.isoformat()},
+            headers=world.h("coordinator"),
+        )
+        assert response.status_code == 201, response.text
+
+    withheld = world.client.get(url("ipr"), headers=world.h("referrer"))
+    assert withheld.status_code == 404 and "нет согласия родителя" in withheld.json()["message"]
+    consent("given")
+    for kind in ("conclusion", "ipr"):
+        shared = world.client.get(url(kind), headers=world.h("referrer"))
+        assert shared.status_code == 200 and shared.headers["content-type"] == "application/pdf", kind
+        assert card["child_name"] in pdf_text(shared.content)
+    # Another referring organisation, another provider: the referral does not exist for them.
+    for who in ("social", "coordinator2"):
+        assert world.client.get(url("ipr"), headers=world.h(who)).status_code == 404, who
+    # A withdrawal recorded later stops it at once.
+    consent("withdrawn")
+    assert world.client.get(url("ipr"), headers=world.h("referrer")).status_code == 404
+    consent("given")
+    assert "не завершено" in world.client.get(url("recommendations"), headers=world.h("referrer")).text
+
+    finish(world, engine, case_id)
+    shared = world.client.get(url("recommendations"), headers=world.h("referrer"))
+    assert shared.status_code == 200, shared.text
+    text = pdf_text(shared.content)
+    assert card["child_name"] in text and RECOMMENDATIONS in text
+    assert "Обратиться к неврологу поликлиники" not in text and "Рекомендации консилиума" not in text
 
 
 def test_each_download_is_audited_with_the_childs_id(world: World, engine: Engine) -> None:

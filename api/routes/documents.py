@@ -53,3 +53,21 @@ def document_pdf(
         # No name of the child in the file name: it travels in logs and browser histories.
         headers={"Content-Disposition": f'inline; filename="{kind.value}-{case.id}.pdf"'},
     )
+
+
+@router.get(
+    "/referrals/{referral_id}/documents/{kind}.pdf",
+    response_class=Response,
+    summary="Документ случая по направлению (PDF) — для направившей организации, с согласия семьи",
+    responses={200: {"content": {"application/pdf": {}}}, **responses(404)},
+)
+def get_referral_document(
+    referral_id: IdParam, kind: DocumentKind, principal: CurrentUser, session: SessionDep, audit: AuditDep
+) -> Response:
+    case, pdf = service.referral_document(session, principal, referral_id, kind)
+    audit("read", service.AUDIT_ENTITY, case.id, case.child_id)
+    return Response(
+        pdf,
+        media_type="application/pdf",
+        headers={"Content-Disposition": f'inline; filename="{kind.value}-referral-{referral_id}.pdf"'},
+    )

@@ -14,6 +14,7 @@ the ИПРП once one is approved, the recommendations once the case is complete
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
@@ -152,6 +153,42 @@ def listing(session: Session, case: Case) -> CaseDocumentsPublic:
             )
         )
     return CaseDocumentsPublic(case_id=case.id, items=items)
+
+
+def referral_document(
+    session: Session, principal: Principal, referral_id: int, kind: DocumentKind
+) -> tuple[Case, bytes]:
+    """The document of the case a referral opened, as the referring organisation may have it — for
+    whoever may see the referral, like its feedback document (flows/documents.feedback_pdf): only the
+    case the referral opened (api/services/disclosure.opened), never one it was handed to or that was
+    transferred away from the reader, and only while the family's latest consent to share with the
+    referring organisation is given (disclosure.shares_with_referrers); the child as the referral sent
+    it, and no consilium (the provider's inter-agency work)."""
+    from api.services import disclosure
+    from api.services.referrals import visible
+
+    referral = visible(session, principal, referral_id)
+    case = session.get(Case, referral.case_id) if referral.case_id else None
+    if (
+        case is None
+        or not disclosure.opened(referral, case)
+        or disclosure.transferred_away(principal, referral, case)
+    ):
+        raise NotFound("По этому направлению документов случая нет", field="referral_id")
+    content = CONTENT[kind](session, case)  # NotFound if the document does not exist yet
+    if not disclosure.shares_with_referrers(session, case.child_id):
+        raise NotFound(
+            "Документ подготовлен. Сведения не передаются: нет согласия родителя на их передачу"
+            " направившей организации",
+            field="kind",
+        )
+    sent = disclosure.sent_child(referral, session.get(Child, case.child_id))
+    heading = replace(content.heading, child_name=sent.name, child_birth_date=sent.birth_date)
+    if isinstance(content, render.RecommendationsContent):
+        return case, render.recommendations_pdf(replace(content, heading=heading, consilia=[]))
+    if isinstance(content, render.IprContent):
+        return case, render.ipr_pdf(replace(content, heading=heading))
+    return case, render.conclusion_pdf(replace(content, heading=heading))
 
 
 def document(session: Session, principal: Principal, case_id: int, kind: DocumentKind) -> tuple[Case, bytes]:
@@ -349,6 +386,14 @@ def recommendations_content(session: Session, case: Case) -> render.Recommendati
     )
 
 
+CONTENT: dict[
+    DocumentKind,
+    Callable[[Session, Case], render.ConclusionContent | render.IprContent | render.RecommendationsContent],
+] = {
+    DocumentKind.conclusion: conclusion_content,
+    DocumentKind.ipr: ipr_content,
+    DocumentKind.recommendations: recommendations_content,
+}
 RENDERERS: dict[DocumentKind, Callable[[Session, Case], bytes]] = {
     DocumentKind.conclusion: lambda s, c: render.conclusion_pdf(conclusion_content(s, c)),
     DocumentKind.ipr: lambda s, c: render.ipr_pdf(ipr_content(s, c)),
