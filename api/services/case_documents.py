@@ -4,8 +4,9 @@ flows/case_documents.py).
 Who: exactly who reads the case card (api/scoping.get_case with the caller, invited team members of
 another organisation included while their agreement is in force — the card shows them the
 conclusion, the ИПРП and the history already, and the programme is what they work to). The
-referring organisation never gets them through the case: it reads its referral's feedback document,
-where the disclosure rule (api/services/disclosure.py) applies the family's consent.
+referring organisation never gets them through the case: its door is its referral
+(`referral_document`), under the feedback document's rule (api/services/disclosure.py): the case its
+referral opened, the family's consent to share given.
 
 A document exists only when its content does: the conclusion once need determination is recorded,
 the ИПРП once one is approved, the recommendations once the case is completed.
