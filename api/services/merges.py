@@ -184,6 +184,17 @@ def _history(
 
 def merge(session: Session, principal: Principal, body: MergeIn) -> ChildMerge:
     registry.require_reviewer(principal)
+    if principal.is_regional_supervisor:
+        # The region's РРМЦ is told that a record is already merged (a merge that just won the race)
+        # rather than that it does not exist; a provider's head no longer sees it at all (404).
+        for child_id in (body.keep_child_id, body.merge_child_id):
+            merged = session.exec(
+                select(Child.merged_into_id).where(
+                    Child.id == child_id, Child.region_id == principal.org.region_id
+                )
+            ).first()
+            if merged is not None:
+                raise Conflict("Эта запись уже объединена с другой", field="merge_child_id")
     keep = reviewable_child(session, principal, body.keep_child_id, "keep_child_id")
     gone = reviewable_child(session, principal, body.merge_child_id, "merge_child_id")
     if keep.id == gone.id:
