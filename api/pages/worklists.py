@@ -1,8 +1,9 @@
 """Worklists and overviews (DESIGN §9): «Сегодня» for a provider's staff, the supervisor's
-dashboard with its list of cases and their XLSX, the search of children, the analyst's counts.
+dashboard with its list of cases and their XLSX, the search of children (the statistics moved to
+api/pages/stats.py).
 
 Every list comes from the same service functions as the API (api/services/overdue.py, children.py,
-stats.py, worklist.py) and is audited as the API audits it.
+worklist.py) and is audited as the API audits it.
 """
 
 from __future__ import annotations
@@ -26,7 +27,6 @@ from api.pages.web import PageAuditDep, PageUser, region_zone, render, require_r
 from api.scoping import child_scope
 from api.services import children as children_service
 from api.services import overdue as overdue_service
-from api.services import stats as stats_service
 from api.services import transfers, worklist
 from api.services.disclosure import display_snils, shown_snils
 from api.services.overdue import OverdueFilter
@@ -68,18 +68,6 @@ def column_chart(values: list[tuple[str, int]], width: int = 720, height: int = 
         h = area * value / biggest
         bars.append(Bar(label, value, i * step + gap / 2, top + area - h, step - gap, h))
     return {"bars": bars, "width": width, "height": height, "base": top + area, "step": step}
-
-
-def row_chart(values: list[tuple[str, int]], width: int = 720, label_width: int = 260) -> dict[str, Any]:
-    """Horizontal bars with their labels on the left, one row of 26 units each."""
-    row, value_room = 26, 60
-    biggest = max((v for _, v in values), default=0) or 1
-    room = width - label_width - value_room
-    bars = [
-        Bar(label, value, label_width, i * row + 4, room * value / biggest, row - 8)
-        for i, (label, value) in enumerate(values)
-    ]
-    return {"bars": bars, "width": width, "height": len(values) * row + 8, "label_width": label_width}
 
 
 # --- «Сегодня» ----------------------------------------------------------------------------------
@@ -465,23 +453,3 @@ def search(request: Request, principal: PageUser, session: SessionDep, audit: Pa
         final_states=FINAL_STATES,
     )
     return render(request, "pages/worklists/search.html", context)
-
-
-# --- statistics ---------------------------------------------------------------------------------
-
-
-@router.get("/stats", response_class=HTMLResponse)
-def stats(request: Request, principal: PageUser, session: SessionDep) -> HTMLResponse:
-    at, counts = _cached(request, "stats", principal, lambda: stats_service.case_counts(session, principal))
-    chart = row_chart([(row["label"], row["count"]) for row in counts["by_state"]])
-    return render(
-        request,
-        "pages/worklists/stats.html",
-        {
-            "title": "Статистика",
-            "counts": counts,
-            "chart": chart,
-            "regional": principal.role == Role.analyst or principal.is_regional_supervisor,
-            "at": at,
-        },
-    )

@@ -880,7 +880,7 @@ def _primary(cell: Cell, min_cell: int) -> None:
         _hide(cell, f"<{min_cell}")
 
 
-def _suppress_breakdown(table: Breakdown, min_cell: int) -> None:
+def suppress_breakdown(table: Breakdown, min_cell: int) -> None:
     """Primary: each count 1..min_cell-1 hidden. Secondary, where the cells add up to a shown total:
     while the hidden cells together come to 1..min_cell-1 (one hidden cell is recovered as total
     minus the others; two hidden ones summing to 2 are both 1), hide the smallest shown non-zero
@@ -929,7 +929,7 @@ def suppress(stats: Statistics, min_cell: int | None = None) -> Statistics:
     limit = min_cell or stats.min_cell
     copy = stats.model_copy(deep=True)
     for table in copy.breakdowns():
-        _suppress_breakdown(table, limit)
+        suppress_breakdown(table, limit)
     # A timer's on-time share: met over met + late; its cells were suppressed with the table above.
     for timer in copy.timeliness:
         met, late = timer.counts.get("met"), timer.counts.get("late")
