@@ -15,6 +15,7 @@ from sqlmodel import Session, select
 
 from api.deps import Principal
 from api.security import hash_password
+from api.services.merges import add_demo_duplicate
 from api.services.public_registry import demo_public_fields
 from api.services.referrals import register
 from core.config import Settings
@@ -300,6 +301,8 @@ def load_demo(session: Session, public_url: str = DEFAULT_PUBLIC_URL) -> bool:
             fire(session, case, event, actor=users[actor], payload=payload, reason=reason)
         cases[state] = case
     _inter_agency(session, staff, cases, public_url)
+    # A likely duplicate for the target-group registry's review list (api/services/merges.py).
+    add_demo_duplicate(session, principal("social"), principal("coordinator"), orgs[8].id or 0)
     return True
 
 

@@ -485,3 +485,41 @@ def preview(session: Session, keep_id: int, merge_id: int) -> dict[str, Any]:
         "moved": {kind: len(ids) for kind, ids in moved.items()},
         "filled": [name for name in FILLED_FIELDS if getattr(gone, name) and not getattr(keep, name)],
     }
+
+
+# --- the demo -------------------------------------------------------------------------------------
+
+
+def add_demo_duplicate(session: Session, referrer: Principal, reviewer: Principal, provider_id: int) -> None:
+    """A likely duplicate for the demo's review list, made the way one arises: a second referral
+    of a child whose case is closed (Ильин Лев Николаевич), sent without the СНИЛС to the other
+    provider; the provider that served him refuses the match, so the referral registers a child of
+    its own. The РРМЦ sees the pair in «Вероятные дубликаты» and may merge it (one case is open)."""
+    from api.services.referrals import decide_match, register
+    from models.children import ChildIn, Sex
+    from models.common import normalise_name
+    from models.referrals import MatchDecision, MatchStatus, ReferralCreate
+
+    known = session.exec(
+        select(Child).where(
+            Child.region_id == referrer.org.region_id,
+            Child.name_key == normalise_name("Ильин", "Лев", "Николаевич"),
+        )
+    ).first()
+    if known is None:
+        return
+    body = ReferralCreate(
+        provider_id=provider_id,
+        child=ChildIn(
+            last_name="ИЛЬИН",
+            first_name="Лев",
+            middle_name="Николаевич",
+            birth_date=known.birth_date,
+            sex=Sex.male,
+            municipality="Южный район",
+        ),
+        criteria=["development_features"],
+    )
+    referral = register(session, referrer, body, idempotency_key="demo-duplicate").row
+    if referral.match_status == MatchStatus.awaiting_review and referral.id is not None:
+        decide_match(session, reviewer, referral.id, MatchDecision.refuse)
