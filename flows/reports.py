@@ -197,7 +197,7 @@ def _fail(engine: Engine, run_id: int, worker: str, reason: str) -> None:
 # --- what the statistics do not hold -----------------------------------------------------------
 
 
-def _age_group(birth: date, on: date) -> str:
+def age_group(birth: date, on: date) -> str:
     years = on.year - birth.year - ((on.month, on.day) < (birth.month, birth.day))
     return AGE_GROUPS[min(max(years, 0), 3)][0]
 
@@ -218,7 +218,7 @@ def extras(session: Session, region_id: int, start: date, end: date, min_cell: i
     ).all()
     counts = dict.fromkeys((code for code, _ in AGE_GROUPS), 0)
     for _, referred_on, birth in first:
-        counts[_age_group(birth, referred_on)] += 1
+        counts[age_group(birth, referred_on)] += 1
     ages = Breakdown(
         code="ages",
         title="Дети, выявленные в отчётном году, по возрасту",
@@ -292,12 +292,11 @@ async def compute_statistics(run_id: int) -> Computed:
         min_cell = load_standard(region.code).statistics.min_cell
         exact: Statistics = statistics.compute(session, run.region_id, start, end)
         hidden = statistics.suppress(exact, min_cell)
-        full = build_form(
-            exact, extras(session, run.region_id, start, end, min_cell, False), run.year, made_on, due_on
-        )
-        suppressed = build_form(
-            hidden, extras(session, run.region_id, start, end, min_cell, True), run.year, made_on, due_on
-        )
+        counted = extras(session, run.region_id, start, end, min_cell, False)
+    ages = counted.ages.model_copy(deep=True)
+    _suppress(ages, min_cell)
+    full = build_form(exact, counted, run.year, made_on, due_on)
+    suppressed = build_form(hidden, Extras(ages, counted.providers_total), run.year, made_on, due_on)
     return Computed(full=full, suppressed=suppressed)
 
 

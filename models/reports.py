@@ -8,7 +8,7 @@ from enum import StrEnum
 from sqlalchemy import Column, Index, LargeBinary, String, text
 from sqlmodel import Field, SQLModel
 
-from models.common import UTCDateTime, utcnow
+from models.common import JsonInt, UTCDateTime, utcnow
 
 
 class ReportKind(StrEnum):
@@ -87,7 +87,7 @@ class ReportRun(SQLModel, table=True):
 
 class ReportStart(SQLModel):
     kind: ReportKind = ReportKind.form_1rp
-    year: int = Field(description="Отчётный год, например 2025")
+    year: JsonInt = Field(description="Отчётный год, например 2025")
 
 
 class ReportRunPublic(SQLModel):

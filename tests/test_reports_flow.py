@@ -8,6 +8,7 @@ import asyncio
 import os
 import subprocess
 import sys
+from datetime import date
 from pathlib import Path
 from uuid import UUID
 
@@ -18,12 +19,16 @@ from prefect.settings import PREFECT_API_URL
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
+from api.services import statistics
+from api.services.reports import queue
 from core.config import Settings
 from flows.relay import Relay
-from flows.reports import claim, run_queued, run_report
+from flows.report_files import AGE_GROUPS
+from flows.reports import age_group, claim, run_queued, run_report
 from models.organisations import Organisation
 from models.outbox import Delivery, DeliveryStatus, Outbox
-from models.reports import ReportRun, ReportStatus
+from models.reports import ReportKind, ReportRun, ReportStatus
+from tests.region_gen import generate
 from tests.reports_support import REFERRED, WITH_IPR, demo_statistics, journeys, pdf_text, xlsx_rows, year
 from tests.servers import SmtpServer
 from tests.test_pages_auth import csrf_of, sign_in
@@ -198,3 +203,41 @@ def test_the_cli_queues_a_report_and_makes_it_here_with_progress(
         )
         assert refused.returncode == 1
         assert len(refused.stderr.strip().splitlines()) == 1 and refused.stderr.startswith("ошибка: ")
+
+
+def test_on_a_generated_region_the_files_hold_the_statistics_and_the_plans_own_counts(
+    engine: Engine, settings: Settings, runner: asyncio.Runner, smtp: SmtpServer
+) -> None:
+    plan = generate(engine, n=400, seed=7)
+    with Session(engine) as session:
+        run_id = queue(session, plan.region_id, ReportKind.form_1rp, 2025, None).id or 0
+        session.commit()
+    assert claim(engine, run_id, "gen-worker")
+    assert runner.run(run_report(engine, run_id, "gen-worker", settings.public_url)) == ReportStatus.done
+    run = run_status(engine, run_id)
+    assert run.xlsx and run.pdf and run.xlsx_suppressed
+    rows, hidden = xlsx_rows(run.xlsx), xlsx_rows(run.xlsx_suppressed)
+    with Session(engine) as session:
+        stats = statistics.compute(session, plan.region_id, date(2025, 1, 1), date(2025, 12, 31))
+
+    # Against the plan, counted without SQL.
+    in_year = [j for j in plan.journeys if j.referral_date.year == 2025]
+    assert rows["1.01"] == stats.referrals_by_source.total.value == len(in_year)  # type: ignore[union-attr]
+    assert rows["2.01"] == stats.outcomes.value("identified") == len({j.child_id for j in in_year})
+    ages = [
+        sum(1 for j in in_year if age_group(j.birth_date, j.referral_date) == code) for code, _ in AGE_GROUPS
+    ]
+    assert [rows[f"3.0{n}"] for n in range(2, 6)] == ages and rows["3.01"] == len(in_year)
+    # Against the statistics: every outcome row of section 2 and 4 as C computes it.
+    for code, key in (
+        ("2.02", "in_need"),
+        ("2.03", "with_ipr"),
+        ("2.04", "consultation_only"),
+        ("2.05", "no_need"),
+    ):
+        assert rows[code] == stats.outcomes.value(key), code
+    assert rows["4.01"] == stats.outcomes.value("completed")
+    assert round(rows["2.07"], 1) == round((stats.coverage.share or 0) * 100, 1)
+    assert str(len(in_year)) in pdf_text(run.pdf)
+    # The analyst's copy: no count of 1..4 about children anywhere.
+    assert not [c for c, v in hidden.items() if isinstance(v, int) and 0 < v < 5 and not c.startswith("8.")]
