@@ -8,7 +8,6 @@ import csv
 import io
 from typing import Any
 
-import pytest
 import zxingcpp
 from PIL import Image
 from pypdf import PdfReader
@@ -305,30 +304,28 @@ def test_the_poster_is_an_a4_pdf_with_the_name_contacts_and_the_url(world: World
     assert "Демонстрационная область" in region_text and f"{PUBLIC_URL}/public/demo" in region_text
 
 
-@pytest.mark.parametrize(
-    ("path", "status", "field", "message"),
-    [
-        ("/regions/nowhere/providers", 404, "region_code", "Регион не найден"),
-        ("/regions/nowhere/poster.pdf", 404, "region_code", "Регион не найден"),
-        ("/regions/demo/providers?form=teleport", 422, "form", "Допустимые значения"),
-        ("/regions/demo/providers?age_months=-1", 422, "age_months", "не меньше 0"),
-        ("/regions/demo/providers?age_months=97", 422, "age_months", "не больше 96"),
-        ("/regions/demo/providers?age_months=год", 422, "age_months", "Ожидается целое число"),
-        ("/regions/demo/providers?q=" + "я" * 101, 422, "q", "не более 100"),
-        ("/regions/demo/providers.csv?municipality=" + "я" * 201, 422, "municipality", "не более 200"),
-        ("/regions/demo/providers/0", 422, "org_id", "не меньше 1"),
-        ("/regions/demo/providers/99999999999", 422, "org_id", "не больше"),
-        ("/regions/demo/providers/2000000", 404, "org_id", "Организация не найдена"),
-        ("/regions/bad%20code/providers", 422, "region_code", "не соответствует формату"),
-    ],
-)
-def test_bad_input_is_refused_in_russian(
-    world: World, path: str, status: int, field: str, message: str
-) -> None:
-    answer = world.client.get(PUBLIC + path)
-    assert answer.status_code == status, answer.text
-    body = answer.json()
-    assert body["field"] == field and message in body["message"], body
+BAD_INPUT = [
+    ("/regions/nowhere/providers", 404, "region_code", "Регион не найден"),
+    ("/regions/nowhere/poster.pdf", 404, "region_code", "Регион не найден"),
+    ("/regions/demo/providers?form=teleport", 422, "form", "Допустимые значения"),
+    ("/regions/demo/providers?age_months=-1", 422, "age_months", "не меньше 0"),
+    ("/regions/demo/providers?age_months=97", 422, "age_months", "не больше 96"),
+    ("/regions/demo/providers?age_months=год", 422, "age_months", "Ожидается целое число"),
+    ("/regions/demo/providers?q=" + "я" * 101, 422, "q", "не более 100"),
+    ("/regions/demo/providers.csv?municipality=" + "я" * 201, 422, "municipality", "не более 200"),
+    ("/regions/demo/providers/0", 422, "org_id", "не меньше 1"),
+    ("/regions/demo/providers/99999999999", 422, "org_id", "не больше"),
+    ("/regions/demo/providers/2000000", 404, "org_id", "Организация не найдена"),
+    ("/regions/bad%20code/providers", 422, "region_code", "не соответствует формату"),
+]
+
+
+def test_bad_input_is_refused_in_russian(world: World) -> None:
+    for path, status, field, message in BAD_INPUT:
+        answer = world.client.get(PUBLIC + path)
+        assert answer.status_code == status, (path, answer.text)
+        body = answer.json()
+        assert body["field"] == field and message in body["message"], (path, body)
 
 
 def test_the_public_pages_refuse_bad_input_beside_the_field(world: World) -> None:
