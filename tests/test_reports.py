@@ -13,6 +13,7 @@ from flows.reports import MAX_ATTEMPTS, claim, claim_next, expire_leases, extras
 from models.organisations import Region
 from models.reports import ReportRun, ReportStatus
 from tests.reports_support import REFERRED, WITH_IPR, demo_statistics, journeys, pdf_text, xlsx_rows, year
+from tests.test_pages_auth import csrf_of, sign_in
 from tests.world import API, World
 
 
@@ -151,3 +152,14 @@ def test_the_schedule_tries_a_failed_report_again_the_next_day(world: World, eng
         session.commit()
     assert queue_scheduled(engine, now + timedelta(hours=2)) == []
     assert len(queue_scheduled(engine, now + timedelta(days=1, hours=1))) == len(queued)
+
+
+def test_the_reports_page_refuses_provider_staff_and_lets_the_analyst_only_read(world: World) -> None:
+    sign_in(world.client, "coordinator")
+    assert world.client.get("/reports").status_code == 403
+    sign_in(world.client, "analyst")
+    page = world.client.get("/reports")
+    assert page.status_code == 200 and "Сформировать" not in page.text
+    refused = world.client.post("/reports", data={"csrf": csrf_of(page.text), "year": str(year())})
+    assert refused.status_code == 403
+    assert world.client.get("/reports/2000000/progress").status_code == 404
