@@ -382,7 +382,9 @@ def test_analyst_stats_shows_counts_and_no_child_names(world: World) -> None:
     api = world.client.get(f"{API}/stats/cases", headers=world.h("analyst")).json()
     assert api["total"] == 2
     for row in api["by_state"]:
-        assert f'<th scope="row">{row["label"]}</th><td class="num">{row["count"]}</td>' in page.text
+        # The page hides the analyst's counts of 1..4 as the statistics do (api/pages/stats.py).
+        shown = "&lt;5" if 0 < row["count"] < 5 else str(row["count"])
+        assert f'<th scope="row">{row["label"]}</th><td class="num">{shown}</td>' in page.text
     assert 'role="img"' in page.text
 
 
