@@ -223,6 +223,8 @@ NAV: dict[Role, list[tuple[str, str]]] = {
         ("/referrals", "Направления"),
         ("/search", "Поиск детей"),
         ("/transfers", "Передачи"),
+        # The organisation's public registry page: free places, forms (api/pages/public.py).
+        ("/my-organisation", "Наша организация"),
     ],
     Role.curator: [("/today", "Сегодня"), ("/search", "Поиск детей"), ("/routings", "Маршрутизация")],
     Role.specialist: [("/today", "Сегодня"), ("/search", "Поиск детей")],
@@ -236,6 +238,7 @@ NAV: dict[Role, list[tuple[str, str]]] = {
         ("/registry", "Реестр детей"),
         ("/stats", "Статистика"),
         ("/reports", "Отчёты"),
+        ("/my-organisation", "Наша организация"),
     ],
     Role.analyst: [("/stats", "Статистика"), ("/reports", "Отчёты")],
     Role.admin: [
