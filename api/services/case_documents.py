@@ -25,6 +25,8 @@ from sqlmodel import Session, SQLModel, col, func, select
 
 from api.deps import Principal
 from api.scoping import get_case
+from api.services import disclosure
+from api.services.referrals import visible
 from core.errors import NotFound
 from flows import case_documents as render
 from models.cases import Case, CaseHistory
@@ -165,9 +167,6 @@ def referral_document(
     transferred away from the reader, and only while the family's latest consent to share with the
     referring organisation is given (disclosure.shares_with_referrers); the child as the referral sent
     it, and no consilium (the provider's inter-agency work)."""
-    from api.services import disclosure
-    from api.services.referrals import visible
-
     referral = visible(session, principal, referral_id)
     case = session.get(Case, referral.case_id) if referral.case_id else None
     if (
