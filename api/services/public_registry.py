@@ -301,6 +301,8 @@ def poster_pdf(region: Region, url: str, org: Organisation | None = None) -> byt
     from flows.documents import _fonts
 
     regular, bold = _fonts()
+    # Bold words by the face's name: <b> would need a font family registered for the whole process.
+    strong = f'<font name="{bold}">{{}}</font>'
     width, height = A4
     margin = 18 * mm
     out = io.BytesIO()
@@ -314,25 +316,20 @@ def poster_pdf(region: Region, url: str, org: Organisation | None = None) -> byt
     text = ParagraphStyle("text", fontName=regular, fontSize=12, leading=16)
     name = ParagraphStyle("name", fontName=bold, fontSize=15, leading=19)
 
-    y = height - margin
-
-    def put(html: str, style: ParagraphStyle, gap: float = 3 * mm) -> None:
-        nonlocal y
-        paragraph = Paragraph(html, style)
-        _, used = paragraph.wrap(width - 2 * margin, y)
-        paragraph.drawOn(canvas, margin, y - used)
-        y -= used + gap
-
-    put("Ранняя помощь детям от рождения до 3 лет", headline, 4 * mm)
-    put(
-        "Бесплатная помощь семьям, если малыш развивается не так, как хотелось бы. "
-        "Специалисты помогут ребёнку и подскажут родителям, как заниматься с ним дома.",
-        lead,
-        3 * mm,
-    )
-    put("<b>Обратитесь, если:</b> " + "; ".join(WHO_FOR) + ".", text, 5 * mm)
+    # The text blocks, measured before any is drawn: when a long name or address leaves the QR code
+    # less than 60 mm, the list of criteria gives way (the public page has it).
+    blocks: list[tuple[str, ParagraphStyle, float]] = [
+        ("Ранняя помощь детям от рождения до 3 лет", headline, 4 * mm),
+        (
+            "Бесплатная помощь семьям, если малыш развивается не так, как хотелось бы. "
+            "Специалисты помогут ребёнку и подскажут родителям, как заниматься с ним дома.",
+            lead,
+            3 * mm,
+        ),
+        (strong.format("Обратитесь, если:") + " " + "; ".join(WHO_FOR) + ".", text, 5 * mm),
+    ]
     if org is not None:
-        put(escape(org.name), name, 2 * mm)
+        blocks.append((escape(org.name), name, 2 * mm))
         details = [
             ("Адрес", org.address),
             ("Телефон", org.phone),
@@ -342,20 +339,43 @@ def poster_pdf(region: Region, url: str, org: Organisation | None = None) -> byt
             ("Возраст детей", ages_text(org)),
             ("Часы работы", org.working_hours),
         ]
-        for label, value in details:
-            if value:
-                put(f"<b>{label}:</b> {escape(value)}", text, 1 * mm)
+        blocks += [
+            (strong.format(label + ":") + " " + escape(value), text, 1 * mm)
+            for label, value in details
+            if value
+        ]
     else:
-        put(f"Организации ранней помощи: {escape(region.name)}", name, 2 * mm)
-        put(
-            "Адреса, телефоны, формы работы (очно, дистанционно, на дому) и свободные места — "
-            "в публичном реестре по QR-коду.",
-            text,
-            1 * mm,
+        blocks.append((f"Организации ранней помощи: {escape(region.name)}", name, 2 * mm))
+        blocks.append(
+            (
+                "Адреса, телефоны, формы работы (очно, дистанционно, на дому) и свободные места — "
+                "в публичном реестре по QR-коду.",
+                text,
+                1 * mm,
+            )
         )
+    footer = margin + 22 * mm
+
+    def laid_out(
+        items: list[tuple[str, ParagraphStyle, float]],
+    ) -> tuple[list[tuple[Paragraph, float]], float]:
+        placed, used = [], 0.0
+        for html, style, gap in items:
+            paragraph = Paragraph(html, style)
+            _, h = paragraph.wrap(width - 2 * margin, height)
+            placed.append((paragraph, h + gap))
+            used += h + gap
+        return placed, used
+
+    placed, used = laid_out(blocks)
+    if height - margin - used - footer - 6 * mm < 60 * mm:
+        placed, used = laid_out(blocks[:2] + blocks[3:])
+    y = height - margin
+    for paragraph, step in placed:
+        paragraph.drawOn(canvas, margin, y - paragraph.height)
+        y -= step
 
     # The QR code fills what is left above the address line, at most 110 mm square.
-    footer = margin + 22 * mm
     size = min(110 * mm, y - footer - 6 * mm)
     size = max(size, 50 * mm)
     matrix = [list(row) for row in _qr(url).matrix_iter(border=0)]
