@@ -284,6 +284,7 @@ def test_pages_sort_and_count(world: World, region: list[Spec]) -> None:
         ({"state": "flying"}, "state"),
         ({"referred_from": "2026-05-01", "referred_to": "2026-04-01"}, "referred_from"),
         ({"referred_from": "31.12.2025"}, "referred_from"),
+        ({"referred_to": "0"}, "referred_to"),
         ({"category": "all"}, "category"),
         ({"q": "   "}, "q"),
         ({"per_page": "1000"}, "per_page"),

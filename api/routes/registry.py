@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+import re
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query
+from pydantic import BeforeValidator
+from pydantic_core import PydanticCustomError
 
 from api.deps import AuditDep, CurrentUser, SessionDep
 from api.openapi import responses
@@ -26,6 +29,19 @@ from models.registry import (
 
 router = APIRouter(tags=["Реестр детей целевой группы"], responses=responses(403))
 
+_ISO_DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
+
+
+def _iso_date(value: Any) -> Any:
+    # A query string is text: "0" would pass as a Unix time otherwise (lax parsing of dates).
+    if isinstance(value, str) and not _ISO_DATE.fullmatch(value):
+        raise PydanticCustomError("date_from_datetime_parsing", "Input should be a valid date (YYYY-MM-DD)")
+    return value
+
+
+# A date of a query string: YYYY-MM-DD only, within the years a request may name.
+QueryDate = Annotated[JsonDate, BeforeValidator(_iso_date)]
+
 
 @router.get(
     "/registry/children",
@@ -41,10 +57,10 @@ def registry_children(
     municipality: Annotated[str | None, Query(max_length=200)] = None,
     state: Annotated[str | None, Query(max_length=32, description="Состояние случая")] = None,
     provider_id: IdParam | None = None,
-    referred_from: Annotated[JsonDate | None, Query(description="Дата направления с")] = None,
-    referred_to: Annotated[JsonDate | None, Query(description="Дата направления по")] = None,
-    opened_from: Annotated[JsonDate | None, Query(description="Случай открыт с")] = None,
-    opened_to: Annotated[JsonDate | None, Query(description="Случай открыт по")] = None,
+    referred_from: Annotated[QueryDate | None, Query(description="Дата направления с")] = None,
+    referred_to: Annotated[QueryDate | None, Query(description="Дата направления по")] = None,
+    opened_from: Annotated[QueryDate | None, Query(description="Случай открыт с")] = None,
+    opened_to: Annotated[QueryDate | None, Query(description="Случай открыт по")] = None,
     q: Annotated[str | None, Query(max_length=200, description="Часть ФИО")] = None,
     sort: RegistrySort = RegistrySort.name,
     page: Annotated[int, Query(ge=1, le=10_000)] = 1,
