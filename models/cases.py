@@ -46,6 +46,8 @@ class Case(SQLModel, table=True):
 
 class CaseHistory(SQLModel, table=True):
     __tablename__ = "case_history"
+    # The statistics read the history by event and time (api/services/statistics.py, migration 0020).
+    __table_args__ = (Index("ix_case_history_event_at", "event", "at", "case_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case.id", index=True)

@@ -38,6 +38,9 @@ class Deadline(SQLModel, table=True):
         ),
         Index("ix_deadline_to_expire", "due_at", sqlite_where=TO_EXPIRE, postgresql_where=TO_EXPIRE),
         Index("ix_deadline_to_warn", "warn_at", sqlite_where=TO_WARN, postgresql_where=TO_WARN),
+        # The statistics: every deadline due in a period, whatever its status, counted from the index
+        # alone (migration 0020).
+        Index("ix_deadline_due", "due_at", "provider_id", "timer", "status", "paused_at", "case_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -151,7 +151,11 @@ class PlannedService(SQLModel, table=True):
 class ServiceSession(SQLModel, table=True):
     __tablename__ = "service_session"
     # A specialist's «Сегодня»: her sessions of a day, without reading every session (bench/RESULTS.md).
-    __table_args__ = (Index("ix_session_specialist_time", "specialist_id", "scheduled_at"),)
+    __table_args__ = (
+        Index("ix_session_specialist_time", "specialist_id", "scheduled_at"),
+        # The statistics count a period's sessions from this index alone (migration 0020).
+        Index("ix_session_scheduled", "scheduled_at", "case_id", "status", "form", "service_code"),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="case.id", index=True)

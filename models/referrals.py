@@ -48,6 +48,8 @@ class Referral(SQLModel, table=True):
             sqlite_where=AWAITING_REVIEW,
             postgresql_where=AWAITING_REVIEW,
         ),
+        # The statistics: the referrals of a period (migration 0020).
+        Index("ix_referral_date", "referral_date", "provider_id"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -27,7 +27,6 @@ from sqlalchemy import Engine, func, insert, select, text
 from sqlmodel import Session, SQLModel
 
 from api.demo import seed_region
-from api.security import hash_password
 from core.workdays import WorkCalendar, due_dates, end_of_day, start_of_work
 from models.cases import Case, CaseHistory, ContactAttempt
 from models.children import Child
@@ -813,6 +812,7 @@ def _sessions(w: _World, j: Journey, start: datetime, end: datetime, services: l
 # --- writing ----------------------------------------------------------------------------------------
 
 BATCH = 5_000
+JOURNEY_BATCH = 5_000
 
 
 def _chunks(rows: list[dict[str, Any]]) -> Iterator[list[dict[str, Any]]]:
@@ -1099,7 +1099,6 @@ def _region(
         ).scalars()
     )
     have = [o for o in orgs if o.kind == OrgKind.provider]
-    password = hash_password("generated-region-password")
     for i in range(len(have), providers):
         org = Organisation(
             region_id=region.id,
@@ -1130,7 +1129,7 @@ def _region(
                     login=f"gen{seed}-curator-{org.id}",
                     full_name="Куратор Сгенерированный",
                     role=Role.curator,
-                    password_hash=password,
+                    password_hash=None,  # never signs in: the generated curators only act in history
                 )
             )
     session.flush()
@@ -1147,11 +1146,12 @@ def generate(
     first_day: date = FIRST_DAY,
     days: int = DAYS,
     now: datetime = NOW,
+    keep: bool = True,
 ) -> Plan:
     """Write `n` journeys into a region (a new one unless `region_id`) and return their plan.
 
     Referrals are spread over `days` from `first_day`; nothing happens after `now`. The same seed
-    gives the same plan."""
+    gives the same plan. `keep=False` (the bench's 100 000) returns the plan without its journeys."""
     rng = random.Random(seed)
     with Session(engine) as session:
         region, orgs, user_ids = _region(session, region_id, seed, providers)
@@ -1186,8 +1186,13 @@ def generate(
             first_day=first_day,
             days=days,
         )
-        journeys = [_journey(world, i, ids.take(Child)) for i in range(n)]
-        _write(session, journeys, region.id, now)
+        journeys: list[Journey] = []
+        # Written a batch at a time: 100 000 journeys' rows need not all be in memory at once.
+        for first in range(0, n, JOURNEY_BATCH):
+            batch = [_journey(world, i, ids.take(Child)) for i in range(first, min(n, first + JOURNEY_BATCH))]
+            _write(session, batch, region.id, now)
+            if keep:
+                journeys.extend(batch)
         _sync_sequences(session, ID_TABLES)
         session.commit()
         return Plan(

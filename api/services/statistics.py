@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import statistics
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -251,6 +251,12 @@ TRANSFER_LABELS = {
     "refused": "Отказано",
     "withdrawn": "Отозвано",
 }
+PLACE_LABELS = {
+    OrgKind.education.value: "Дошкольная образовательная организация",
+    OrgKind.social.value: ORG_KIND_LABELS[OrgKind.social],
+    OrgKind.health.value: ORG_KIND_LABELS[OrgKind.health],
+    OTHER_DESTINATION: OTHER_DESTINATION_LABEL,
+}
 ROUTING_LABELS = {
     "sent": "Направлено",
     "answered": "Получен ответ",
@@ -339,23 +345,37 @@ def _days(value: float | None) -> str:
 def _referrals(
     session: Session, scope: _Scope, start: date, end: date, standard: Standard
 ) -> tuple[Breakdown, Breakdown, int]:
-    """One pass over the period's referrals: by source kind, by criterion, and the children identified."""
+    """The period's referrals by source kind and by criterion, and the children identified.
+
+    Grouped in SQL by the criteria list itself (a handful of distinct lists), so that only the groups'
+    lists are decoded here, not every referral's."""
+    in_period = [
+        Referral.referral_date >= start,
+        Referral.referral_date <= end,
+        scope.of(Referral.provider_id),
+    ]
     query = (
-        select(Referral.criteria, Organisation.kind, Referral.child_id)
+        select(Referral.criteria, Organisation.kind, func.count())
+        .select_from(Referral)
         .join(Organisation, col(Organisation.id) == Referral.referring_org_id, isouter=True)
-        .where(Referral.referral_date >= start, Referral.referral_date <= end, scope.of(Referral.provider_id))
+        .where(*in_period)
+        .group_by(Referral.criteria, col(Organisation.kind))
     )
     by_source: Counter[str] = Counter()
     by_criterion: Counter[str] = Counter()
-    children: set[int] = set()
-    unmatched = 0
-    for criteria, kind, child_id in session.execute(query).yield_per(10_000):
-        by_source[str(kind) if kind is not None else SELF_REFERRAL] += 1
-        by_criterion.update(set(criteria or []))
-        if child_id is None:
-            unmatched += 1  # awaiting a match review: a child of its own until decided
-        else:
-            children.add(child_id)
+    for criteria, kind, n in session.execute(query):
+        by_source[str(kind) if kind is not None else SELF_REFERRAL] += n
+        for code in set(criteria or []):
+            by_criterion[code] += n
+    # A referral waiting for a match review has no child yet: a child of its own until decided.
+    known, waiting = session.execute(
+        select(
+            func.count(distinct(col(Referral.child_id))), func.count() - func.count(col(Referral.child_id))
+        )
+        .select_from(Referral)
+        .where(*in_period)
+    ).one()
+    identified = known + waiting
     source_labels = {str(k): v for k, v in ORG_KIND_LABELS.items()} | {SELF_REFERRAL: SELF_REFERRAL_LABEL}
     sources = _breakdown(
         "referrals_by_source",
@@ -375,158 +395,195 @@ def _referrals(
         additive=False,
     )
     criterion.total = _cell("total", "Всего направлений", sum(by_source.values()))
-    return sources, criterion, len(children) + unmatched
+    return sources, criterion, identified
 
 
-def _children(query: Any) -> Any:
-    return query.with_only_columns(func.count(distinct(col(Case.child_id))))
+@dataclass
+class _Approvals:
+    """The cases whose first ИПРП was approved in the period."""
+
+    children: set[int] = field(default_factory=set)
+    need_to_ipr: list[int] = field(default_factory=list)  # days: the latest ipr conclusion → approval
+    to_ipr: list[int] = field(default_factory=list)  # days: referral → approval
 
 
-def _first_approvals(lower: datetime, upper: datetime) -> Any:
-    """Each case's first ИПРП approval, for the cases whose first approval falls in the period."""
-    return (
+def _approvals(
+    session: Session, scope: _Scope, lower: datetime, upper: datetime, zone: ZoneInfo
+) -> _Approvals:
+    """Each case's first approval (index ix_case_history_event_at), those of the period with the case's
+    child, referral date and latest conclusion of need (ipr)."""
+    first = (
         select(CaseHistory.case_id, func.min(CaseHistory.at).label("first_at"))
-        .where(CaseHistory.event == "approve_ipr")
+        .where(CaseHistory.event == "approve_ipr", CaseHistory.at < upper)
         .group_by(col(CaseHistory.case_id))
-        .having(func.min(CaseHistory.at) >= lower, func.min(CaseHistory.at) < upper)
+        .having(func.min(CaseHistory.at) >= lower)
         .subquery()
     )
-
-
-def _outcomes(
-    session: Session, scope: _Scope, start: date, end: date, lower: datetime, upper: datetime, identified: int
-) -> dict[str, int]:
-    counts = {code: 0 for code in OUTCOME_LABELS}
-    counts["identified"] = identified
-    conclusions = (
-        select(NeedConclusion.outcome, func.count(distinct(col(Case.child_id))))
-        .join(Case, col(Case.id) == NeedConclusion.case_id)
-        .where(
-            NeedConclusion.concluded_on >= start,
-            NeedConclusion.concluded_on <= end,
-            scope.of(Case.provider_id),
-        )
-        .group_by(col(NeedConclusion.outcome))
+    latest = (
+        select(func.max(NeedConclusion.concluded_on))
+        .where(NeedConclusion.case_id == Case.id, NeedConclusion.outcome == NeedOutcome.ipr.value)
+        .correlate(Case)
+        .scalar_subquery()
     )
-    by_outcome = {str(outcome): n for outcome, n in session.execute(conclusions)}
-    counts["consultation_only"] = by_outcome.get(NeedOutcome.consultation.value, 0)
-    counts["no_need"] = by_outcome.get(NeedOutcome.no_need.value, 0)
-    in_need = (
-        select(func.count(distinct(col(Case.child_id))))
-        .select_from(NeedConclusion)
-        .join(Case, col(Case.id) == NeedConclusion.case_id)
-        .where(
-            NeedConclusion.concluded_on >= start,
-            NeedConclusion.concluded_on <= end,
-            col(NeedConclusion.outcome).in_(NEED),
-            scope.of(Case.provider_id),
-        )
-    )
-    counts["in_need"] = session.execute(in_need).scalar_one()
-    first = _first_approvals(lower, upper)
-    with_ipr = (
-        select(func.count(distinct(col(Case.child_id))))
+    query = (
+        select(first.c.first_at, Case.child_id, Referral.referral_date, latest)
         .select_from(first)
         .join(Case, col(Case.id) == first.c.case_id)
+        .join(Referral, col(Referral.id) == Case.referral_id, isouter=True)
         .where(scope.of(Case.provider_id))
     )
-    counts["with_ipr"] = session.execute(with_ipr).scalar_one()
-    ends = (
-        select(CaseHistory.event, func.count(distinct(col(Case.child_id))))
-        .join(Case, col(Case.id) == CaseHistory.case_id)
+    found = _Approvals()
+    for first_at, child_id, referred, concluded in session.execute(query):
+        found.children.add(child_id)
+        approved = _as_utc(first_at).astimezone(zone).date()
+        if concluded is not None:
+            found.need_to_ipr.append((approved - _as_date(concluded)).days)
+        if referred is not None:
+            found.to_ipr.append((approved - referred).days)
+    return found
+
+
+@dataclass
+class _Conclusions:
+    by_outcome: dict[str, set[int]] = field(default_factory=dict)  # children, by the period's outcome
+    in_need: set[int] = field(default_factory=set)  # children found in need (ipr or consultation)
+    to_need: list[int] = field(default_factory=list)  # days referral → conclusion
+
+
+def _conclusions(session: Session, scope: _Scope, start: date, end: date) -> _Conclusions:
+    query = (
+        select(NeedConclusion.outcome, NeedConclusion.concluded_on, Case.child_id, Referral.referral_date)
+        .select_from(NeedConclusion)
+        .join(Case, col(Case.id) == NeedConclusion.case_id)
+        .join(Referral, col(Referral.id) == Case.referral_id, isouter=True)
         .where(
-            col(CaseHistory.event).in_(list(ENDING_EVENTS)),
-            CaseHistory.at >= lower,
-            CaseHistory.at < upper,
+            NeedConclusion.concluded_on >= start,
+            NeedConclusion.concluded_on <= end,
             scope.of(Case.provider_id),
         )
-        .group_by(col(CaseHistory.event))
     )
-    for event, n in session.execute(ends):
-        counts[ENDING_EVENTS[event]] = n
-    return counts
+    found = _Conclusions()
+    for outcome, concluded_on, child_id, referred in session.execute(query).yield_per(20_000):
+        found.by_outcome.setdefault(str(outcome), set()).add(child_id)
+        if str(outcome) in NEED:
+            found.in_need.add(child_id)
+        if referred is not None:
+            found.to_need.append((concluded_on - referred).days)
+    return found
 
 
-def _completions(
-    session: Session, scope: _Scope, lower: datetime, upper: datetime, standard: Standard
-) -> tuple[Breakdown, Breakdown, Breakdown, int, int]:
-    """One pass over the period's completions and refusals: by reason, and where the transitioned went.
+# The history rows the statistics read, by event (index ix_case_history_event_at).
+HISTORY_EVENTS = [
+    "complete",
+    "decline",
+    "mark_lost_contact",
+    "reject",
+    "suspend",
+    "routing_expire",
+    "routing_cancel",
+]
 
-    Returns (completed_by_reason, transitioned_to, declined_by_reason, completed children,
-    transitioned children)."""
+
+@dataclass
+class _History:
+    children: dict[str, set[int]] = field(
+        default_factory=dict
+    )  # by ENDING_EVENTS, "completed", "transitioned"
+    completed_by_reason: Counter[str] = field(default_factory=Counter)
+    declined_by_reason: Counter[str] = field(default_factory=Counter)
+    transitioned_to: Counter[str] = field(default_factory=Counter)
+    suspended: set[int] = field(default_factory=set)  # cases
+    routings: Counter[str] = field(default_factory=Counter)  # expired / cancelled
+
+
+def _history(session: Session, scope: _Scope, lower: datetime, upper: datetime) -> _History:
+    """One pass over the period's endings, suspensions and routing steps."""
     destination = aliased(Organisation)
     query = (
         select(
-            CaseHistory.event, CaseHistory.from_state, CaseHistory.payload, destination.kind, Case.child_id
+            CaseHistory.case_id,
+            CaseHistory.event,
+            CaseHistory.from_state,
+            CaseHistory.payload,
+            Case.child_id,
+            destination.kind,
         )
+        .select_from(CaseHistory)
         .join(Case, col(Case.id) == CaseHistory.case_id)
         .join(destination, col(destination.id) == Case.destination_org_id, isouter=True)
         .where(
-            col(CaseHistory.event).in_(["complete", "decline"]),
+            col(CaseHistory.event).in_(HISTORY_EVENTS),
             CaseHistory.at >= lower,
             CaseHistory.at < upper,
             scope.of(Case.provider_id),
         )
     )
-    reasons: Counter[str] = Counter()
-    declined: Counter[str] = Counter()
-    places: Counter[str] = Counter()
-    completed: set[int] = set()
-    transitioned: set[int] = set()
-    for event, from_state, payload, kind, child_id in session.execute(query).yield_per(10_000):
-        reason = str((payload or {}).get("reason_code") or NO_REASON)
-        if event == "decline":
-            declined[reason] += 1
-            continue
-        reasons[reason] += 1
-        completed.add(child_id)
-        if from_state == "adaptation":
-            transitioned.add(child_id)
-            places[str(kind) if kind is not None else OTHER_DESTINATION] += 1
-    completed_labels = {r.code: r.label for r in standard.exit_reasons("completed")} | {
-        NO_REASON: NO_REASON_LABEL
-    }
-    declined_labels = {r.code: r.label for r in standard.exit_reasons("declined")} | {
-        NO_REASON: NO_REASON_LABEL
-    }
-    place_labels = {
-        OrgKind.education.value: "Дошкольная образовательная организация",
-        OrgKind.social.value: ORG_KIND_LABELS[OrgKind.social],
-        OrgKind.health.value: ORG_KIND_LABELS[OrgKind.health],
-        OTHER_DESTINATION: OTHER_DESTINATION_LABEL,
-    }
-    return (
-        _breakdown(
-            "completed_by_reason",
-            "Завершение сопровождения по причинам",
-            "cases",
-            dict(reasons),
-            completed_labels,
-            additive=True,
-        ),
-        _breakdown(
-            "transitioned_to",
-            "Куда перешли дети после адаптации",
-            "cases",
-            dict(places),
-            place_labels,
-            additive=True,
-        ),
-        _breakdown(
-            "declined_by_reason",
-            "Отказы семей по причинам",
-            "cases",
-            dict(declined),
-            declined_labels,
-            additive=True,
-        ),
-        len(completed),
-        len(transitioned),
+    found = _History()
+    for case_id, event, from_state, payload, child_id, kind in session.execute(query).yield_per(20_000):
+        if event in ENDING_EVENTS:
+            found.children.setdefault(ENDING_EVENTS[event], set()).add(child_id)
+        if event == "suspend":
+            found.suspended.add(case_id)
+        elif event == "routing_expire":
+            found.routings["expired"] += 1
+        elif event == "routing_cancel":
+            found.routings["cancelled"] += 1
+        elif event in ("complete", "decline"):
+            reason = str((payload or {}).get("reason_code") or NO_REASON)
+            if event == "decline":
+                found.declined_by_reason[reason] += 1
+                continue
+            found.completed_by_reason[reason] += 1
+            found.children.setdefault("completed", set()).add(child_id)
+            if from_state == "adaptation":
+                found.children.setdefault("transitioned", set()).add(child_id)
+                found.transitioned_to[str(kind) if kind is not None else OTHER_DESTINATION] += 1
+    return found
+
+
+def _in_scope(scope: _Scope, case_id: Any) -> Any:
+    """The case is the scope's (a semi-join: SQLite and PostgreSQL build its set once)."""
+    return col(case_id).in_(select(Case.id).where(scope.of(Case.provider_id)))
+
+
+def _sessions(session: Session, scope: _Scope, lower: datetime, upper: datetime) -> list[Breakdown]:
+    """The period's sessions by form and status, counted from index ix_session_scheduled."""
+    query = (
+        select(ServiceSession.form, ServiceSession.status, func.count())
+        .where(
+            ServiceSession.scheduled_at >= lower,
+            ServiceSession.scheduled_at < upper,
+            _in_scope(scope, ServiceSession.case_id),
+        )
+        .group_by(col(ServiceSession.form), col(ServiceSession.status))
     )
+    counts: dict[str, Counter[str]] = {}
+    for form, status, n in session.execute(query):
+        counts.setdefault(str(form), Counter())[str(status)] += n
+    status_labels = {
+        SessionStatus.held.value: "Проведено",
+        SessionStatus.missed.value: "Пропущено",
+        SessionStatus.cancelled.value: "Отменено",
+        SessionStatus.planned.value: "Запланировано (ещё не отмечено)",
+    }
+    tables = []
+    for form, form_label in SERVICE_FORM_LABELS.items():
+        table = _breakdown(
+            f"sessions:{form.value}",
+            f"Занятия: {form_label}",
+            "sessions",
+            dict(counts.get(form.value, Counter())),
+            status_labels,
+            additive=True,
+        )
+        assert table.total is not None
+        table.total.label = "Назначено на период"
+        tables.append(table)
+    return tables
 
 
 def _coverage(session: Session, scope: _Scope, end: date, lower: datetime, upper: datetime) -> Share:
-    """Served / in need during the period (docs/readme/statistics.md)."""
+    """Served / in need during the period (docs/readme/statistics.md), in children."""
     in_need = (
         select(func.count(distinct(col(Case.child_id))))
         .select_from(NeedConclusion)
@@ -538,26 +595,77 @@ def _coverage(session: Session, scope: _Scope, end: date, lower: datetime, upper
             scope.of(Case.provider_id),
         )
     )
-    held = (
-        select(ServiceSession.id)
-        .where(
-            ServiceSession.case_id == Case.id,
-            ServiceSession.status == SessionStatus.held.value,
-            # The determination itself is not yet help: served means a session of help after it.
-            ServiceSession.service_code != NEED_DETERMINATION,
-            ServiceSession.scheduled_at >= lower,
-            ServiceSession.scheduled_at < upper,
-        )
-        .exists()
+    # The cases helped in the period: a session held, other than the determination itself (which is
+    # not yet help), read from index ix_session_scheduled.
+    helped = select(ServiceSession.case_id).where(
+        ServiceSession.scheduled_at >= lower,
+        ServiceSession.scheduled_at < upper,
+        ServiceSession.status == SessionStatus.held.value,
+        ServiceSession.service_code != NEED_DETERMINATION,
     )
     denominator = session.execute(in_need).scalar_one()
-    numerator = session.execute(in_need.where(held)).scalar_one()
+    numerator = session.execute(in_need.where(col(Case.id).in_(helped))).scalar_one()
     return _share(
         "coverage",
         "Охват: получили помощь из нуждающихся",
         _cell("served", "Получили хотя бы одно занятие в периоде", numerator),
         _cell("in_need_during", "Нуждались в ранней помощи в периоде", denominator),
     )
+
+
+def _outcome_counts(
+    identified: int, conclusions: _Conclusions, approvals: _Approvals, history: _History
+) -> dict[str, int]:
+    counts = {code: len(history.children.get(code, ())) for code in OUTCOME_LABELS}
+    counts["identified"] = identified
+    counts["in_need"] = len(conclusions.in_need)
+    counts["consultation_only"] = len(conclusions.by_outcome.get(NeedOutcome.consultation.value, ()))
+    counts["no_need"] = len(conclusions.by_outcome.get(NeedOutcome.no_need.value, ()))
+    counts["with_ipr"] = len(approvals.children)
+    return counts
+
+
+def _medians(conclusions: _Conclusions, approvals: _Approvals) -> list[Median]:
+    return [
+        _median(
+            "referral_to_need", "Направление → заключение о нуждаемости, дней (медиана)", conclusions.to_need
+        ),
+        _median(
+            "need_to_ipr",
+            "Заключение о нуждаемости → утверждение ИПРП, дней (медиана)",
+            approvals.need_to_ipr,
+        ),
+        _median("referral_to_ipr", "Направление → утверждение ИПРП, дней (медиана)", approvals.to_ipr),
+    ]
+
+
+def _as_utc(value: Any) -> datetime:
+    """A min() over a UTC column: SQLite may hand back the stored text, without the column's type."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def _as_date(value: Any) -> date:
+    return date.fromisoformat(value) if isinstance(value, str) else value  # type: ignore[no-any-return]
+
+
+def _delays(
+    session: Session, scope: _Scope, lower: datetime, upper: datetime, late_cases: int, suspended: int
+) -> Breakdown:
+    failed = session.execute(
+        select(func.count(distinct(col(ContactAttempt.case_id))))
+        .join(Case, col(Case.id) == ContactAttempt.case_id)
+        .where(
+            col(ContactAttempt.successful).is_(False),
+            ContactAttempt.at >= lower,
+            ContactAttempt.at < upper,
+            scope.of(Case.provider_id),
+        )
+    ).scalar_one()
+    counts = {"late_deadlines": late_cases, "suspended": suspended, "failed_contacts": failed}
+    return _breakdown("delays", "Причины задержек", "cases", counts, DELAY_LABELS, additive=False)
 
 
 def _timers(standard: Standard) -> list[tuple[str, str]]:
@@ -608,125 +716,6 @@ def _timeliness(
     return stats, late_cases
 
 
-def _medians(
-    session: Session, scope: _Scope, start: date, end: date, lower: datetime, upper: datetime, zone: ZoneInfo
-) -> list[Median]:
-    to_need: list[int] = []
-    for referred, concluded in session.execute(
-        select(Referral.referral_date, NeedConclusion.concluded_on)
-        .select_from(NeedConclusion)
-        .join(Case, col(Case.id) == NeedConclusion.case_id)
-        .join(Referral, col(Referral.id) == Case.referral_id)
-        .where(
-            NeedConclusion.concluded_on >= start,
-            NeedConclusion.concluded_on <= end,
-            scope.of(Case.provider_id),
-        )
-    ).yield_per(10_000):
-        to_need.append((concluded - referred).days)
-    # Each case's first ИПРП after its (latest) conclusion of need with outcome ipr.
-    first = _first_approvals(lower, upper)
-    conclusion = (
-        select(NeedConclusion.case_id, func.max(NeedConclusion.concluded_on).label("concluded_on"))
-        .where(NeedConclusion.outcome == NeedOutcome.ipr.value)
-        .group_by(col(NeedConclusion.case_id))
-        .subquery()
-    )
-    need_to_ipr: list[int] = []
-    to_ipr: list[int] = []
-    for first_at, concluded, referred in session.execute(
-        select(first.c.first_at, conclusion.c.concluded_on, Referral.referral_date)
-        .select_from(first)
-        .join(Case, col(Case.id) == first.c.case_id)
-        .join(conclusion, conclusion.c.case_id == first.c.case_id, isouter=True)
-        .join(Referral, col(Referral.id) == Case.referral_id, isouter=True)
-        .where(scope.of(Case.provider_id))
-    ).yield_per(10_000):
-        approved = _as_utc(first_at).astimezone(zone).date()
-        if concluded is not None:
-            need_to_ipr.append((approved - _as_date(concluded)).days)
-        if referred is not None:
-            to_ipr.append((approved - referred).days)
-    return [
-        _median("referral_to_need", "Направление → заключение о нуждаемости, дней (медиана)", to_need),
-        _median("need_to_ipr", "Заключение о нуждаемости → утверждение ИПРП, дней (медиана)", need_to_ipr),
-        _median("referral_to_ipr", "Направление → утверждение ИПРП, дней (медиана)", to_ipr),
-    ]
-
-
-def _as_utc(value: Any) -> datetime:
-    """A min() over a UTC column: SQLite may hand back the stored text, without the column's type."""
-    if isinstance(value, str):
-        value = datetime.fromisoformat(value)
-    assert isinstance(value, datetime)
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value
-
-
-def _as_date(value: Any) -> date:
-    return date.fromisoformat(value) if isinstance(value, str) else value  # type: ignore[no-any-return]
-
-
-def _delays(session: Session, scope: _Scope, lower: datetime, upper: datetime, late_cases: int) -> Breakdown:
-    suspended = session.execute(
-        select(func.count(distinct(col(CaseHistory.case_id))))
-        .join(Case, col(Case.id) == CaseHistory.case_id)
-        .where(
-            CaseHistory.event == "suspend",
-            CaseHistory.at >= lower,
-            CaseHistory.at < upper,
-            scope.of(Case.provider_id),
-        )
-    ).scalar_one()
-    failed = session.execute(
-        select(func.count(distinct(col(ContactAttempt.case_id))))
-        .join(Case, col(Case.id) == ContactAttempt.case_id)
-        .where(
-            col(ContactAttempt.successful).is_(False),
-            ContactAttempt.at >= lower,
-            ContactAttempt.at < upper,
-            scope.of(Case.provider_id),
-        )
-    ).scalar_one()
-    counts = {"late_deadlines": late_cases, "suspended": suspended, "failed_contacts": failed}
-    return _breakdown("delays", "Причины задержек", "cases", counts, DELAY_LABELS, additive=False)
-
-
-def _sessions(session: Session, scope: _Scope, lower: datetime, upper: datetime) -> list[Breakdown]:
-    query = (
-        select(ServiceSession.form, ServiceSession.status, func.count())
-        .join(Case, col(Case.id) == ServiceSession.case_id)
-        .where(
-            ServiceSession.scheduled_at >= lower,
-            ServiceSession.scheduled_at < upper,
-            scope.of(Case.provider_id),
-        )
-        .group_by(col(ServiceSession.form), col(ServiceSession.status))
-    )
-    counts: dict[str, Counter[str]] = {}
-    for form, status, n in session.execute(query):
-        counts.setdefault(str(form), Counter())[str(status)] += n
-    status_labels = {
-        SessionStatus.held.value: "Проведено",
-        SessionStatus.missed.value: "Пропущено",
-        SessionStatus.cancelled.value: "Отменено",
-        SessionStatus.planned.value: "Запланировано (ещё не отмечено)",
-    }
-    tables = []
-    for form, form_label in SERVICE_FORM_LABELS.items():
-        table = _breakdown(
-            f"sessions:{form.value}",
-            f"Занятия: {form_label}",
-            "sessions",
-            dict(counts.get(form.value, Counter())),
-            status_labels,
-            additive=True,
-        )
-        assert table.total is not None
-        table.total.label = "Назначено на период"
-        tables.append(table)
-    return tables
-
-
 def _transfers(session: Session, scope: _Scope, lower: datetime, upper: datetime) -> Breakdown:
     ours = or_(scope.of(Transfer.from_provider_id), scope.of(Transfer.to_provider_id))
     counts = {
@@ -751,8 +740,9 @@ def _transfers(session: Session, scope: _Scope, lower: datetime, upper: datetime
 
 
 def _routings(
-    session: Session, scope: _Scope, lower: datetime, upper: datetime
+    session: Session, scope: _Scope, lower: datetime, upper: datetime, from_history: Counter[str]
 ) -> tuple[Breakdown, Breakdown]:
+    """Sent and answered from the routings themselves; expired and cancelled from the history."""
     ours = scope.of(Routing.provider_id)
     by_kind = {
         str(kind): n
@@ -766,19 +756,7 @@ def _routings(
     counts["answered"] = session.execute(
         select(func.count()).where(Routing.answered_at >= lower, Routing.answered_at < upper, ours)  # type: ignore[operator]
     ).scalar_one()
-    events = {"routing_expire": "expired", "routing_cancel": "cancelled"}
-    for event, n in session.execute(
-        select(CaseHistory.event, func.count())
-        .join(Case, col(Case.id) == CaseHistory.case_id)
-        .where(
-            col(CaseHistory.event).in_(list(events)),
-            CaseHistory.at >= lower,
-            CaseHistory.at < upper,
-            scope.of(Case.provider_id),
-        )
-        .group_by(col(CaseHistory.event))
-    ):
-        counts[events[event]] = n
+    counts |= from_history
     return (
         _breakdown(
             "routings",
@@ -824,14 +802,18 @@ def compute(
     lower, upper = _bounds(start, end, zone)
 
     sources, criteria, identified = _referrals(session, scope, start, end, standard)
-    counts = _outcomes(session, scope, start, end, lower, upper, identified)
-    by_reason, places, declined, completed, transitioned = _completions(
-        session, scope, lower, upper, standard
-    )
-    counts["completed"] = completed
-    counts["transitioned"] = transitioned
+    approvals = _approvals(session, scope, lower, upper, zone)
+    conclusions = _conclusions(session, scope, start, end)
+    history = _history(session, scope, lower, upper)
     timeliness, late_cases = _timeliness(session, scope, lower, upper, now, standard)
-    routings, routings_by_kind = _routings(session, scope, lower, upper)
+    routings, routings_by_kind = _routings(session, scope, lower, upper, history.routings)
+    counts = _outcome_counts(identified, conclusions, approvals, history)
+    completed_labels = {r.code: r.label for r in standard.exit_reasons("completed")} | {
+        NO_REASON: NO_REASON_LABEL
+    }
+    declined_labels = {r.code: r.label for r in standard.exit_reasons("declined")} | {
+        NO_REASON: NO_REASON_LABEL
+    }
     return Statistics(
         region_id=region_id,
         region_name=region.name,
@@ -846,13 +828,34 @@ def compute(
         outcomes=_breakdown(
             "outcomes", "Дети по этапам и итогам", "children", counts, OUTCOME_LABELS, additive=False
         ),
-        completed_by_reason=by_reason,
-        transitioned_to=places,
-        declined_by_reason=declined,
+        completed_by_reason=_breakdown(
+            "completed_by_reason",
+            "Завершение сопровождения по причинам",
+            "cases",
+            dict(history.completed_by_reason),
+            completed_labels,
+            additive=True,
+        ),
+        transitioned_to=_breakdown(
+            "transitioned_to",
+            "Куда перешли дети после адаптации",
+            "cases",
+            dict(history.transitioned_to),
+            PLACE_LABELS,
+            additive=True,
+        ),
+        declined_by_reason=_breakdown(
+            "declined_by_reason",
+            "Отказы семей по причинам",
+            "cases",
+            dict(history.declined_by_reason),
+            declined_labels,
+            additive=True,
+        ),
         coverage=_coverage(session, scope, end, lower, upper),
         timeliness=timeliness,
-        medians=_medians(session, scope, start, end, lower, upper, zone),
-        delays=_delays(session, scope, lower, upper, late_cases),
+        medians=_medians(conclusions, approvals),
+        delays=_delays(session, scope, lower, upper, late_cases, len(history.suspended)),
         sessions_by_form=_sessions(session, scope, lower, upper),
         transfers=_transfers(session, scope, lower, upper),
         routings=routings,
