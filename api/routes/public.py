@@ -18,7 +18,7 @@ from api.deps import SessionDep
 from api.openapi import responses
 from api.services import public_registry as registry
 from models.common import IdParam
-from models.organisations import AGE_MONTHS_MAX, Organisation, ProviderOpen, Region, RegionOpen
+from models.organisations import AGE_MONTHS_MAX, ProviderOpen, Region, RegionOpen
 from models.programmes import ServiceForm
 
 router = APIRouter(prefix="/public", tags=["Публичный реестр поставщиков ранней помощи"])
@@ -74,7 +74,7 @@ def _answer(
     return Response(body, media_type=media_type, headers=headers)
 
 
-def _provider(session: Session, region_code: str, org_id: int) -> tuple[Region, Organisation]:
+def _provider(session: Session, region_code: str, org_id: int) -> tuple[Region, registry.PublicProvider]:
     region = registry.region_by_code(session, region_code)
     return region, registry.provider(session, region, org_id)
 

@@ -19,7 +19,7 @@ import csv
 import hashlib
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
@@ -77,10 +77,36 @@ def region_by_code(session: Session, region_code: str) -> Region:
     return region
 
 
+@dataclass(frozen=True, slots=True)
+class PublicProvider:
+    """A provider's public columns only, read as plain values (no ORM row: the webhook secret and the
+    rest of the organisation are never even loaded, and a list of hundreds costs a few ms)."""
+
+    id: int
+    name: str
+    ownership: str | None
+    municipality: str | None
+    address: str | None
+    service_area: list[str]
+    phone: str | None
+    email: str | None
+    site: str | None
+    forms: list[str]
+    age_from_months: int | None
+    age_to_months: int | None
+    free_places: int | None
+    free_places_updated_at: datetime | None
+    working_hours: str | None
+    public_note: str | None
+
+
+_COLUMNS = [getattr(Organisation, f.name) for f in fields(PublicProvider)]
+
+
 def _public(region_id: int) -> Any:
     """The region's providers anyone may see: active, public, reachable (a phone or an e-mail)."""
     return (
-        select(Organisation)
+        select(*_COLUMNS)
         .where(Organisation.region_id == region_id)
         .where(Organisation.kind == OrgKind.provider)
         .where(col(Organisation.is_active).is_(True))
@@ -109,7 +135,7 @@ class ProviderFilter:
     age_months: int | None = None
     q: str | None = None
 
-    def matches(self, org: Organisation) -> bool:
+    def matches(self, org: PublicProvider) -> bool:
         if self.form is not None and self.form.value not in (org.forms or []):
             return False
         if self.age_months is not None:
@@ -127,23 +153,33 @@ class ProviderFilter:
         return not self.q or normalise_name(self.q) in normalise_name(org.name)
 
 
-def providers(session: Session, region: Region, where: ProviderFilter | None = None) -> list[Organisation]:
+def _rows(session: Session, query: Any) -> list[PublicProvider]:
+    found = []
+    for row in session.connection().execute(query):
+        values: dict[str, Any] = dict(row._mapping)
+        values["service_area"] = list(values["service_area"] or [])
+        values["forms"] = list(values["forms"] or [])
+        found.append(PublicProvider(**values))
+    return found
+
+
+def providers(session: Session, region: Region, where: ProviderFilter | None = None) -> list[PublicProvider]:
     """The region's public providers that match, by name."""
     assert region.id is not None
-    found = [org for org in session.exec(_public(region.id)) if where is None or where.matches(org)]
-    return sorted(found, key=lambda org: (normalise_name(org.name), org.id or 0))
+    found = [org for org in _rows(session, _public(region.id)) if where is None or where.matches(org)]
+    return sorted(found, key=lambda org: (normalise_name(org.name), org.id))
 
 
-def provider(session: Session, region: Region, org_id: int) -> Organisation:
+def provider(session: Session, region: Region, org_id: int) -> PublicProvider:
     """One public provider of the region; 404 for anything else (another region's, hidden, a clinic)."""
     assert region.id is not None
-    org = session.exec(_public(region.id).where(Organisation.id == org_id)).first()
-    if org is None:
+    found = _rows(session, _public(region.id).where(Organisation.id == org_id))
+    if not found:
         raise NotFound("Организация не найдена в публичном реестре региона", field="org_id")
-    return org
+    return found[0]
 
 
-def municipalities(found: Sequence[Organisation]) -> list[str]:
+def municipalities(found: Sequence[PublicProvider]) -> list[str]:
     """The municipalities the region's providers are in or serve (for the search form's choice)."""
     seen: dict[str, str] = {}
     for org in found:
@@ -153,11 +189,11 @@ def municipalities(found: Sequence[Organisation]) -> list[str]:
     return [seen[key] for key in sorted(seen)]
 
 
-def open_view(org: Organisation, region: Region, public_url: str) -> ProviderOpen:
-    assert org.id is not None
+def open_view(org: PublicProvider, region: Region, public_url: str) -> ProviderOpen:
     ownership = Ownership(org.ownership) if org.ownership else None
-    forms = [form for form in ServiceForm if form.value in (org.forms or [])]
-    return ProviderOpen(
+    forms = [form for form in ServiceForm if form.value in org.forms]
+    # The values come from the database through the admin's validated models: built, not re-validated.
+    return ProviderOpen.model_construct(
         id=org.id,
         region_code=region.code,
         name=org.name,
@@ -278,7 +314,7 @@ WHO_FOR = [
 ]
 
 
-def ages_text(org: Organisation | ProviderOpen) -> str:
+def ages_text(org: PublicProvider | ProviderOpen) -> str:
     low, high = org.age_from_months, org.age_to_months
     if low is None and high is None:
         return ""
@@ -289,7 +325,7 @@ def ages_text(org: Organisation | ProviderOpen) -> str:
     return f"от {low} до {high} мес."
 
 
-def poster_pdf(region: Region, url: str, org: Organisation | None = None) -> bytes:
+def poster_pdf(region: Region, url: str, org: PublicProvider | None = None) -> bytes:
     """An A4 poster for a clinic's wall: a headline for parents, who early help is for, the
     provider's contacts (or the region's registry), the big QR code and its address printed under it."""
     from reportlab.lib.pagesizes import A4
