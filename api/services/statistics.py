@@ -915,7 +915,7 @@ def _suppress_share(share: Share, min_cell: int) -> None:
     if numerator.suppressed or denominator.suppressed:
         share.share = None
         share.suppressed = True
-        share.shown = f"<{min_cell}" if denominator.suppressed else SECONDARY
+        share.shown = SECONDARY  # «<5» would read as a percentage
 
 
 def _suppress_median(median: Median, min_cell: int) -> None:
@@ -938,14 +938,13 @@ def suppress(stats: Statistics, min_cell: int | None = None) -> Statistics:
         met, late = timer.counts.get("met"), timer.counts.get("late")
         timer.on_time.numerator = met.model_copy()
         _suppress_share(timer.on_time, limit)
+        # met + late less met gives late back: with either hidden, the share and the sum are too.
         if met.suppressed or late.suppressed:
             timer.on_time.share = None
             timer.on_time.suppressed = True
-            timer.on_time.shown = met.shown if met.suppressed else late.shown
-            _hide(
-                timer.on_time.denominator,
-                timer.on_time.denominator.shown if timer.on_time.denominator.suppressed else SECONDARY,
-            )
+            timer.on_time.shown = SECONDARY
+            if not timer.on_time.denominator.suppressed:
+                _hide(timer.on_time.denominator, SECONDARY)
     _suppress_share(copy.coverage, limit)
     for median in copy.medians:
         _suppress_median(median, limit)
