@@ -208,18 +208,28 @@ def generate_region(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
         sys.path.append(str(ROOT))
     from tests import region_gen
 
-    plan = region_gen.generate(engine, n=args.n, seed=args.seed, providers=args.gen_providers)
-    paths: dict[str, int] = {}
-    for journey in plan.journeys:
-        paths[journey.path] = paths.get(journey.path, 0) + 1
+    # keep=False: the plan without its journeys (100 000 of them need not stay in memory).
+    plan = region_gen.generate(engine, n=args.n, seed=args.seed, providers=args.gen_providers, keep=False)
     return {
         "source": "tests/region_gen.py",
         "region": plan.region_code,
         "providers": len(plan.provider_ids),
         "referrals": f"{plan.first_day} .. {plan.last_day}",
         "now": plan.now.isoformat(),
-        "paths": paths,
+        "cases_by_state": cases_by_state(engine),
     }
+
+
+def cases_by_state(engine: Engine) -> dict[str, int]:
+    from models.cases import Case
+
+    with Session(engine) as session:
+        return {
+            str(state): int(count)
+            for state, count in session.execute(
+                select(col(Case.state), func.count()).group_by(col(Case.state)).order_by(col(Case.state))
+            )
+        }
 
 
 def seed_like_pages(engine: Engine, args: argparse.Namespace) -> dict[str, Any]:
