@@ -44,7 +44,11 @@ class Extras:
     """What the form asks and the statistics do not hold (flows/reports.py counts it)."""
 
     ages: Breakdown  # children identified in the period by age at their first referral in it
-    providers_total: int  # active early-help providers of the region at the report's making
+    # The region's active early-help providers when the report is made (the public registry's data,
+    # part A): in all, by ownership (None: not stated) and by the forms of work they offer.
+    providers_total: int
+    providers_by_ownership: dict[str | None, int] = field(default_factory=dict)
+    providers_by_form: list[tuple[str, int]] = field(default_factory=list)
 
 
 @dataclass
@@ -184,6 +188,7 @@ def build_form(stats: Statistics, extras: Extras, year: int, made_on: date, due_
     sections.append(agencies)
 
     providers = FormSection("8", "Организации, оказывающие услуги ранней помощи, и специалисты")
+    owned = extras.providers_by_ownership
     providers.rows.append(
         FormRow(
             "8.01",
@@ -193,10 +198,20 @@ def build_form(stats: Statistics, extras: Extras, year: int, made_on: date, due_
             str(extras.providers_total),
         )
     )
-    providers.rows.append(FormRow("8.02", "из них государственных (муниципальных)", "ед.", None, NO_DATA, 1))
-    providers.rows.append(FormRow("8.03", "из них негосударственных", "ед.", None, NO_DATA, 1))
+    for code, key, label in (
+        ("8.02", "state", "из них государственных (муниципальных)"),
+        ("8.03", "non_state", "из них негосударственных"),
+        ("8.04", None, "из них форма собственности не указана"),
+    ):
+        providers.rows.append(FormRow(code, label, "ед.", owned.get(key, 0), str(owned.get(key, 0)), 1))
+    number = 5
+    for label, count in extras.providers_by_form:
+        providers.rows.append(
+            FormRow(f"8.{number:02d}", f"оказывающих услуги в форме: {label}", "ед.", count, str(count), 1)
+        )
+        number += 1
     providers.rows.append(
-        FormRow("8.04", "Специалистов, оказывающих услуги ранней помощи", children, None, NO_DATA)
+        FormRow(f"8.{number:02d}", "Специалистов, оказывающих услуги ранней помощи", children, None, NO_DATA)
     )
     sections.append(providers)
 

@@ -44,6 +44,7 @@ from models.children import Child
 from models.common import utcnow
 from models.organisations import Organisation, OrgKind, Region
 from models.outbox import EffectKind, Outbox, OutboxStatus
+from models.programmes import SERVICE_FORM_LABELS
 from models.referrals import Referral
 from models.reports import ACTIVE, ReportKind, ReportRun, ReportStatus
 from standards import load_standard
@@ -228,38 +229,26 @@ def extras(session: Session, region_id: int, start: date, end: date, min_cell: i
         cells=[Cell(code=code, label=label, value=counts[code]) for code, label in AGE_GROUPS],
     )
     if hide:
-        _suppress(ages, min_cell)
-    providers = session.execute(
-        select(func.count())
-        .select_from(Organisation)
-        .where(
+        statistics.suppress_breakdown(ages, min_cell)
+    owned: dict[str | None, int] = {}
+    forms: dict[str, int] = {}
+    for ownership, offered in session.execute(
+        select(col(Organisation.ownership), col(Organisation.forms)).where(
             col(Organisation.region_id) == region_id,
             col(Organisation.kind) == OrgKind.provider,
             col(Organisation.is_active).is_(True),
         )
-    ).scalar_one()
-    return Extras(ages=ages, providers_total=int(providers))
-
-
-def _suppress(breakdown: Breakdown, min_cell: int) -> None:
-    """The statistics' rule (api/services/statistics.py, suppress) for the one breakdown it does not
-    hold: counts 1..min_cell-1 hidden; if one cell alone is hidden and the total is shown, the next
-    smallest non-zero cell too, so that the total cannot give it away."""
-    small = [c for c in breakdown.cells if c.value is not None and 0 < c.value < min_cell]
-    if len(small) == 1 and breakdown.total is not None and breakdown.total.value:
-        others = sorted(
-            (c for c in breakdown.cells if c not in small and c.value), key=lambda c: c.value or 0
-        )
-        small += others[:1]
-    for cell in small:
-        cell.value, cell.suppressed, cell.shown = None, True, f"<{min_cell}"
-    if (
-        breakdown.total is not None
-        and breakdown.total.value is not None
-        and 0 < breakdown.total.value < min_cell
     ):
-        breakdown.total.value, breakdown.total.suppressed = None, True
-        breakdown.total.shown = f"<{min_cell}"
+        key = str(ownership) if ownership else None
+        owned[key] = owned.get(key, 0) + 1
+        for form in set(offered or []):
+            forms[form] = forms.get(form, 0) + 1
+    return Extras(
+        ages=ages,
+        providers_total=sum(owned.values()),
+        providers_by_ownership=owned,
+        providers_by_form=[(label, forms.get(str(code), 0)) for code, label in SERVICE_FORM_LABELS.items()],
+    )
 
 
 # --- the flow ---------------------------------------------------------------------------------
@@ -294,7 +283,7 @@ async def compute_statistics(run_id: int) -> Computed:
         hidden = statistics.suppress(exact, min_cell)
         counted = extras(session, run.region_id, start, end, min_cell, False)
     ages = counted.ages.model_copy(deep=True)
-    _suppress(ages, min_cell)
+    statistics.suppress_breakdown(ages, min_cell)  # part C's rule, on the one table it does not hold
     full = build_form(exact, counted, run.year, made_on, due_on)
     suppressed = build_form(hidden, Extras(ages, counted.providers_total), run.year, made_on, due_on)
     return Computed(full=full, suppressed=suppressed)

@@ -10,7 +10,7 @@ from sqlmodel import Session, col, select
 
 from flows.report_files import build_form, form_pdf, form_xlsx
 from flows.reports import MAX_ATTEMPTS, claim, claim_next, expire_leases, extras, queue_scheduled
-from models.organisations import Region
+from models.organisations import Organisation, Region
 from models.reports import ReportRun, ReportStatus
 from tests.reports_support import REFERRED, WITH_IPR, demo_statistics, journeys, pdf_text, xlsx_rows, year
 from tests.test_pages_auth import csrf_of, sign_in
@@ -81,7 +81,14 @@ def test_the_form_holds_the_statistics_numbers_in_xlsx_and_pdf(world: World, eng
     assert rows["2.02"] == stats.outcomes.value("in_need")
     assert rows["3.01"] == REFERRED  # each child is of one age group, counted once
     assert sum(rows[f"3.0{n}"] for n in range(2, 6)) == REFERRED
-    assert rows["8.04"] == "нет данных в системе"
+    with Session(engine) as session:
+        providers = session.exec(
+            select(Organisation).where(Organisation.region_id == region.id, Organisation.kind == "provider")
+        ).all()
+    assert rows["8.01"] == rows["8.02"] + rows["8.03"] + rows["8.04"] == len(providers)
+    assert rows["8.02"] == sum(1 for p in providers if p.ownership == "state")
+    assert rows["8.05"] == sum(1 for p in providers if "in_person" in p.forms)  # «очно»
+    assert rows["8.09"] == "нет данных в системе"  # specialists: not recorded
     text = pdf_text(form_pdf(form))
     assert "Форма 1-РП" in text and "Демонстрационная область" in text
     assert f"01.01.{year()} – 31.12.{year()}" in text
