@@ -450,9 +450,15 @@ async def run_report(
             await run_flow(client, yearly_report, {"run_id": run_id}, name=name, tags=tags)
     except LeaseLost:
         log.warning("report run %s: taken over by another worker", run_id)
-    except Exception as error:  # the run says why; the worker goes on
+    except Exception as error:  # the run says what failed; the worker goes on
         log.exception("report run %s failed", run_id)
-        _fail(engine, run_id, worker, f"Ошибка формирования: {type(error).__name__}: {str(error)[:500]}")
+        # The kind of error only: a database error's text may quote the data it was given.
+        _fail(
+            engine,
+            run_id,
+            worker,
+            f"Ошибка формирования ({type(error).__name__}); подробности — в журнале worker",
+        )
     with Session(engine) as session:
         found = session.get(ReportRun, run_id)
         return ReportStatus(found.status) if found else ReportStatus.failed
