@@ -458,6 +458,11 @@ def test_the_heads_page_saves_free_places_with_an_audit_row(world: World, engine
     assert public["free_places"] == 7 and public["forms"] == ["home", "group"]
     sign_in(world.client, "curator")
     assert world.client.get("/my-organisation").status_code == 403
+    # The РРМЦ's supervisor has the page too: no form, the region's registry and poster instead.
+    sign_in(world.client, "rrmc")
+    rrmc = world.client.get("/my-organisation")
+    assert rrmc.status_code == 200 and "не оказывает раннюю помощь" in rrmc.text
+    assert 'href="/public/demo"' in rrmc.text and "Свободные места сейчас" not in rrmc.text
 
 
 def test_the_admins_organisation_form_saves_the_public_fields(world: World, engine: Engine) -> None:
