@@ -431,3 +431,46 @@ def test_the_registry_page_and_export_refuse_who_may_not_read_them(world: World,
     _login(world, "analyst")
     assert world.client.get("/registry").status_code == 403
     assert world.client.get("/registry/duplicates").status_code == 403
+
+
+def test_a_long_list_says_more_than_the_cap_and_still_pages_in_name_order(
+    world: World, engine: Engine
+) -> None:
+    from sqlalchemy import insert
+
+    from api.services.registry import COUNT_CAP
+    from models.children import Child
+    from models.common import normalise_name
+    from models.organisations import Organisation
+
+    with Session(engine) as session:
+        region_id = session.exec(
+            select(Organisation.region_id).where(Organisation.id == world.org_ids["provider"])
+        ).one()
+        rows = [
+            {
+                "region_id": region_id,
+                "last_name": "Многова",
+                "first_name": f"Ира{i:04d}",
+                "birth_date": date.today() - timedelta(days=400),
+                "sex": "female",
+                "name_key": normalise_name("Многова", f"Ира{i:04d}"),
+            }
+            for i in range(COUNT_CAP + 5)
+        ]
+        session.execute(insert(Child), rows)
+        session.commit()
+    pages = [
+        world.client.get(
+            f"{API}/registry/children", params={"per_page": 100, "page": page}, headers=world.h("rrmc")
+        ).json()
+        for page in (1, 2)
+    ]
+    assert all(p["total_capped"] and p["total"] == COUNT_CAP for p in pages)
+    names = [item["first_name"] for p in pages for item in p["items"]]
+    assert names == [f"Ира{i:04d}" for i in range(200)]
+    # A filter few pass: counted exactly, sorted from the matches.
+    few = world.client.get(
+        f"{API}/registry/children", params={"q": "ира0007"}, headers=world.h("rrmc")
+    ).json()
+    assert few["total"] == 1 and not few["total_capped"]

@@ -20,11 +20,12 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import String, cast
+from sqlalchemy import select as sa_select
 from sqlalchemy.orm import aliased
-from sqlmodel import Session, and_, col, exists, func, or_, select
+from sqlmodel import Session, and_, col, exists, func, or_, select, true
 
 from api.deps import Principal
-from api.scoping import case_scope, child_scope
+from api.scoping import child_scope
 from api.services.disclosure import shown_snils
 from core.errors import Forbidden, Unprocessable
 from models.cases import Case
@@ -139,28 +140,47 @@ def _start_of(day: date, zone: ZoneInfo) -> datetime:
     return datetime.combine(day, time.min, zone).astimezone(UTC)
 
 
+def _own_cases(principal: Principal, case: Any = Case) -> Any:
+    """SQL on `case`: the cases whose facts the reader sees. A provider's staff: their provider's.
+    The РРМЦ: every case of the region's children — the children are already the region's (the child
+    scope), and a child's cases are all at its region's providers (referrals and transfers stay in a
+    region), so no condition here: a per-row IN over the region's organisations cost a third of a page."""
+    if principal.is_regional_supervisor:
+        return true()
+    return case.provider_id == principal.org.id
+
+
 def _has_case(principal: Principal, *conditions: Any) -> Any:
-    """SQL: the child has a case the caller sees with `conditions`."""
-    return exists().where(col(Case.child_id) == Child.id, case_scope(principal), *conditions)
+    """SQL: the child has a case the reader sees with `conditions` (correlated: walked with the
+    children's name order, it stops at a page's worth; right for filters most children pass)."""
+    return exists().where(col(Case.child_id) == Child.id, _own_cases(principal), *conditions)
+
+
+def _in_cases(principal: Principal, *conditions: Any) -> Any:
+    """SQL: the child is among those of the cases with `conditions` (one set computed once, through
+    the conditions' index: right for filters few children pass, a provider, an opening period)."""
+    return col(Child.id).in_(select(Case.child_id).where(_own_cases(principal), *conditions))
+
+
+def _in_referrals(principal: Principal, *conditions: Any) -> Any:
+    """SQL: the child is among those of the referrals with `conditions`, of cases the reader sees."""
+    query = select(Referral.child_id).where(col(Referral.child_id).is_not(None), *conditions)
+    if not principal.is_regional_supervisor:
+        query = query.where(col(Referral.case_id).in_(select(Case.id).where(_own_cases(principal))))
+    return col(Child.id).in_(query)
 
 
 def _has_referral(principal: Principal, *conditions: Any) -> Any:
-    """SQL: the child has a referral of a case the caller sees, with `conditions`."""
+    """SQL: the child has a referral of a case the reader sees, with `conditions` (correlated)."""
+    if principal.is_regional_supervisor:
+        return exists().where(col(Referral.child_id) == Child.id, *conditions)
     seen = aliased(Case)
     return exists().where(
         col(Referral.child_id) == Child.id,
         col(seen.id) == Referral.case_id,
-        _case_scope_of(seen, principal),
+        _own_cases(principal, seen),
         *conditions,
     )
-
-
-def _case_scope_of(case: Any, principal: Principal) -> Any:
-    """case_scope on an alias of Case (the registry's readers: a provider's own, or the region's)."""
-    if principal.is_regional_supervisor:
-        region_orgs = select(Organisation.id).where(Organisation.region_id == principal.org.region_id)
-        return col(case.provider_id).in_(region_orgs)
-    return case.provider_id == principal.org.id
 
 
 def in_need_condition() -> Any:
@@ -208,7 +228,7 @@ def conditions(session: Session, principal: Principal, wanted: RegistryFilter) -
             dates.append(col(Referral.referral_date) >= wanted.referred_from)
         if wanted.referred_to:
             dates.append(col(Referral.referral_date) <= wanted.referred_to)
-        where.append(_has_referral(principal, *dates))
+        where.append(_in_referrals(principal, *dates))
     if wanted.opened_from or wanted.opened_to:
         zone = ZoneInfo(_region(session, principal).timezone)
         opened = []
@@ -218,7 +238,7 @@ def conditions(session: Session, principal: Principal, wanted: RegistryFilter) -
             opened.append(
                 col(Case.opened_at) < _start_of(date.fromordinal(wanted.opened_to.toordinal() + 1), zone)
             )
-        where.append(_has_case(principal, *opened))
+        where.append(_in_cases(principal, *opened))
     if wanted.q:
         for word in normalise_name(wanted.q).split(" "):
             escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
@@ -236,17 +256,41 @@ def _order(sort: RegistrySort) -> list[Any]:
     return [col(Child.name_key), col(Child.id)]
 
 
+def _sort_key(sort: RegistrySort) -> Any:
+    if sort == RegistrySort.birth_date:
+        return lambda row: (row[2], row[0])
+    if sort == RegistrySort.birth_date_desc:
+        return lambda row: (-row[2].toordinal(), -row[0])
+    if sort == RegistrySort.newest:
+        return lambda row: -row[0]
+    return lambda row: (row[1], row[0])
+
+
 def page_ids(
     session: Session, principal: Principal, wanted: RegistryFilter, *, limit: int, offset: int = 0
 ) -> tuple[list[int], int]:
-    """The ids of a page, in order, and the total counted up to COUNT_CAP + 1."""
+    """The ids of a page, in order, and the total counted up to COUNT_CAP + 1.
+
+    The matches are read first, COUNT_CAP + 1 at most (any order: SQLite drives this from the
+    smallest set it has). When that is all of them, the page is sorted from them here; otherwise
+    matches are dense, and the page walks the (region, name) index until it has its rows."""
     where = conditions(session, principal, wanted)
-    matching = select(Child.id).where(*where).limit(COUNT_CAP + 1).subquery()
-    total = session.exec(select(func.count()).select_from(matching)).one()
-    ids = list(
-        session.exec(
-            select(Child.id).where(*where).order_by(*_order(wanted.sort)).offset(offset).limit(limit)
-        )
+    counted = list(where)
+    if not principal.is_regional_supervisor:
+        # The provider's children as a set the count can be driven from (a filter most of them fail
+        # walked the whole region otherwise); not in the walk below, where it would sort them all.
+        counted.append(_in_cases(principal))
+    matches = session.execute(
+        sa_select(col(Child.id), col(Child.name_key), col(Child.birth_date))
+        .where(*counted)
+        .limit(COUNT_CAP + 1)
+    ).all()
+    total = len(matches)
+    if total <= COUNT_CAP:
+        ordered = sorted(matches, key=_sort_key(wanted.sort))
+        return [int(row[0] or 0) for row in ordered[offset : offset + limit]], total
+    ids = session.exec(
+        select(Child.id).where(*where).order_by(*_order(wanted.sort)).offset(offset).limit(limit)
     )
     return [i for i in ids if i is not None], total
 
@@ -268,6 +312,50 @@ def _local_date(moment: datetime | None, zone: ZoneInfo) -> date | None:
     return moment.astimezone(zone).date() if moment else None
 
 
+def visible_cases(session: Session, principal: Principal, child_ids: Sequence[int]) -> dict[int, list[Case]]:
+    """The children's cases the reader sees, oldest first. Read by child id and filtered here: with
+    the reader's provider in the WHERE, SQLite walked the provider's cases instead of the children's."""
+    cases: dict[int, list[Case]] = {}
+    for case in session.exec(
+        select(Case).where(col(Case.child_id).in_(list(child_ids))).order_by(col(Case.id))
+    ):
+        if principal.is_regional_supervisor or case.provider_id == principal.org.id:
+            cases.setdefault(case.child_id, []).append(case)
+    return cases
+
+
+@dataclass
+class _ReferralFacts:
+    case_id: int | None
+    criteria: list[str]
+    referral_date: date
+    referring_org_id: int | None
+
+
+def _visible_referrals(
+    session: Session, cases: dict[int, list[Case]], child_ids: Sequence[int]
+) -> dict[int, list[_ReferralFacts]]:
+    """The children's referrals of the cases the reader sees, by date (only the columns shown)."""
+    seen = {c.id for found in cases.values() for c in found}
+    out: dict[int, list[_ReferralFacts]] = {}
+    for child_id, case_id, criteria, day, referring in session.execute(
+        sa_select(
+            col(Referral.child_id),
+            col(Referral.case_id),
+            col(Referral.criteria),
+            col(Referral.referral_date),
+            col(Referral.referring_org_id),
+        )
+        .where(col(Referral.child_id).in_(list(child_ids)))
+        .order_by(col(Referral.referral_date), col(Referral.id))
+    ):
+        if case_id in seen:
+            out.setdefault(child_id or 0, []).append(
+                _ReferralFacts(case_id, list(criteria or []), day, referring)
+            )
+    return out
+
+
 def rows(session: Session, principal: Principal, ids: Sequence[int]) -> list[RegistryRow]:
     """The registry's rows for these children, in this order: a few IN queries per CHUNK ids."""
     region = _region(session, principal)
@@ -276,19 +364,8 @@ def rows(session: Session, principal: Principal, ids: Sequence[int]) -> list[Reg
     out: list[RegistryRow] = []
     for chunk in _chunks(ids):
         children = {c.id: c for c in session.exec(select(Child).where(col(Child.id).in_(chunk)))}
-        cases: dict[int, list[Case]] = {}
-        for found_case in session.exec(
-            select(Case).where(col(Case.child_id).in_(chunk), case_scope(principal)).order_by(col(Case.id))
-        ):
-            cases.setdefault(found_case.child_id, []).append(found_case)
-        referrals: dict[int, list[Referral]] = {}
-        for referral in session.exec(
-            select(Referral)
-            .join(Case, col(Case.id) == Referral.case_id)
-            .where(col(Referral.child_id).in_(chunk), case_scope(principal))
-            .order_by(col(Referral.referral_date), col(Referral.id))
-        ):
-            referrals.setdefault(referral.child_id or 0, []).append(referral)
+        cases = visible_cases(session, principal, chunk)
+        referrals = _visible_referrals(session, cases, chunk)
         current = {child_id: _current(found) for child_id, found in cases.items()}
         current_ids = [c.id for c in current.values() if c is not None and c.id is not None]
         conclusions: dict[int, NeedConclusion] = {}
@@ -518,17 +595,10 @@ def sides(session: Session, principal: Principal, ids: Sequence[int]) -> Sides:
         out.children.update(
             {c.id or 0: c for c in session.exec(select(Child).where(col(Child.id).in_(chunk)))}
         )
-        for case in session.exec(
-            select(Case).where(col(Case.child_id).in_(chunk), case_scope(principal)).order_by(col(Case.id))
-        ):
-            out.cases.setdefault(case.child_id, []).append(case)
-        for child_id, day in session.exec(
-            select(col(Referral.child_id), col(Referral.referral_date))
-            .join(Case, col(Case.id) == Referral.case_id)
-            .where(col(Referral.child_id).in_(chunk), case_scope(principal))
-            .order_by(col(Referral.referral_date))
-        ):
-            out.referral_dates.setdefault(child_id or 0, []).append(day)
+        cases = visible_cases(session, principal, chunk)
+        out.cases.update(cases)
+        for child_id, found in _visible_referrals(session, cases, chunk).items():
+            out.referral_dates[child_id] = [r.referral_date for r in found]
     org_ids = {c.provider_id for found in out.cases.values() for c in found}
     if org_ids:
         out.org_names = dict(
