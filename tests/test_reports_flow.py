@@ -25,6 +25,7 @@ from core.config import Settings
 from flows.relay import Relay
 from flows.report_files import AGE_GROUPS
 from flows.reports import age_group, claim, run_queued, run_report
+from models.audit import AuditLog
 from models.organisations import Organisation
 from models.outbox import Delivery, DeliveryStatus, Outbox
 from models.reports import ReportKind, ReportRun, ReportStatus
@@ -127,6 +128,19 @@ def test_a_run_goes_from_queued_to_done_with_progress_and_the_rrmc_is_told(
     analyst = xlsx_rows(world.client.get(body["xlsx_url"], headers=world.h("analyst")).content)
     assert not [c for c, v in analyst.items() if isinstance(v, int) and 0 < v < 5 and not c.startswith("8.")]
     assert analyst["2.03"] == "<5"
+    with Session(engine) as session:
+        audited = session.exec(
+            select(AuditLog.action, AuditLog.user_id).where(AuditLog.entity == "report")
+        ).all()
+    # The start and each download, by whom (no child in them: child_id stays empty).
+    assert sorted(audited) == sorted(
+        [
+            ("create", world.user_ids["rrmc"]),
+            ("read", world.user_ids["rrmc"]),
+            ("read", world.user_ids["rrmc"]),
+            ("read", world.user_ids["analyst"]),
+        ]
+    )
 
     # The РРМЦ is told once, by e-mail, with no child's data: through the outbox and the relay.
     with Session(engine) as session:
