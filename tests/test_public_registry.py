@@ -379,6 +379,8 @@ def test_admin_edits_the_public_fields_with_checks_in_russian_and_an_audit_row(
     refusals = [
         ({"site": "ftp://example.org"}, "site", "https://"),
         ({"site": "javascript:alert(1)"}, "site", "https://"),
+        ({"site": "http://[::1"}, "site", "https://"),  # urlsplit's own error is English
+        ({"webhook_url": "http://[::1"}, "webhook_url", "https://"),
         ({"age_from_months": 30, "age_to_months": 12}, "age_to_months", "не может быть меньше"),
         ({"age_to_months": 6}, "age_to_months", "не может быть меньше"),  # with the stored «from», 12
         ({"age_from_months": 97}, "age_from_months", "не больше 96"),

@@ -73,8 +73,12 @@ def _email(value: str | None) -> str | None:
 def _url(value: str | None) -> str | None:
     if value is None:
         return None
-    parts = urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.hostname or " " in value:
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:  # urlsplit's own complaint is English ("Invalid IPv6 URL")
+        host = None
+    if not host or parts.scheme not in ("https", "http") or " " in value:
         raise ValueError("Адрес webhook: полный адрес, начинающийся с https:// (или http:// в закрытой сети)")
     return value
 
@@ -124,8 +128,12 @@ def _site(value: str | None) -> str | None:
         return None
     if not _SCHEME.match(value):
         value = "https://" + value
-    parts = urlsplit(value)
-    if parts.scheme not in ("https", "http") or not parts.hostname or any(c.isspace() for c in value):
+    try:
+        parts = urlsplit(value)
+        host = parts.hostname
+    except ValueError:  # urlsplit's own complaint is English ("Invalid IPv6 URL")
+        host = None
+    if host is None or parts.scheme not in ("https", "http") or any(c.isspace() for c in value):
         raise ValueError(
             "Сайт: полный адрес, начинающийся с https:// или http://, например https://example.org"
         )
