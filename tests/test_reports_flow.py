@@ -158,6 +158,8 @@ def test_a_run_goes_from_queued_to_done_with_progress_and_the_rrmc_is_told(
     with Session(engine) as session:
         delivery = session.exec(select(Delivery).where(Delivery.outbox_id == told[0].id)).one()
     assert delivery.status == DeliveryStatus.sent
+    sign_in(world.client, "rrmc")
+    assert "РРМЦ уведомлён" in world.client.get("/reports").text
 
 
 def test_the_page_starts_a_run_that_the_worker_job_makes(
@@ -183,6 +185,7 @@ def test_the_page_starts_a_run_that_the_worker_job_makes(
     assert progress == {"status": "done", "status_label": "Готов", "progress": 100, "stage": "Готов"}
     done = world.client.get("/reports")
     assert f"/reports/{run.id}/file.xlsx" in done.text
+    assert "РРМЦ: уведомление отправляется" in done.text  # in the outbox; no relay runs here
     download = world.client.get(f"/reports/{run.id}/file.pdf")
     assert download.status_code == 200 and download.content.startswith(b"%PDF")
 

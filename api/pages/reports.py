@@ -35,6 +35,7 @@ def _page(
     status: int = 200,
 ) -> HTMLResponse:
     runs = service.list_runs(session, principal)
+    told = service.notices(session, [run.id for run in runs if run.status == ReportStatus.done and run.id])
     this_year = principal.today.year
     region = session.get(Region, principal.org.region_id)
     rules = load_standard(region.code if region else None).reports.yearly
@@ -55,6 +56,7 @@ def _page(
             "errors": errors or {},
             "notice": notice,
             "statuses": REPORT_STATUS_LABELS,
+            "told": told,
         },
         status,
     )

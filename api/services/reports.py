@@ -16,6 +16,7 @@ from sqlmodel import Session, col, select
 
 from api.deps import Principal
 from core.errors import Conflict, Forbidden, NotFound, Unprocessable
+from models.outbox import Outbox, OutboxStatus
 from models.reports import ACTIVE, ReportKind, ReportRun, ReportStart, ReportStatus
 from models.users import Role
 
@@ -125,3 +126,34 @@ def report_file(
     suffix = "" if sees_exact(principal) else "-obezlichennyj"
     filename = f"forma-1rp-{run.year}-{run.id}{suffix}.{fmt}"
     return run, ReportFile(content, XLSX_TYPE if fmt == "xlsx" else "application/pdf", filename)
+
+
+NOTICE_LABELS = {
+    OutboxStatus.pending: "РРМЦ: уведомление отправляется",
+    OutboxStatus.done: "РРМЦ уведомлён",
+    OutboxStatus.failed: "РРМЦ: уведомление не отправлено",
+    OutboxStatus.undelivered: "РРМЦ: уведомление не доставлено",
+}
+
+
+def notices(session: Session, run_ids: list[int]) -> dict[int, str]:
+    """Whether the РРМЦ's message of each done run went out (flows/reports.py writes it to the
+    outbox): no case holds it, so the reports page is where a failed one is seen. By run id."""
+    if not run_ids:
+        return {}
+    found: dict[int, str] = {}
+    for context, status, error in session.exec(
+        select(Outbox.context, Outbox.status, Outbox.last_error).where(
+            Outbox.template == "report_ready",
+            col(Outbox.case_id).is_(None),
+            Outbox.context["report_run_id"].as_integer().in_(run_ids),  # type: ignore[index]
+        )
+    ):
+        label = NOTICE_LABELS[OutboxStatus(status)]
+        if status in (OutboxStatus.failed, OutboxStatus.undelivered) and error:
+            label += f" ({error[:200]})"
+        run_id = int(context["report_run_id"])
+        # Several centres: the worst news is shown.
+        if run_id not in found or status != OutboxStatus.done:
+            found[run_id] = label
+    return found
