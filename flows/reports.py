@@ -71,6 +71,7 @@ class _Runtime:
     public_url: str
     # The CLI's `--wait` prints each step: (run id, progress, stage).
     on_progress: Callable[[int, int, str], None] | None = None
+    reads: Engine | None = None  # for the statistics' long read (core.db.reads_engine)
 
 
 _runtime: _Runtime | None = None
@@ -272,7 +273,7 @@ def _dates(run: ReportRun, region: Region) -> tuple[date, date, date, date]:
 async def compute_statistics(run_id: int) -> Computed:
     """C's statistics of the year for the region (exact, and the analyst's suppressed copy), as the form."""
     rt = _rt()
-    with Session(reads_engine(rt.engine)) as session:
+    with Session(rt.reads or rt.engine) as session:
         run = session.get(ReportRun, run_id)
         assert run is not None
         region = session.get(Region, run.region_id)
@@ -435,7 +436,16 @@ async def run_report(
 ) -> ReportStatus:
     """Run the flow on a run this worker claimed; a failure is written to the run (not raised)."""
     global _runtime
-    _runtime = _Runtime(engine, worker, public_url or get_settings().public_url, on_progress)
+    reads = reads_engine(engine)
+    _runtime = _Runtime(engine, worker, public_url or get_settings().public_url, on_progress, reads)
+    try:
+        return await _run_report(engine, run_id, worker)
+    finally:
+        if reads is not engine:
+            reads.dispose()
+
+
+async def _run_report(engine: Engine, run_id: int, worker: str) -> ReportStatus:
     with Session(engine) as session:
         run = session.get(ReportRun, run_id)
         region = session.get(Region, run.region_id) if run else None
