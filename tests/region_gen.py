@@ -1151,7 +1151,9 @@ def generate(
     """Write `n` journeys into a region (a new one unless `region_id`) and return their plan.
 
     Referrals are spread over `days` from `first_day`; nothing happens after `now`. The same seed
-    gives the same plan. `keep=False` (the bench's 100 000) returns the plan without its journeys."""
+    gives the same plan. `keep=False` (the bench's 100 000) returns the plan without its journeys.
+    A new region is named after the seed (code "gen<seed>", logins "gen<seed>_..."): regions generated
+    into one database need different seeds."""
     rng = random.Random(seed)
     with Session(engine) as session:
         region, orgs, user_ids = _region(session, region_id, seed, providers)
