@@ -263,15 +263,6 @@ ROUTING_LABELS = {
     "expired": "Срок ответа истёк",
     "cancelled": "Отменено",
 }
-UNIT_LABELS = {
-    "children": "детей",
-    "cases": "случаев",
-    "referrals": "направлений",
-    "sessions": "занятий",
-    "deadlines": "сроков",
-    "transfers": "передач",
-    "routings": "направлений",
-}
 
 
 def select(*columns: Any) -> Any:
@@ -486,9 +477,8 @@ HISTORY_EVENTS = [
 
 @dataclass
 class _History:
-    children: dict[str, set[int]] = field(
-        default_factory=dict
-    )  # by ENDING_EVENTS, "completed", "transitioned"
+    # Children by ending (ENDING_EVENTS' values), "completed" and "transitioned".
+    children: dict[str, set[int]] = field(default_factory=dict)
     completed_by_reason: Counter[str] = field(default_factory=Counter)
     declined_by_reason: Counter[str] = field(default_factory=Counter)
     transitioned_to: Counter[str] = field(default_factory=Counter)
