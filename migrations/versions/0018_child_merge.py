@@ -2,7 +2,9 @@
 
 A child merged into another keeps its row, marked `merged_into_id`; `child_merge` records each merge
 (who, when, why, the ids of the rows it moved and the fields it filled) so that it can be undone;
-`distinct_children` holds the pairs of likely duplicates someone found to be different children.
+`distinct_children` holds the pairs of likely duplicates someone found to be different children;
+two indexes of `child` serve the review of likely duplicates: the children without a middle name
+(partial), and birth date + region (to join them to the children with one).
 
 Revision ID: 0018
 Revises: 0017
@@ -29,6 +31,14 @@ def upgrade() -> None:
     with op.batch_alter_table("child", schema=None) as batch_op:
         batch_op.add_column(sa.Column("merged_into_id", sa.Integer(), nullable=True))
         batch_op.create_foreign_key("fk_child_merged_into_id_child", "child", ["merged_into_id"], ["id"])
+        batch_op.create_index(
+            "ix_child_no_middle_name",
+            ["region_id"],
+            unique=False,
+            sqlite_where=sa.text("middle_name IS NULL"),
+            postgresql_where=sa.text("middle_name IS NULL"),
+        )
+        batch_op.create_index("ix_child_birth_region", ["birth_date", "region_id"], unique=False)
     op.create_table(
         "child_merge",
         sa.Column("id", sa.Integer(), nullable=False),
@@ -94,5 +104,7 @@ def downgrade() -> None:
         batch_op.drop_index(batch_op.f("ix_child_merge_keep_child_id"))
     op.drop_table("child_merge")
     with op.batch_alter_table("child", schema=None) as batch_op:
+        batch_op.drop_index("ix_child_birth_region")
+        batch_op.drop_index("ix_child_no_middle_name")
         batch_op.drop_constraint("fk_child_merged_into_id_child", type_="foreignkey")
         batch_op.drop_column("merged_into_id")
