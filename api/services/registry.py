@@ -60,8 +60,10 @@ COUNT_CAP = 1000
 # Provider staff who keep their organisation's part of the registry.
 PROVIDER_READERS = frozenset({Role.supervisor, Role.intake_coordinator})
 SELF_REFERRAL = "Обращение родителей"
-# How many pairs the review list shows at once (the rest after these are settled).
+# How many pairs the review list shows at once (the rest after these are settled), and how many rows
+# of candidates it reads for them at most (some are marked «разные дети» or outside a head's scope).
 DUPLICATES_LIMIT = 200
+CANDIDATE_ROWS = 5000
 # IN lists are sent in chunks: SQLite's and psycopg's limits on parameters are far above, but a
 # query with thousands of parameters plans slowly.
 CHUNK = 500
@@ -583,6 +585,7 @@ def pair_candidates(session: Session, principal: Principal, *, limit: int = DUPL
         )
         .where(col(Child.region_id) == region_id, col(Child.merged_into_id).is_(None))
         .order_by(col(Child.name_key), col(Child.birth_date), col(Child.id))
+        .limit(CANDIDATE_ROWS)
     ).all()
     candidates: list[tuple[str, _Pair, str | None, str | None]] = []
     for i, (low, key, born, low_snils) in enumerate(members):
@@ -604,6 +607,7 @@ def pair_candidates(session: Session, principal: Principal, *, limit: int = DUPL
         )
         .where(col(a.region_id) == region_id, col(a.middle_name).is_(None))
         .where(col(a.merged_into_id).is_(None), col(b.merged_into_id).is_(None))
+        .limit(CANDIDATE_ROWS)
     ).all()
     for x, y, key, x_snils, y_snils in weak:
         candidates.append((key, _Pair(min(x, y), max(x, y), "weak"), x_snils, y_snils))
