@@ -474,3 +474,59 @@ def test_a_long_list_says_more_than_the_cap_and_still_pages_in_name_order(
         f"{API}/registry/children", params={"q": "ира0007"}, headers=world.h("rrmc")
     ).json()
     assert few["total"] == 1 and not few["total_capped"]
+
+
+def test_different_children_through_the_pages_and_odd_addresses(world: World, engine: Engine) -> None:
+    from tests.test_pages_auth import csrf_of, sign_in
+
+    birth = date.today() - timedelta(days=420)
+    a, b = (
+        seed_child(
+            engine,
+            provider_id=world.org_ids["provider"],
+            referrer_org_id=None,
+            user_id=world.user_ids["coordinator"],
+            last="Страничная",
+            first="Нина",
+            birth=birth,
+            state="completed",
+        ).child_id
+        for _ in range(2)
+    )
+    client = world.client
+    sign_in(client, "head")
+    listed = client.get("/registry/duplicates")
+    assert listed.status_code == 200 and f"/registry/duplicates/{a}/{b}" in listed.text
+    pair = client.get(f"/registry/duplicates/{a}/{b}")
+    assert pair.status_code == 200 and "Это разные дети" in pair.text
+    token = csrf_of(pair.text)
+    # The merge without a reason: the pair page again with its error.
+    missing = client.post(f"/registry/duplicates/{a}/{b}/check", data={"csrf": token, "keep": str(a)})
+    assert missing.status_code == 422 and "Укажите, почему это один и тот же ребёнок" in missing.text
+    marked = client.post(
+        f"/registry/duplicates/{a}/{b}/distinct",
+        data={"csrf": token, "distinct-reason": "Двойняшки"},
+        follow_redirects=False,
+    )
+    assert marked.status_code == 303 and marked.headers["location"] == "/registry/duplicates?done=distinct"
+    after = client.get("/registry/duplicates?done=distinct")
+    assert f"/registry/duplicates/{a}/{b}" not in after.text and "Двойняшки" in after.text
+    mark_id = _pairs_marked(engine)
+    restored = client.post(
+        f"/registry/distinct-pairs/{mark_id}/delete", data={"csrf": token}, follow_redirects=False
+    )
+    assert restored.status_code == 303
+    assert f"/registry/duplicates/{a}/{b}" in client.get("/registry/duplicates").text
+    # Odd addresses: never a 500.
+    assert client.get(f"/registry/duplicates/{a}/999999").status_code == 404
+    assert client.get(f"/registry/duplicates/{a}/{a}").status_code == 422
+    assert client.get("/registry", params={"provider": "abc"}).status_code == 422
+    assert client.get("/registry", params={"page": "²"}).status_code == 200
+    assert client.post("/registry/merges/999999/undo", data={"csrf": token}).status_code == 404
+
+
+def _pairs_marked(engine: Engine) -> int:
+    from models.registry import DistinctChildren
+
+    with Session(engine) as session:
+        return session.exec(select(DistinctChildren.id)).one() or 0
