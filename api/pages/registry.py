@@ -210,7 +210,7 @@ def registry_xlsx(
     if errors:
         field, message = next(iter(errors.items()))
         raise Unprocessable(message, field=field)
-    ids, total = service.page_ids(session, principal, wanted.filter, limit=EXPORT_LIMIT)
+    ids, _ = service.page_ids(session, principal, wanted.filter, limit=EXPORT_LIMIT)
     rows = service.rows(session, principal, ids)
     book = Workbook()
     sheet = book.active
@@ -244,10 +244,10 @@ def registry_xlsx(
         for column in range(1, len(XLSX_HEADERS) + 1):
             if (cell := sheet.cell(row=number, column=column)).data_type == "f":
                 cell.data_type = "s"
-    if total > len(rows):
+    if len(ids) >= EXPORT_LIMIT:
+        # The walk stopped at the limit: there may be more (the count stops at COUNT_CAP + 1).
         sheet.append([])
-        more = f"более {service.COUNT_CAP}" if total > service.COUNT_CAP else str(total)
-        sheet.append([f"Показаны первые {len(rows)} из {more}; сузьте отбор."])
+        sheet.append([f"Показаны первые {len(rows)}; сузьте отбор, чтобы выгрузить остальных."])
     for letter, width in zip(
         "ABCDEFGHIJKLM", (36, 14, 24, 50, 14, 40, 40, 26, 36, 14, 14, 14, 26), strict=True
     ):
