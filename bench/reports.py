@@ -143,8 +143,8 @@ def ensure_seeded(
         return {"cached": True, "key": key}
     backend.clear()
     if isinstance(backend, pages.CachedSqlite):
-        # Older keys' files (an earlier size, seed or migration) are of no more use: 0.5 GB each.
-        for old in CACHE.glob("reports-*.db"):
+        # Older keys' files of this size (an earlier migration or generator) are of no more use: 0.5 GB each.
+        for old in CACHE.glob(f"reports-*-n{args.n}-*.db"):
             if old != backend.template:
                 for path in (
                     old,
@@ -547,9 +547,19 @@ def measure_flow(engine: Engine, subject: Subject) -> dict[str, Any]:
         worker = "bench-reports"
         if not report_flow.claim(engine, run_id, worker):
             return {"status": "not claimed"}
+        # The flow reports each stage as it starts (the CLI's --wait hook): the time between them.
+        marks: list[tuple[str, float]] = []
+
+        def on_progress(_run: int, _progress: int, stage: str) -> None:
+            marks.append((stage, time.perf_counter()))
+
         started = time.perf_counter()
-        status = asyncio.run(report_flow.run_report(engine, run_id, worker, "http://127.0.0.1:8000"))
+        status = asyncio.run(
+            report_flow.run_report(engine, run_id, worker, "http://127.0.0.1:8000", on_progress)
+        )
         seconds = time.perf_counter() - started
+        ends = [t for _, t in marks[1:]] + [started + seconds]
+        stages = {stage: round(end - t, 3) for (stage, t), end in zip(marks, ends, strict=True)}
     with Session(engine) as session:
         done = session.get(ReportRun, run_id)
         assert done is not None
@@ -560,6 +570,8 @@ def measure_flow(engine: Engine, subject: Subject) -> dict[str, Any]:
             "run_started_to_finished_s": round((done.finished_at - done.started_at).total_seconds(), 3)
             if done.finished_at and done.started_at
             else None,
+            "before_first_stage_s": round(marks[0][1] - started, 3) if marks else None,
+            "stages_s": stages,
             "xlsx_bytes": done.xlsx_size,
             "pdf_bytes": done.pdf_size,
         }
@@ -733,6 +745,10 @@ def measure_probe(
         "filters": len(probe.variants),
         **overdue.percentiles(samples),
         "in_app": overdue.percentiles(inapp.samples),
+        "by_path": {
+            path: {"requests": len(values), **overdue.percentiles(values)}
+            for path, values in sorted(by_path(by_filter).items())
+        },
         "by_filter_p50_ms": {
             target: round(statistics.median(values) * 1000, 2) for target, values in sorted(by_filter.items())
         },
@@ -742,6 +758,14 @@ def measure_probe(
         row["slowest_filter"] = worst
         row["slowest_filter_sql"] = slowest(per_filter_sql[worst], engine, explain=True)
     return row
+
+
+def by_path(by_filter: dict[str, list[float]]) -> dict[str, list[float]]:
+    """The samples by path without the query: the public search per region."""
+    grouped: dict[str, list[float]] = {}
+    for target, values in by_filter.items():
+        grouped.setdefault(target.split("?", 1)[0], []).extend(values)
+    return grouped
 
 
 def measure_searches(app: Any, engine: Engine, subject: Subject, args: argparse.Namespace) -> dict[str, Any]:
