@@ -113,6 +113,8 @@ def test_a_providers_head_sees_its_own_provider_and_a_specialist_is_refused(
         ({"year": "２０２５"}, "year"),
         ({"quarter": "7"}, "quarter"),
         ({"provider_id": "x"}, "provider_id"),
+        ({"provider_id": "99999999999"}, "provider_id"),
+        ({"start": "２０２５-01-01", "end": "2025-02-01"}, "start"),
     ],
 )
 def test_a_bad_period_shows_the_form_again_with_the_error(
