@@ -150,9 +150,12 @@ def _expected(specs: list[Spec], **wanted: Any) -> set[int]:
     return {s.child_id for s in specs if fits(s)}
 
 
+@pytest.mark.parametrize("set_limit", [8000, 1], ids=["as-sets", "as-exists"])
 def test_categories_and_filters_match_counts_computed_from_the_seeded_journeys(
-    world: World, region: list[Spec]
+    world: World, region: list[Spec], monkeypatch: pytest.MonkeyPatch, set_limit: int
 ) -> None:
+    # A narrow filter is applied as a set, a broad one as a correlated EXISTS: both ways, the same rows.
+    monkeypatch.setattr("api.services.registry.SET_LIMIT", set_limit)
     today = date.today()
     cases: list[dict[str, Any]] = [
         {},
