@@ -224,6 +224,15 @@ def test_merges_are_undone_last_first(world: World, engine: Engine) -> None:
         response = world.client.post(f"{API}/registry/merges/{merge_id}/undo", headers=world.h("rrmc"))
         assert response.status_code == 200, response.text
     assert snapshot(engine) == before
+    # Two records joined to one kept record: the later one is undone first.
+    third = _merge(world, keep=c, gone=a).json()
+    fourth = _merge(world, keep=c, gone=b).json()
+    early = world.client.post(f"{API}/registry/merges/{third['id']}/undo", headers=world.h("rrmc"))
+    assert early.status_code == 409 and "позже присоединена" in early.json()["message"]
+    for merge_id in (fourth["id"], third["id"]):
+        response = world.client.post(f"{API}/registry/merges/{merge_id}/undo", headers=world.h("rrmc"))
+        assert response.status_code == 200, response.text
+    assert snapshot(engine) == before
 
 
 def test_the_guards_refuse_what_must_not_merge(world: World, engine: Engine) -> None:

@@ -302,6 +302,19 @@ def undo(session: Session, principal: Principal, merge_id: int, reason: str | No
         )
     if gone.merged_into_id != keep.id:
         raise Conflict("Запись уже не объединена с этой", field="merge_id")
+    later = session.exec(
+        select(ChildMerge.id).where(
+            ChildMerge.keep_child_id == row.keep_child_id,
+            col(ChildMerge.id) > row.id,
+            col(ChildMerge.undone_at).is_(None),
+        )
+    ).first()
+    if later is not None:
+        raise Conflict(
+            "К оставленной записи позже присоединена ещё одна: "
+            "сначала отмените то, более позднее объединение",
+            field="merge_id",
+        )
     now_rows = _rows_of(session, keep.id or 0)
     changed = [
         kind
