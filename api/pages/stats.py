@@ -28,13 +28,9 @@ from api.services.statistics import (
     Cell,
     Statistics,
     csv_rows,
-    suppress_breakdown,
 )
 from core.errors import Forbidden, Unprocessable
-from models.organisations import Region
 from models.programmes import SERVICE_FORM_LABELS
-from models.users import Role
-from standards import load_standard
 from statemachines import STATE_LABELS
 
 router = APIRouter(include_in_schema=False)
@@ -169,19 +165,7 @@ def parse_period(request: Request, today: date) -> tuple[Period, date, date, int
 
 def _states(session: Session, principal: Principal) -> Breakdown:
     """The cases in each state now (GET /api/v1/stats/cases), suppressed for the analyst as the rest."""
-    counts = stats_service.case_counts(session, principal)
-    table = Breakdown(
-        code="states",
-        title="Случаи по состояниям сейчас",
-        unit="cases",
-        additive=True,
-        total=Cell(code="total", label="Всего", value=counts["total"]),
-        cells=[Cell(code=row["state"], label=row["label"], value=row["count"]) for row in counts["by_state"]],
-    )
-    if principal.role == Role.analyst:
-        region = session.get(Region, principal.org.region_id)
-        suppress_breakdown(table, load_standard(region.code if region else None).statistics.min_cell)
-    return table
+    return stats_service.state_counts(session, principal)
 
 
 def _charts(stats: Statistics) -> dict[str, Any]:

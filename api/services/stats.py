@@ -9,17 +9,39 @@ from sqlmodel import Session, col, func, select
 
 from api.deps import Principal
 from api.services import statistics
-from api.services.statistics import Statistics
+from api.services.statistics import Breakdown, Cell, Statistics, suppress_breakdown
 from core.errors import Forbidden, NotFound, Unprocessable
 from models.cases import Case
-from models.organisations import Organisation, OrgKind
+from models.organisations import Organisation, OrgKind, Region
 from models.users import Role
+from standards import load_standard
 from statemachines import STATE_LABELS
 
 
 def case_counts(session: Session, principal: Principal) -> dict[str, Any]:
     """The number of cases in each state of the journey: the region's for an analyst or the
-    regional supervisor, the organisation's for a provider's staff."""
+    regional supervisor, the organisation's for a provider's staff. The analyst's small cells are
+    suppressed like the rest of the statistics (`count` null, `shown` «<5»)."""
+    table = state_counts(session, principal)
+    assert table.total is not None
+    return {
+        "by_state": [
+            {
+                "state": c.code,
+                "label": c.label,
+                "count": c.value,
+                "suppressed": c.suppressed,
+                "shown": c.shown,
+            }
+            for c in table.cells
+        ],
+        "total": table.total.value,
+        "total_shown": table.total.shown,
+    }
+
+
+def state_counts(session: Session, principal: Principal) -> Breakdown:
+    """case_counts as a table of the statistics (the page draws it like the others)."""
     query = select(Case.state, func.count()).group_by(Case.state)
     if principal.role == Role.analyst or principal.is_regional_supervisor:
         region_orgs = select(Organisation.id).where(Organisation.region_id == principal.org.region_id)
@@ -28,14 +50,21 @@ def case_counts(session: Session, principal: Principal) -> dict[str, Any]:
         query = query.where(Case.provider_id == principal.org.id)
     else:
         raise Forbidden("Статистика недоступна для вашей роли")
-    counts = dict(session.exec(query).all())
-    return {
-        "by_state": [
-            {"state": state, "label": label, "count": counts.get(state, 0)}
-            for state, label in STATE_LABELS.items()
+    counts: dict[str, int] = {state: n for state, n in session.exec(query).all()}
+    table = Breakdown(
+        code="states",
+        title="Случаи по состояниям сейчас",
+        unit="cases",
+        additive=True,
+        total=Cell(code="total", label="Всего", value=sum(counts.values())),
+        cells=[
+            Cell(code=state, label=label, value=counts.get(state, 0)) for state, label in STATE_LABELS.items()
         ],
-        "total": sum(counts.values()),
-    }
+    )
+    if principal.role == Role.analyst:
+        region = session.get(Region, principal.org.region_id)
+        suppress_breakdown(table, load_standard(region.code if region else None).statistics.min_cell)
+    return table
 
 
 # --- statistics over a period (api/services/statistics.py computes them) -----------------------------
