@@ -92,6 +92,17 @@ INTER_AGENCY: list[Page] = [
     Page("admin-agreements", "/admin/agreements", "admin", "agreements on inter-agency interaction"),
 ]
 
+# Issue 12: the public registry (no login), the target-group registry, statistics and reports.
+MONITORING: list[Page] = [
+    Page("public-region", "/public/{region_code}", None, "the public registry: a region's page for parents"),
+    Page("public-provider", "/public/{region_code}/providers/{provider_id}", None, "a provider's public page"),
+    Page("my-organisation", "/my-organisation", "head", "«Наша организация»: free places and forms"),
+    Page("registry", "/registry", "rrmc", "the target-group registry, the РРМЦ's"),
+    Page("registry-duplicates", "/registry/duplicates", "rrmc", "likely duplicates to review"),
+    Page("stats-region", "/stats", "rrmc", "statistics of the region over a period, with charts"),
+    Page("reports", "/reports", "rrmc", "the yearly form 1-РП: start, progress, files"),
+]
+
 
 def log(message: str) -> None:
     print(f"[{time.strftime('%H:%M:%S')}] {message}", file=sys.stderr, flush=True)
@@ -208,6 +219,11 @@ def values_for(engine: Engine, app: Any) -> dict[str, Any]:
             values[name] = by_state[state].id
         planned_id, planned_at = planned.id or 0, planned.scheduled_at
         values["transfer_id"] = session.exec(select(Transfer.id)).first()
+        provider = session.get(Organisation, case.provider_id)
+        assert provider is not None
+        region = session.get(Region, provider.region_id)
+        assert region is not None
+        values["region_code"], values["provider_id"] = region.code, provider.id
     # After the read: the short link is written in a transaction of its own (SQLite: one writer).
     values["code"] = family_code(engine, planned_id, planned_at, app.state.keys, "demo")
     return values
@@ -215,7 +231,7 @@ def values_for(engine: Engine, app: Any) -> dict[str, Any]:
 
 def pages_to_take() -> list[Page]:
     extra = [Page(name, f"/cases/{{{name}}}", who, f"case page, {state}") for name, state, who in CASES]
-    return [*PAGES, *extra, *INTER_AGENCY]
+    return [*PAGES, *extra, *INTER_AGENCY, *MONITORING]
 
 
 @contextmanager
