@@ -95,7 +95,7 @@ INTER_AGENCY: list[Page] = [
 # Issue 12: the public registry (no login), the target-group registry, statistics and reports.
 MONITORING: list[Page] = [
     Page("public-region", "/public/{region_code}", None, "the public registry: a region's page for parents"),
-    Page("public-provider", "/public/{region_code}/providers/{provider_id}", None, "a provider's public page"),
+    Page("public-provider", "/public/{region_code}/providers/{provider_id}", None, "a provider page"),
     Page("my-organisation", "/my-organisation", "head", "«Наша организация»: free places and forms"),
     Page("registry", "/registry", "rrmc", "the target-group registry, the РРМЦ's"),
     Page("registry-duplicates", "/registry/duplicates", "rrmc", "likely duplicates to review"),
