@@ -13,7 +13,7 @@ from sqlalchemy import Engine
 from sqlmodel import Session, select
 
 from api.services.statistics import compute, suppress
-from models.organisations import Region
+from models.organisations import Organisation, Region
 from tests.browser import DESKTOP, assert_accessible, login
 from tests.region_gen import Plan, generate
 from tests.test_pages_auth import sign_in
@@ -86,6 +86,23 @@ def test_the_analyst_sees_small_numbers_hidden_and_explained(world: World, engin
         hidden.referrals_by_source.get("health").shown,
     ] in rows
     assert not {row[3] for row in rows[3:]} & {"1", "2", "3", "4"}
+
+
+def test_the_csv_gives_an_organisation_name_that_starts_like_a_formula_as_text(
+    world: World, engine: Engine
+) -> None:
+    with Session(engine) as session:
+        org = session.get(Organisation, world.provider_id)
+        assert org is not None
+        org.name = '=HYPERLINK("http://example.org/x","Центр")'
+        session.add(org)
+        session.commit()
+    sign_in(world.client, "rrmc")
+    download = world.client.get("/stats.csv", params={"provider_id": str(world.provider_id)})
+    assert download.status_code == 200
+    rows = list(csv.reader(io.StringIO(download.text.lstrip("\ufeff")), delimiter=";"))
+    assert rows[0][2] == '\'=HYPERLINK("http://example.org/x","Центр")'
+    assert not any(cell.startswith(("=", "+", "-", "@")) for row in rows for cell in row)
 
 
 def test_a_providers_head_sees_its_own_provider_and_a_specialist_is_refused(

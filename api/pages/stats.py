@@ -219,6 +219,15 @@ def stats_page(request: Request, principal: PageUser, session: SessionDep) -> HT
     return render(request, "pages/stats/index.html", context)
 
 
+# What a spreadsheet would read as a formula (an organisation's name typed by an administrator).
+FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def as_text(value: str) -> str:
+    """A CSV cell a spreadsheet shows as the text it is (CSV injection): a leading quote before = + - @."""
+    return "'" + value if value.startswith(FORMULA_START) else value
+
+
 @router.get("/stats.csv")
 def stats_csv(request: Request, principal: PageUser, session: SessionDep) -> Response:
     if not stats_service.may_see_statistics(principal):
@@ -230,13 +239,16 @@ def stats_csv(request: Request, principal: PageUser, session: SessionDep) -> Res
     stats = stats_service.statistics_for(session, principal, start, end, provider_id)
     out = io.StringIO()
     writer = csv.writer(out, delimiter=";")
-    writer.writerow(["Статистика ранней помощи", "", stats.provider_name or stats.region_name, ""])
-    writer.writerow(["Период", "", f"{stats.start:%d.%m.%Y} – {stats.end:%d.%m.%Y}", ""])
+    rows = [
+        ["Статистика ранней помощи", "", stats.provider_name or stats.region_name, ""],
+        ["Период", "", f"{stats.start:%d.%m.%Y} – {stats.end:%d.%m.%Y}", ""],
+    ]
     if stats.suppressed:
-        writer.writerow(
+        rows.append(
             ["Примечание", "", f"числа от 1 до {stats.min_cell - 1} скрыты («<{stats.min_cell}»)", ""]
         )
-    writer.writerows(csv_rows(stats))
+    rows += csv_rows(stats)
+    writer.writerows([[as_text(value) for value in row] for row in rows])
     name = f"statistika-{stats.start:%Y-%m-%d}-{stats.end:%Y-%m-%d}.csv"
     # A BOM, so that Excel reads the Cyrillic as UTF-8.
     return Response(
