@@ -19,7 +19,7 @@ import logging
 import os
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -283,10 +283,25 @@ async def compute_statistics(run_id: int) -> Computed:
         exact: Statistics = statistics.compute(session, run.region_id, start, end)
         hidden = statistics.suppress(exact, min_cell)
         counted = extras(session, run.region_id, start, end, min_cell, False)
+    return both_forms(exact, hidden, counted, min_cell, run.year, made_on, due_on)
+
+
+def both_forms(
+    exact: Statistics,
+    hidden: Statistics,
+    counted: Extras,
+    min_cell: int,
+    year: int,
+    made_on: date,
+    due_on: date,
+) -> Computed:
+    """The РРМЦ's form and the analyst's: the latter with the age table suppressed by part C's rule
+    (the one table of children the statistics do not hold); the providers are organisations, not
+    children, and are the same in both."""
     ages = counted.ages.model_copy(deep=True)
-    statistics.suppress_breakdown(ages, min_cell)  # part C's rule, on the one table it does not hold
-    full = build_form(exact, counted, run.year, made_on, due_on)
-    suppressed = build_form(hidden, Extras(ages, counted.providers_total), run.year, made_on, due_on)
+    statistics.suppress_breakdown(ages, min_cell)
+    full = build_form(exact, counted, year, made_on, due_on)
+    suppressed = build_form(hidden, replace(counted, ages=ages), year, made_on, due_on)
     return Computed(full=full, suppressed=suppressed)
 
 

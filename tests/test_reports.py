@@ -8,8 +8,17 @@ from datetime import UTC, date, datetime, timedelta
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
+from api.services.statistics import suppress
 from flows.report_files import build_form, form_pdf, form_xlsx
-from flows.reports import MAX_ATTEMPTS, claim, claim_next, expire_leases, extras, queue_scheduled
+from flows.reports import (
+    MAX_ATTEMPTS,
+    both_forms,
+    claim,
+    claim_next,
+    expire_leases,
+    extras,
+    queue_scheduled,
+)
 from flows.sweeps import sweep_reports
 from models.organisations import Organisation, Region
 from models.reports import ReportRun, ReportStatus
@@ -110,6 +119,24 @@ def test_the_analysts_copy_has_no_count_between_1_and_4(world: World, engine: En
     assert small == {}
     assert "<5" in rows.values()  # with_ipr (2) at least was there to hide
     assert "<5" in pdf_text(form_pdf(form))
+
+
+def test_the_analysts_copy_from_the_flow_counts_the_providers_like_the_full_form(
+    world: World, engine: Engine
+) -> None:
+    journeys(world)
+    exact = demo_statistics(engine)
+    with Session(engine) as session:
+        region = session.exec(select(Region).where(Region.code == "demo")).one()
+        more = extras(session, region.id or 0, date(year(), 1, 1), date(year(), 12, 31), 5, False)
+    made = both_forms(
+        exact, suppress(exact, 5), more, 5, year(), date(year(), 12, 31), date(year() + 1, 4, 15)
+    )
+    full, hidden = xlsx_rows(form_xlsx(made.full)), xlsx_rows(form_xlsx(made.suppressed))
+    section_8 = {code: value for code, value in full.items() if code.startswith("8.")}
+    assert section_8["8.01"] == section_8["8.02"] + section_8["8.03"] + section_8["8.04"] > 0
+    assert {code: hidden[code] for code in section_8} == section_8
+    assert hidden["2.03"] == "<5" and full["2.03"] == WITH_IPR
 
 
 def test_a_run_whose_worker_died_is_queued_again_then_failed(world: World, engine: Engine) -> None:
