@@ -2,39 +2,49 @@
 
 What it measures, on SQLite and PostgreSQL, on a region of ``--n`` (100 000) journeys:
 
-* **The yearly report** (form 1-РП) for ``--year`` (last year by default), end to end: the
-  statistics for that year (``api.services.statistics.compute``), then the XLSX and the PDF built
-  from them (``flows.reports``' builders, called directly). ``--runs`` (3) runs, each step timed
-  with ``time.perf_counter``; the table shows the best and the median of the total and the split
-  by step. Then once through the Prefect flow (``--flow``, on by default: a temporary Prefect
-  server from ``prefect.testing.utilities.prefect_test_harness``, its start-up not counted), timed
-  from the call to its return. A total over the 10 s target is profiled (cProfile, the top
-  functions by cumulative time go to the JSON) and its slowest SQL statements are EXPLAINed.
-* **The public provider registry**: ``GET /api/v1/public/regions/{code}/providers`` with no login,
-  ``--requests`` (300) requests cycling through filters (none, a municipality, a form, a name
-  fragment ``q``, and combinations, over the regions seeded), each timed on its own through the
-  app in this process (``fastapi.testclient.TestClient``: no sockets; the client adds ~1 ms).
-* **The target-group registry**: ``GET /api/v1/registry/children`` as the РРМЦ supervisor (an
-  API token), ``--requests`` requests cycling through filters (none, a criterion, a
-  municipality, a state, a provider, dates, a name fragment), timed the same way; and its page
-  ``/registry`` with the same filters (session cookie), if the page is there.
+* **The yearly report** (form 1-РП) of ``--year`` (last year by default), end to end, as the flow's
+  tasks do it (flows/reports.py), called directly: *statistics* (``api.services.statistics.compute``),
+  *form* (``statistics.suppress``, ``flows.reports.extras`` and ``build_form`` for the full and the
+  analyst's copy), *xlsx* and *pdf* (``flows.report_files``, both copies). One cold run, then
+  ``--runs`` (3), each step timed with ``time.perf_counter``; the table shows the best and the median
+  of the total and of each step. Then once through the Prefect flow (``--no-flow`` skips it): a
+  queued ``ReportRun`` claimed and run by ``flows.reports.run_report`` as the worker does, on a
+  temporary Prefect server (``prefect_test_harness``; its start-up is not counted), timed from the
+  call to its return and by stage (the flow's progress hook). A median over the 10 s target (or
+  ``--profile``) is profiled (cProfile, the top functions go to the JSON) and its slowest SQL
+  statements are EXPLAINed.
+* **The public provider registry** (no login): ``GET /api/v1/public/regions/{code}/providers`` and
+  the region's page ``/public/{code}``, ``--requests`` (300) requests each, cycling through filters
+  (none, a municipality with many providers and one with few, a form, a name fragment ``q``,
+  combinations, ``age_months``) over every seeded region, each timed on its own through the app in
+  this process (``fastapi.testclient.TestClient``: no sockets; the client adds ~1 ms).
+* **The target-group registry** as the region's РРМЦ supervisor: ``GET /api/v1/registry/children``
+  (an API token) and the page ``/registry`` (a session cookie), ``--requests`` each, cycling through
+  19 filters (each category, a criterion, a municipality, a state, a provider, referral and opening
+  dates, a name prefix, the sorts, page 20, and five filters at once).
 
-p50/p95/max per probe and per filter; the slowest filter's statements are EXPLAINed when a p95
-misses the 50 ms target (``EXPLAIN QUERY PLAN`` / ``EXPLAIN (ANALYZE, BUFFERS)``).
+p50/p95/max per search, per path (the public search per region) and p50 per filter; when a p95
+misses the 50 ms target (or ``--profile``), the slowest filter's statements with their plans
+(``EXPLAIN QUERY PLAN`` / ``EXPLAIN (ANALYZE, BUFFERS)``). A search whose route is not there is
+reported as missing.
 
-Data: the generated region of the statistics' tests (``tests/region_gen.py``) at ``--n`` journeys:
-its journeys, with their history, conclusions, ИПРП, sessions by form, deadlines met and late,
-transfers and routings, over more than two years. On top of it, bulk-inserted here: ``--providers``
-public providers (over the generated region and ``--regions`` more regions, with municipalities,
-forms, ages and free places), so that the public search has a realistic registry to filter.
+Data: the generated region of the statistics' tests (``tests/region_gen.py``, ``generate(n=--n,
+seed=--seed, providers=--gen-providers, keep=False)``): journeys with their history, conclusions,
+ИПРП, sessions by form, deadlines met and late, transfers and routings, referred over two years
+(2024-2025). On top of it, bulk-inserted here: ``--providers`` (1 200) public providers over the
+generated region (about half of them) and ``--regions`` (3) more regions, with municipalities,
+forms, ages and free places; the generated region's own providers get those fields too.
+``--data pages`` uses bench/pages.py's seeding instead (one region; no transfers or routings).
 
-The seeded database is cached like ``bench/pages.py``'s: the SQLite file under ``var/bench/``
-(its name is the seed key), and the PostgreSQL database ``--postgres-db`` (``eh_bench_reports``;
-its COMMENT holds the key). The key includes a digest of every migration file and of the generator,
-so the cache is rebuilt when either changes (or with ``--reseed``). Each run measures a copy (a file
-copy; ``CREATE DATABASE ... TEMPLATE``), dropped at the end.
+The seeded database is cached like ``bench/pages.py``'s: the SQLite file under ``var/bench/`` (its
+name is the seed key), and the PostgreSQL database ``--postgres-db`` (``eh_bench_reports``; its
+COMMENT holds the key). The key includes a digest of every migration file and of the generator, so
+the cache is rebuilt when either changes (or with ``--reseed``). Each run measures a copy (a file
+copy; ``CREATE DATABASE ... TEMPLATE``), dropped at the end. Before measuring each backend the
+script waits (up to ``--wait-idle`` s, 600) for the machine to be idle (``benchlib.wait_idle``) and
+records what it found, with the load average.
 
-Run (idle 2-core machine)::
+Run (seeding 2-4 minutes per database the first time; then about 2 minutes each, plus the wait)::
 
     .venv/bin/python bench/reports.py
     .venv/bin/python bench/reports.py --sqlite-only --n 5000 --runs 1 --requests 50
