@@ -537,6 +537,19 @@ def test_the_csv_import_takes_the_public_columns(world: World) -> None:
     assert found[0]["site"] == "https://rostok.example.org" and found[0]["free_places"] == 3
 
 
+def test_the_csv_import_names_a_bad_sites_column_once(world: World) -> None:
+    data = "Название;Вид;Телефон;Сайт\nСлужба «Лучик»;provider;+7 800 000-00-05;javascript:alert(1)\n"
+    answer = world.client.post(
+        f"{API}/organisations/import",
+        content=data.encode(),
+        headers={**world.h("admin"), "Content-Type": "text/csv"},
+    )
+    (refused,) = _ok(answer)["refused"]
+    assert refused["reason"] == (
+        "Сайт: Полный адрес, начинающийся с https:// или http://, например https://example.org"
+    )
+
+
 def test_the_demo_region_has_a_public_registry_worth_looking_at(engine: Engine) -> None:
     with session_scope(engine) as session:
         assert load_demo(session)

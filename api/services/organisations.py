@@ -134,9 +134,8 @@ def _site(value: str | None) -> str | None:
     except ValueError:  # urlsplit's own complaint is English ("Invalid IPv6 URL")
         host = None
     if host is None or parts.scheme not in ("https", "http") or any(c.isspace() for c in value):
-        raise ValueError(
-            "Сайт: полный адрес, начинающийся с https:// или http://, например https://example.org"
-        )
+        # The field's name is said by whoever shows the message (the form beside it, the CSV as «Сайт: …»).
+        raise ValueError("Полный адрес, начинающийся с https:// или http://, например https://example.org")
     return value
 
 
