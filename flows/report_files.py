@@ -180,10 +180,12 @@ def build_form(stats: Statistics, extras: Extras, year: int, made_on: date, due_
     sections.append(services)
 
     agencies = FormSection("7", "Межведомственное взаимодействие")
-    agencies.rows.append(_cell_row("7.01", stats.transfers.total, "ед.", stats.transfers.title))
+    # Heading rows: requested / accepted / ... count different moments of a transfer (and of a
+    # routing), so the tables have no total; the counts are the rows under them.
+    agencies.rows.append(FormRow("7.01", stats.transfers.title, "ед.", None, ""))
     agencies.rows += _breakdown_rows("7", 2, stats.transfers, "ед.")
     n = 2 + len(stats.transfers.cells)
-    agencies.rows.append(_cell_row(f"7.{n:02d}", stats.routings.total, "ед.", stats.routings.title))
+    agencies.rows.append(FormRow(f"7.{n:02d}", stats.routings.title, "ед.", None, ""))
     agencies.rows += _breakdown_rows("7", n + 1, stats.routings, "ед.")
     sections.append(agencies)
 

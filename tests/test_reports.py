@@ -139,6 +139,26 @@ def test_the_analysts_copy_from_the_flow_counts_the_providers_like_the_full_form
     assert hidden["2.03"] == "<5" and full["2.03"] == WITH_IPR
 
 
+def test_section_7_heads_transfers_and_routings_without_saying_there_is_no_data(
+    world: World, engine: Engine
+) -> None:
+    journeys(world)
+    stats = demo_statistics(engine)
+    with Session(engine) as session:
+        region = session.exec(select(Region).where(Region.code == "demo")).one()
+        more = extras(session, region.id or 0, date(year(), 1, 1), date(year(), 12, 31), 5, False)
+    form = build_form(stats, more, year(), date(year(), 12, 31), date(year() + 1, 4, 15))
+    (agencies,) = [section for section in form.sections if section.code == "7"]
+    heads = [row for row in agencies.rows if row.level == 0]
+    assert [row.label for row in heads] == [stats.transfers.title, stats.routings.title]
+    # The counts are the rows under each heading (a transfer or a routing may be counted in several).
+    assert all(row.shown == "" and row.value is None for row in heads)
+    assert [row.value for row in agencies.rows if row.level == 1] == [
+        cell.value for table in (stats.transfers, stats.routings) for cell in table.cells
+    ]
+    assert "нет данных в системе" not in {row.shown for row in agencies.rows}
+
+
 def test_a_run_whose_worker_died_is_queued_again_then_failed(world: World, engine: Engine) -> None:
     _, body = start(world)
     run_id = int(str(body["id"]))
