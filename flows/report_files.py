@@ -77,6 +77,7 @@ class Form:
     suppressed: bool  # the analyst's copy
     min_cell: int
     sections: list[FormSection]
+    round_to: int | None = None  # the analyst's copy: counts of children rounded to a multiple of it
 
     def rows(self) -> list[FormRow]:
         return [row for section in self.sections for row in section.rows]
@@ -224,6 +225,7 @@ def build_form(stats: Statistics, extras: Extras, year: int, made_on: date, due_
         due_on=due_on,
         suppressed=stats.suppressed,
         min_cell=stats.min_cell,
+        round_to=stats.round_to,
         sections=sections,
     )
 
@@ -236,9 +238,10 @@ def _header_lines(form: Form) -> list[tuple[str, str]]:
         ("Срок представления в Минтруд России", f"до {form.due_on:%d.%m.%Y}"),
     ]
     if form.suppressed:
-        lines.append(
-            ("Вариант", f"обезличенный: значения от 1 до {form.min_cell - 1} скрыты («<{form.min_cell}»)")
-        )
+        variant = f"обезличенный: значения от 1 до {form.min_cell - 1} скрыты («<{form.min_cell}»)"
+        if form.round_to:
+            variant += f", остальные числа о детях округлены до кратных {form.round_to}"
+        lines.append(("Вариант", variant))
     return lines
 
 

@@ -204,7 +204,9 @@ def age_group(birth: date, on: date) -> str:
     return AGE_GROUPS[min(max(years, 0), 3)][0]
 
 
-def extras(session: Session, region_id: int, start: date, end: date, min_cell: int, hide: bool) -> Extras:
+def extras(
+    session: Session, region_id: int, start: date, end: date, min_cell: int, hide: bool, round_to: int = 1
+) -> Extras:
     """Children identified in the period (a referral dated in it, to a provider of the region) by
     age at their first such referral; the region's active providers now."""
     first = session.execute(
@@ -230,7 +232,7 @@ def extras(session: Session, region_id: int, start: date, end: date, min_cell: i
         cells=[Cell(code=code, label=label, value=counts[code]) for code, label in AGE_GROUPS],
     )
     if hide:
-        statistics.suppress_breakdown(ages, min_cell)
+        statistics.suppress_table(ages, min_cell, round_to)
     owned: dict[str | None, int] = {}
     forms: dict[str, int] = {}
     for ownership, offered in session.execute(
@@ -279,11 +281,12 @@ async def compute_statistics(run_id: int) -> Computed:
         region = session.get(Region, run.region_id)
         assert region is not None
         start, end, made_on, due_on = _dates(run, region)
-        min_cell = load_standard(region.code).statistics.min_cell
+        rules = load_standard(region.code).statistics
+        min_cell, round_to = rules.min_cell, rules.round_to
         exact: Statistics = statistics.compute(session, run.region_id, start, end)
-        hidden = statistics.suppress(exact, min_cell)
+        hidden = statistics.suppress(exact, min_cell, round_to)
         counted = extras(session, run.region_id, start, end, min_cell, False)
-    return both_forms(exact, hidden, counted, min_cell, run.year, made_on, due_on)
+    return both_forms(exact, hidden, counted, min_cell, run.year, made_on, due_on, round_to)
 
 
 def both_forms(
@@ -294,12 +297,13 @@ def both_forms(
     year: int,
     made_on: date,
     due_on: date,
+    round_to: int = 1,
 ) -> Computed:
     """The РРМЦ's form and the analyst's: the latter with the age table suppressed by part C's rule
     (the one table of children the statistics do not hold); the providers are organisations, not
     children, and are the same in both."""
     ages = counted.ages.model_copy(deep=True)
-    statistics.suppress_breakdown(ages, min_cell)
+    statistics.suppress_table(ages, min_cell, round_to)
     full = build_form(exact, counted, year, made_on, due_on)
     suppressed = build_form(hidden, replace(counted, ages=ages), year, made_on, due_on)
     return Computed(full=full, suppressed=suppressed)

@@ -205,6 +205,10 @@ class StatisticsRules(_Strict):
     shown as suppressed, so no child can be recognised in a small cell."""
 
     min_cell: int = Field(default=5, ge=2, le=50)
+    # The analyst's other counts are rounded to a multiple of this (1: not rounded), so that the
+    # difference of two answers (the region less one provider, a period less a shorter one) cannot
+    # give back a suppressed count exactly.
+    round_to: int = Field(default=5, ge=1, le=50)
 
 
 class YearlyReportRules(_Strict):

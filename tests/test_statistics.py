@@ -483,6 +483,62 @@ def test_a_share_over_few_children_or_with_a_small_rest_is_hidden(generated: Gen
     assert suppress(stats).coverage.share == pytest.approx(0.75)
 
 
+def test_rounded_counts_keep_a_hidden_count_from_being_recovered_as_a_difference() -> None:
+    """The reviewer's case: the region 9 referrals, provider 1 seven, provider 2 two. Suppression
+    alone shows 9 and 7, and 9 − 7 gives provider 2's hidden 2; rounded to fives, 10 − 5 could be
+    anything from 0 to 10."""
+
+    def referrals(value: int) -> Statistics:
+        table = Breakdown(
+            code="t",
+            title="t",
+            unit="referrals",
+            additive=True,
+            total=Cell(code="total", label="Всего", value=value),
+            cells=[
+                Cell(code="health", label="health", value=value),
+                Cell(code="self", label="self", value=0),
+            ],
+        )
+        return _stats_with(table)
+
+    region, first, second = (suppress(referrals(n), 5, 5).referrals_by_source for n in (9, 7, 2))
+    assert region.total is not None and first.total is not None and second.total is not None
+    assert (region.total.value, first.total.value, second.total.shown) == (10, 5, "<5")
+    assert region.total.rounded and first.get("health").shown == "5"
+    assert first.get("self").shown == "0"  # zero stays zero
+    # Without rounding (round_to 1), the same copies give 9 and 7: the difference the rounding hides.
+    exact_region, exact_first = (suppress(referrals(n), 5, 1).referrals_by_source for n in (9, 7))
+    assert exact_region.total is not None and exact_first.total is not None
+    assert (exact_region.total.value, exact_first.total.value) == (9, 7)
+
+
+def test_the_analysts_shares_are_computed_from_the_rounded_counts() -> None:
+    table = Breakdown(code="t", title="t", unit="children")
+    stats = _stats_with(table)
+    stats.coverage.numerator.value, stats.coverage.denominator.value = 23, 36
+    coverage = suppress(stats, 5, 5).coverage
+    # 23 of 36 is 64 %, which with a rounded 35 would give the exact counts back; 25 of 35 is 71 %.
+    assert (coverage.numerator.value, coverage.denominator.value) == (25, 35)
+    assert coverage.share == pytest.approx(25 / 35) and coverage.shown == "71 %"
+
+
+def test_the_analysts_api_answers_are_rounded_to_the_standards_multiple(world: World) -> None:
+    for _ in range(7):
+        world.refer()
+    stats = world.client.get(f"{API}/stats", headers=world.h("analyst")).json()
+    assert stats["round_to"] == 5
+    referrals = stats["referrals_by_source"]["total"]
+    assert (referrals["value"], referrals["rounded"]) == (5, True)
+    exact = world.client.get(f"{API}/stats", headers=world.h("rrmc")).json()
+    assert exact["round_to"] is None and exact["referrals_by_source"]["total"]["value"] == 7
+    by_state = world.client.get(f"{API}/stats/cases", headers=world.h("analyst")).json()
+    assert (
+        by_state["total"] == 5
+        and next(r for r in by_state["by_state"] if r["state"] == "referred")["count"] == 5
+    )
+
+
 def _stats_with(table: Breakdown) -> Statistics:
     empty = Breakdown(code="e", title="e", unit="children")
     share_cell = Cell(code="n", label="n", value=0)

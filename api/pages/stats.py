@@ -244,9 +244,10 @@ def stats_csv(request: Request, principal: PageUser, session: SessionDep) -> Res
         ["Период", "", f"{stats.start:%d.%m.%Y} – {stats.end:%d.%m.%Y}", ""],
     ]
     if stats.suppressed:
-        rows.append(
-            ["Примечание", "", f"числа от 1 до {stats.min_cell - 1} скрыты («<{stats.min_cell}»)", ""]
-        )
+        note = f"числа от 1 до {stats.min_cell - 1} скрыты («<{stats.min_cell}»)"
+        if stats.round_to:
+            note += f", остальные округлены до кратных {stats.round_to}"
+        rows.append(["Примечание", "", note, ""])
     rows += csv_rows(stats)
     writer.writerows([[as_text(value) for value in row] for row in rows])
     name = f"statistika-{stats.start:%Y-%m-%d}-{stats.end:%Y-%m-%d}.csv"

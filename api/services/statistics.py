@@ -73,6 +73,8 @@ class Cell(BaseModel):
     value: int | None
     suppressed: bool = False
     shown: str = ""
+    # The analyst's copy: the value rounded to a multiple of `Statistics.round_to` (suppress()).
+    rounded: bool = False
 
     def model_post_init(self, _context: object) -> None:
         if not self.shown:
@@ -189,6 +191,8 @@ class Statistics(BaseModel):
     computed_at: datetime
     min_cell: int
     suppressed: bool = False
+    # The analyst's copy: shown counts rounded to a multiple of this (None: exact).
+    round_to: int | None = None
     referrals_by_source: Breakdown
     referrals_by_criterion: Breakdown
     outcomes: Breakdown
@@ -916,9 +920,12 @@ def _suppress_median(median: Median, min_cell: int) -> None:
         median.shown = f"<{min_cell} случаев"
 
 
-def suppress(stats: Statistics, min_cell: int | None = None) -> Statistics:
+def suppress(stats: Statistics, min_cell: int | None = None, round_to: int | None = None) -> Statistics:
     """The analyst's copy: small cells hidden (primary), a second cell where a total would give one
-    away (secondary), shares and medians over fewer than min_cell children hidden."""
+    away (secondary), shares and medians over fewer than min_cell children hidden; then every count
+    still shown rounded to a multiple of `round_to` (never to 0) and the shares recomputed from the
+    rounded counts. Suppression alone holds within one answer only: the region's 9 less a provider's 7
+    gives the other provider's hidden 2; rounded, 10 less 5 gives anything from 0 to 10."""
     limit = min_cell or stats.min_cell
     copy = stats.model_copy(deep=True)
     for table in copy.breakdowns():
@@ -938,9 +945,48 @@ def suppress(stats: Statistics, min_cell: int | None = None) -> Statistics:
     _suppress_share(copy.coverage, limit)
     for median in copy.medians:
         _suppress_median(median, limit)
+    base = round_to or 1
+    if base > 1:
+        for table in copy.breakdowns():
+            for cell in [*table.cells, *([table.total] if table.total is not None else [])]:
+                round_cell(cell, base)
+        for share in [copy.coverage, *(t.on_time for t in copy.timeliness)]:
+            _round_share(share, base)
+        copy.round_to = base
     copy.min_cell = limit
     copy.suppressed = True
     return copy
+
+
+def suppress_table(table: Breakdown, min_cell: int, round_to: int) -> None:
+    """suppress_breakdown, then the shown counts rounded: the analyst's copy of one table made
+    outside compute() (the cases by state now, the report's age groups)."""
+    suppress_breakdown(table, min_cell)
+    for cell in [*table.cells, *([table.total] if table.total is not None else [])]:
+        round_cell(cell, round_to)
+
+
+def round_cell(cell: Cell, base: int) -> None:
+    """A shown count to the nearest multiple of `base`, never to 0 (a count of 1..base/2 is hidden by
+    the primary rule first). Zero stays zero."""
+    if cell.value and not cell.suppressed and base > 1:
+        cell.value = max(base, base * round(cell.value / base))
+        cell.shown = str(cell.value)
+        cell.rounded = True
+
+
+def _round_share(share: Share, base: int) -> None:
+    """A share from exact counts would give them back (7 of 9 is 78 %, and only 9 fits a rounded 10):
+    recomputed from the rounded ones."""
+    round_cell(share.numerator, base)
+    round_cell(share.denominator, base)
+    if share.suppressed:
+        return
+    numerator, denominator = share.numerator.value, share.denominator.value
+    share.share = numerator / denominator if numerator is not None and denominator else None
+    if share.share is not None:
+        share.share = min(share.share, 1.0)
+    share.shown = _percent(share.share)
 
 
 def csv_rows(stats: Statistics) -> list[list[str]]:

@@ -9,12 +9,12 @@ from sqlmodel import Session, col, func, select
 
 from api.deps import Principal
 from api.services import statistics
-from api.services.statistics import Breakdown, Cell, Statistics, suppress_breakdown
+from api.services.statistics import Breakdown, Cell, Statistics, suppress_table
 from core.errors import Forbidden, NotFound, Unprocessable
 from models.cases import Case
 from models.organisations import Organisation, OrgKind, Region
 from models.users import Role
-from standards import load_standard
+from standards import StatisticsRules, load_standard
 from statemachines import STATE_LABELS
 
 
@@ -62,9 +62,14 @@ def state_counts(session: Session, principal: Principal) -> Breakdown:
         ],
     )
     if principal.role == Role.analyst:
-        region = session.get(Region, principal.org.region_id)
-        suppress_breakdown(table, load_standard(region.code if region else None).statistics.min_cell)
+        rules = _rules(session, principal)
+        suppress_table(table, rules.min_cell, rules.round_to)
     return table
+
+
+def _rules(session: Session, principal: Principal) -> StatisticsRules:
+    region = session.get(Region, principal.org.region_id)
+    return load_standard(region.code if region else None).statistics
 
 
 # --- statistics over a period (api/services/statistics.py computes them) -----------------------------
@@ -133,5 +138,6 @@ def statistics_for(
             raise NotFound("Организация не найдена", field="provider_id")
     result = statistics.compute(session, principal.org.region_id, start, end, provider_id)
     if principal.role == Role.analyst:
-        return statistics.suppress(result)
+        rules = _rules(session, principal)
+        return statistics.suppress(result, rules.min_cell, rules.round_to)
     return result
