@@ -49,6 +49,9 @@ class Extras:
     providers_total: int
     providers_by_ownership: dict[str | None, int] = field(default_factory=dict)
     providers_by_form: list[tuple[str, int]] = field(default_factory=list)
+    # Active accounts of curators and specialists at those providers: the people who give the
+    # services (coordinators and heads excluded). None: not counted.
+    specialists: int | None = None
 
 
 @dataclass
@@ -213,8 +216,15 @@ def build_form(stats: Statistics, extras: Extras, year: int, made_on: date, due_
             FormRow(f"8.{number:02d}", f"оказывающих услуги в форме: {label}", "ед.", count, str(count), 1)
         )
         number += 1
+    staff = extras.specialists
     providers.rows.append(
-        FormRow(f"8.{number:02d}", "Специалистов, оказывающих услуги ранней помощи", children, None, NO_DATA)
+        FormRow(
+            f"8.{number:02d}",
+            "Специалистов, оказывающих услуги ранней помощи (кураторы и специалисты в системе)",
+            "чел.",
+            staff,
+            NO_DATA if staff is None else str(staff),
+        )
     )
     sections.append(providers)
 
@@ -263,6 +273,8 @@ def form_xlsx(form: Form) -> bytes:
     for label, text in _header_lines(form):
         sheet.append([label, text])
         sheet.cell(row=sheet.max_row, column=1).font = bold
+        if sheet.cell(row=sheet.max_row, column=2).data_type == "f":  # a region named «=…» stays text
+            sheet.cell(row=sheet.max_row, column=2).data_type = "s"
     sheet.append([])
     sheet.append(["Код строки", "Показатель", "Единица", "Значение"])
     header_row = sheet.max_row

@@ -47,6 +47,7 @@ from models.outbox import EffectKind, Outbox, OutboxStatus
 from models.programmes import SERVICE_FORM_LABELS
 from models.referrals import Referral
 from models.reports import ACTIVE, ReportKind, ReportRun, ReportStatus
+from models.users import Role, User
 from standards import load_standard
 
 log = logging.getLogger("earlyhelp.reports")
@@ -246,8 +247,21 @@ def extras(
         owned[key] = owned.get(key, 0) + 1
         for form in set(offered or []):
             forms[form] = forms.get(form, 0) + 1
+    specialists = session.execute(
+        select(func.count())
+        .select_from(User)
+        .join(Organisation, col(Organisation.id) == col(User.organisation_id))
+        .where(
+            col(Organisation.region_id) == region_id,
+            col(Organisation.kind) == OrgKind.provider,
+            col(Organisation.is_active).is_(True),
+            col(User.is_active).is_(True),
+            col(User.role).in_([Role.curator, Role.specialist]),
+        )
+    ).scalar_one()
     return Extras(
         ages=ages,
+        specialists=int(specialists),
         providers_total=sum(owned.values()),
         providers_by_ownership=owned,
         providers_by_form=[(label, forms.get(str(code), 0)) for code, label in SERVICE_FORM_LABELS.items()],

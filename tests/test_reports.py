@@ -3,8 +3,10 @@ the analyst's suppressed copy, the lease, and the schedule."""
 
 from __future__ import annotations
 
+import io
 from datetime import UTC, date, datetime, timedelta
 
+import openpyxl
 from sqlalchemy import Engine, update
 from sqlmodel import Session, col, select
 
@@ -22,6 +24,7 @@ from flows.reports import (
 from flows.sweeps import sweep_reports
 from models.organisations import Organisation, Region
 from models.reports import ReportRun, ReportStatus
+from models.users import User
 from tests.reports_support import REFERRED, WITH_IPR, demo_statistics, journeys, pdf_text, xlsx_rows, year
 from tests.test_pages_auth import csrf_of, sign_in
 from tests.world import API, World
@@ -98,7 +101,16 @@ def test_the_form_holds_the_statistics_numbers_in_xlsx_and_pdf(world: World, eng
     assert rows["8.01"] == rows["8.02"] + rows["8.03"] + rows["8.04"] == len(providers)
     assert rows["8.02"] == sum(1 for p in providers if p.ownership == "state")
     assert rows["8.05"] == sum(1 for p in providers if "in_person" in p.forms)  # «очно»
-    assert rows["8.09"] == "нет данных в системе"  # specialists: not recorded
+    with Session(engine) as session:
+        # The people who give the services: active curators and specialists of the region's providers.
+        staff = session.exec(
+            select(User).join(Organisation, col(Organisation.id) == col(User.organisation_id))
+        ).all()
+        own = {p.id for p in providers if p.is_active}
+    assert rows["8.09"] == sum(
+        1 for u in staff if u.organisation_id in own and u.is_active and u.role in ("curator", "specialist")
+    )
+    assert rows["8.09"] > 0
     text = pdf_text(form_pdf(form))
     assert "Форма 1-РП" in text and "Демонстрационная область" in text
     assert f"01.01.{year()} – 31.12.{year()}" in text
@@ -218,3 +230,18 @@ def test_the_reports_page_refuses_provider_staff_and_lets_the_analyst_only_read(
     refused = world.client.post("/reports", data={"csrf": csrf_of(page.text), "year": str(year())})
     assert refused.status_code == 403
     assert world.client.get("/reports/2000000/progress").status_code == 404
+
+
+def test_a_region_named_like_a_formula_stays_text_in_the_xlsx(world: World, engine: Engine) -> None:
+    journeys(world)
+    stats = demo_statistics(engine)
+    stats.region_name = '=HYPERLINK("http://example.org")'
+    with Session(engine) as session:
+        region = session.exec(select(Region).where(Region.code == "demo")).one()
+        more = extras(session, region.id or 0, date(year(), 1, 1), date(year(), 12, 31), 5, False)
+    form = build_form(stats, more, year(), date(year(), 12, 31), date(year() + 1, 4, 15))
+    sheet = openpyxl.load_workbook(io.BytesIO(form_xlsx(form))).active
+    assert sheet is not None
+    cells = [cell for row in sheet.iter_rows() for cell in row if cell.value is not None]
+    assert any(cell.value == stats.region_name for cell in cells)
+    assert all(cell.data_type != "f" for cell in cells)
