@@ -20,8 +20,9 @@ from time import monotonic
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, cast
+from sqlalchemy import String, cast, type_coerce
 from sqlalchemy import select as sa_select
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, and_, col, exists, func, or_, select, true
 
@@ -186,6 +187,16 @@ def _has_referral(principal: Principal, *conditions: Any) -> Any:
     )
 
 
+def has_criterion(session: Session, code: str) -> Any:
+    """SQL on Referral: its criteria (a JSON list of codes) name `code`. On PostgreSQL a JSONB
+    containment, whose selectivity the planner reads from the column's statistics (a LIKE over the
+    text it guessed at 10 rows of 38 000 and chose nested loops: 200-400 ms); on SQLite a LIKE over
+    the JSON text (a code is letters, digits and "_": nothing to escape)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return type_coerce(col(Referral.criteria), JSONB).contains([code])
+    return cast(Referral.criteria, String).like(f'%"{code}"%')
+
+
 def in_need_condition() -> Any:
     """SQL on Case: a conclusion of need determination says the child needs help (ИПРП or
     consultations)."""
@@ -264,10 +275,7 @@ def conditions(session: Session, principal: Principal, wanted: RegistryFilter) -
     if wanted.state:
         where.append(_has_case(principal, Case.state == wanted.state))
     if wanted.criterion:
-        # The criteria are a JSON list of codes (a code is letters, digits and "_": nothing to escape).
-        where.append(
-            _has_referral(principal, cast(Referral.criteria, String).like(f'%"{wanted.criterion}"%'))
-        )
+        where.append(_has_referral(principal, has_criterion(session, wanted.criterion)))
     if wanted.category == Category.in_need:
         where.append(_has_case(principal, in_need_condition()))
     elif wanted.category == Category.served:
