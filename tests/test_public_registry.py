@@ -163,6 +163,24 @@ def _hide(engine: Engine, **changes: Any) -> int:
         return org.id or 0
 
 
+def test_a_large_regions_list_comes_a_page_of_25_at_a_time(world: World, engine: Engine) -> None:
+    for n in range(30):
+        _hide(engine, name=f"Служба ранней помощи № {n:02d}")  # public: a phone, is_public by default
+    first = world.client.get("/public/demo")
+    assert first.status_code == 200
+    assert first.text.count('<h3><a href="/public/demo/providers/') == 25
+    assert "Страница 1 из 2" in first.text and 'href="/public/demo?page=2"' in first.text
+    second = world.client.get("/public/demo?page=2")
+    listed = second.text.count('<h3><a href="/public/demo/providers/')
+    assert listed == 30 + 2 - 25  # the demo's two providers too
+    assert world.client.get("/public/demo?page=99").text.count("Страница 2 из 2") == 1  # the last one
+    assert "Страница 1 из 2" in world.client.get("/public/demo?page=abc").text
+    found = world.client.get("/public/demo", params={"q": "№ 0"})
+    assert "Найдено: 10 из 32" in found.text and "Страница" not in found.text
+    # The API and the CSV still give the whole list.
+    assert len(_ok(world.client.get(f"{API}/public/regions/demo/providers"))) == 32
+
+
 def test_another_region_hidden_inactive_unreachable_and_non_providers_are_absent(
     world: World, engine: Engine
 ) -> None:

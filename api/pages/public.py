@@ -29,6 +29,8 @@ from models.users import Role
 
 router = APIRouter(include_in_schema=False)
 
+PAGE_SIZE = 25  # providers on one page of a region's list
+
 RegionCode = Annotated[str, Path(min_length=1, max_length=32, pattern=r"^[A-Za-z0-9_.-]+$")]
 # The search form's fields arrive as text: a parent's typo is shown beside its field, not a 422 page.
 Text = Annotated[str, Query(max_length=300)]
@@ -91,6 +93,7 @@ def region_page(
     form: Text = "",
     age: Text = "",
     q: Text = "",
+    page: Text = "",
 ) -> HTMLResponse:
     region = registry.region_by_code(session, region_code)
     request.state.zone = ZoneInfo(region.timezone)  # dates of free places in the region's time
@@ -102,13 +105,22 @@ def region_page(
     found = [o for o in every if where.matches(o)] if not errors else []
     public_url = _public_url(request)
     query = urlencode({k: v for k, v in values.items() if v and k != "age"} | _age_param(values["age"]))
+    # A page of providers at a time: a region of several hundred is one long list a parent scrolls
+    # through on a phone, and each card costs its rendering (bench/RESULTS.md, issue 12).
+    pages = max((len(found) + PAGE_SIZE - 1) // PAGE_SIZE, 1)
+    number = min(int(page), pages) if page.isascii() and page.isdigit() and 0 < int(page) < 10_000 else 1
+    shown = found[(number - 1) * PAGE_SIZE : number * PAGE_SIZE]
     return render(
         request,
         "pages/public/region.html",
         {
             "title": f"Ранняя помощь детям: {region.name}",
             "region": region,
-            "providers": [registry.open_view(o, region, public_url) for o in found],
+            "providers": [registry.open_view(o, region, public_url) for o in shown],
+            "found": len(found),
+            "page": number,
+            "pages": pages,
+            "page_url": f"/public/{region.code}?{query}&" if query else f"/public/{region.code}?",
             "total": len(every),
             "searched": searched,
             "values": values,
@@ -118,7 +130,7 @@ def region_page(
             "who_for": registry.WHO_FOR,
             "api": _api(region),
             "query": query,
-            "page_url": registry.region_page(public_url, region.code),
+            "region_url": registry.region_page(public_url, region.code),
         },
         422 if errors else 200,
     )
