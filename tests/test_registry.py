@@ -184,6 +184,43 @@ def test_categories_and_filters_match_counts_computed_from_the_seeded_journeys(
     assert 0 < len(_expected(region, category="in_need")) < len(region)
 
 
+@pytest.mark.parametrize("walk_limit", [250, 0], ids=["set-probed", "set-driven"])
+def test_a_narrow_filter_walked_in_name_order_gives_the_rows_the_sorted_matches_do(
+    world: World, region: list[Spec], monkeypatch: pytest.MonkeyPatch, walk_limit: int
+) -> None:
+    # Past COUNT_CAP the page walks the name index with a narrow filter's set probed per child
+    # (id + 0 IN …) or, deep in the list, driven from the set: either way the rows sorted from all matches.
+    monkeypatch.setattr("api.services.registry.WALK_LIMIT", walk_limit)
+    today = date.today()
+    provider2 = world.org_ids["provider2"]
+    cases: list[tuple[dict[str, Any], set[int]]] = [
+        ({"provider_id": provider2}, _expected(region, provider="provider2")),
+        (
+            {"provider_id": world.org_ids["provider"], "category": "served"},
+            _expected(region, provider="provider", category="served"),
+        ),
+        (
+            {"referred_from": (today - timedelta(days=100)).isoformat(), "criterion": "disabled_child"},
+            _expected(region, referred_from=today - timedelta(days=100), criterion="disabled_child"),
+        ),
+    ]
+    for params, expected in cases:
+        assert len(expected) > 1, params
+
+        def listed(params: dict[str, Any] = params) -> list[int]:
+            response = world.client.get(
+                f"{API}/registry/children", params={"per_page": 100, **params}, headers=world.h("rrmc")
+            )
+            assert response.status_code == 200, response.text
+            return [item["id"] for item in response.json()["items"]]
+
+        sorted_here = listed()
+        monkeypatch.setattr("api.services.registry.COUNT_CAP", 1)
+        walked = listed()
+        monkeypatch.setattr("api.services.registry.COUNT_CAP", 1000)
+        assert walked == sorted_here and set(walked) == expected, params
+
+
 def test_provider_staff_see_their_own_providers_children_only(world: World, region: list[Spec]) -> None:
     assert _ids(world, "coordinator") == _expected(region, provider="provider")
     assert _ids(world, "head", category="served") == _expected(region, provider="provider", category="served")
