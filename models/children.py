@@ -103,6 +103,17 @@ class Child(SQLModel, table=True):
             postgresql_where=text("middle_name IS NULL"),
         ),
         Index("ix_child_birth_region", "birth_date", "region_id"),
+        # The registry's pages in name order walk the live children from this index alone, their
+        # municipality filter too (0021).
+        Index(
+            "ix_child_region_name_live",
+            "region_id",
+            "name_key",
+            "id",
+            "municipality",
+            sqlite_where=text("merged_into_id IS NULL"),
+            postgresql_where=text("merged_into_id IS NULL"),
+        ),
     )
 
     id: int | None = Field(default=None, primary_key=True)
