@@ -32,6 +32,16 @@ def upgrade() -> None:
         sqlite_where=sa.text("merged_into_id IS NULL"),
         postgresql_where=sa.text("merged_into_id IS NULL"),
     )
+    # A SQLite database analyzed before has statistics for the child's other indexes but none for
+    # this one, which it then takes for a selective one: sorted by id or birth date, a page chose it
+    # and sorted the whole region (8 -> 77 ms, 12 -> 148 ms on 100 000 children). PostgreSQL's
+    # statistics are per column, kept by autovacuum.
+    bind = op.get_bind()
+    if (
+        bind.dialect.name == "sqlite"
+        and bind.execute(sa.text("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'")).first()
+    ):
+        op.execute("ANALYZE child")
 
 
 def downgrade() -> None:
