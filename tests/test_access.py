@@ -199,3 +199,21 @@ def test_only_the_provider_serving_the_child_records_a_consent_given(world: Worl
     withdrawn = {**given, "status": "withdrawn"}
     response = world.client.post(url, json=withdrawn, headers=world.h("coordinator"))
     assert response.status_code == 201, response.text
+
+
+def test_the_analysts_api_answers_are_rounded_to_the_standards_multiple(world: World) -> None:
+    # Here, not in test_statistics.py: a function's `world` resets the PostgreSQL database that
+    # module's generated region lives in.
+    for _ in range(7):
+        world.refer()
+    stats = world.client.get(f"{API}/stats", headers=world.h("analyst")).json()
+    assert stats["round_to"] == 5
+    referrals = stats["referrals_by_source"]["total"]
+    assert (referrals["value"], referrals["rounded"]) == (5, True)
+    exact = world.client.get(f"{API}/stats", headers=world.h("rrmc")).json()
+    assert exact["round_to"] is None and exact["referrals_by_source"]["total"]["value"] == 7
+    by_state = world.client.get(f"{API}/stats/cases", headers=world.h("analyst")).json()
+    assert (
+        by_state["total"] == 5
+        and next(r for r in by_state["by_state"] if r["state"] == "referred")["count"] == 5
+    )

@@ -523,22 +523,6 @@ def test_the_analysts_shares_are_computed_from_the_rounded_counts() -> None:
     assert coverage.share == pytest.approx(25 / 35) and coverage.shown == "71 %"
 
 
-def test_the_analysts_api_answers_are_rounded_to_the_standards_multiple(world: World) -> None:
-    for _ in range(7):
-        world.refer()
-    stats = world.client.get(f"{API}/stats", headers=world.h("analyst")).json()
-    assert stats["round_to"] == 5
-    referrals = stats["referrals_by_source"]["total"]
-    assert (referrals["value"], referrals["rounded"]) == (5, True)
-    exact = world.client.get(f"{API}/stats", headers=world.h("rrmc")).json()
-    assert exact["round_to"] is None and exact["referrals_by_source"]["total"]["value"] == 7
-    by_state = world.client.get(f"{API}/stats/cases", headers=world.h("analyst")).json()
-    assert (
-        by_state["total"] == 5
-        and next(r for r in by_state["by_state"] if r["state"] == "referred")["count"] == 5
-    )
-
-
 def _stats_with(table: Breakdown) -> Statistics:
     empty = Breakdown(code="e", title="e", unit="children")
     share_cell = Cell(code="n", label="n", value=0)
