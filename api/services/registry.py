@@ -13,7 +13,8 @@ queries; the total is counted up to COUNT_CAP + 1, as the search does.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
 from time import monotonic
@@ -332,14 +333,19 @@ def _sort_key(sort: RegistrySort) -> Any:
     return lambda row: (row[1], row[0])
 
 
-def _plan_for_the_values(session: Session) -> None:
-    """PostgreSQL: plan the rest of this transaction's statements for their values. psycopg prepares
-    a statement run five times on a connection, and PostgreSQL then may keep one generic plan for it
-    whatever its values: for the registry's LIMIT queries, whose matches cluster (a municipality, a
-    criterion, a surname), that plan read three times the rows (the five-filter count 24 -> 64-78 ms
-    from its tenth run; bench/RESULTS.md). Planning each costs under a millisecond."""
-    if session.get_bind().dialect.name == "postgresql":
-        session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+@contextmanager
+def _planned_for_its_values(session: Session) -> Iterator[None]:
+    """PostgreSQL: plan the statements inside for their values. psycopg prepares a statement run five
+    times on a connection, and PostgreSQL may then keep one generic plan for it whatever its values:
+    for the count of the matches, which cluster (a municipality, a criterion, a surname), that plan
+    read three times the rows (the five-filter count 24 -> 64-78 ms from its tenth run). Only the
+    count: planning every statement of a page anew cost 2-4 ms a page (bench/RESULTS.md)."""
+    if session.get_bind().dialect.name != "postgresql":
+        yield
+        return
+    session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    yield
+    session.execute(text("SET LOCAL plan_cache_mode = DEFAULT"))
 
 
 def page_ids(
@@ -350,18 +356,18 @@ def page_ids(
     The matches are read first, COUNT_CAP + 1 at most (any order: SQLite drives this from the
     smallest set it has). When that is all of them, the page is sorted from them here; otherwise
     matches are dense, and the page walks the (region, name) index until it has its rows."""
-    _plan_for_the_values(session)
     terms = _terms(session, principal, wanted)
     counted = [term for term, _ in terms]
     if not principal.is_regional_supervisor:
         # The provider's children as a set the count can be driven from (a filter most of them fail
         # walked the whole region otherwise); not in the walk below, where it would sort them all.
         counted.append(_in_cases(principal))
-    matches = session.execute(
-        sa_select(col(Child.id), col(Child.name_key), col(Child.birth_date))
-        .where(*counted)
-        .limit(COUNT_CAP + 1)
-    ).all()
+    with _planned_for_its_values(session):
+        matches = session.execute(
+            sa_select(col(Child.id), col(Child.name_key), col(Child.birth_date))
+            .where(*counted)
+            .limit(COUNT_CAP + 1)
+        ).all()
     total = len(matches)
     if total <= COUNT_CAP:
         ordered = sorted(matches, key=_sort_key(wanted.sort))
