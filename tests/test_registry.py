@@ -13,7 +13,9 @@ from openpyxl import load_workbook
 from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
+from api.services import registry as registry_service
 from models.audit import AuditLog
+from models.organisations import Organisation, OrgKind
 from models.programmes import NeedOutcome
 from tests.registry_seed import seed_child
 from tests.world import API, World, snils_for
@@ -461,6 +463,39 @@ def test_the_registry_page_lists_filters_and_exports_for_the_rrmc(world: World, 
     assert sheet is not None
     assert sheet.cell(1, 1).value == "Ребёнок"
     assert sheet.max_row - 1 == len(_expected(region, municipality="Южный район"))
+
+
+def test_the_provider_filter_offers_the_providers_with_cases(
+    world: World, engine: Engine, region: list[Spec]
+) -> None:
+    # The list is kept per process (api/services/registry.py); region ids repeat between tests.
+    registry_service._providers_cache.clear()
+    with Session(engine) as session:
+        region_id = session.exec(
+            select(Organisation.region_id).where(Organisation.id == world.org_ids["provider"])
+        ).one()
+        session.add(Organisation(region_id=region_id, kind=OrgKind.provider, name="Центр без случаев"))
+        names = dict(
+            session.exec(
+                select(Organisation.id, Organisation.name).where(
+                    col(Organisation.id).in_([world.org_ids["provider"], world.org_ids["provider2"]])
+                )
+            ).all()
+        )
+        session.commit()
+    _login(world, "rrmc")
+    page = world.client.get("/registry")
+    assert page.status_code == 200, page.text
+    offered = page.text.split('name="provider"', 1)[1].split("</select>", 1)[0]
+    assert f'value="{world.org_ids["provider"]}"' in offered and names[world.org_ids["provider"]] in offered
+    assert f'value="{world.org_ids["provider2"]}"' in offered
+    assert "Центр без случаев" not in offered
+    assert f'value="{world.org_ids["b_provider"]}"' not in offered
+    world.client.cookies.clear()
+    _login(world, "coordinator")
+    own = world.client.get("/registry").text.split('name="provider"', 1)[1].split("</select>", 1)[0]
+    assert f'value="{world.org_ids["provider"]}"' in own
+    assert f'value="{world.org_ids["provider2"]}"' not in own
 
 
 def test_the_registry_page_and_export_refuse_who_may_not_read_them(world: World, region: list[Spec]) -> None:

@@ -617,19 +617,44 @@ def _municipalities(session: Session, region_id: int) -> list[str]:
     return found
 
 
+# The region's providers that have cases, for the provider filter's list: a region's registry of
+# providers holds every one that is public (600 in the bench's region), and a page rendered them all
+# as options for a filter that finds nothing at one without cases. Kept per process as above.
+_providers_cache: dict[int, tuple[float, list[tuple[int, str]]]] = {}
+
+
+def _providers_with_cases(session: Session, region_id: int) -> list[tuple[int, str]]:
+    now = monotonic()
+    cached = _providers_cache.get(region_id)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    found = [
+        (int(org_id or 0), name)
+        for org_id, name in session.exec(
+            select(Organisation.id, Organisation.name)
+            .where(
+                Organisation.region_id == region_id,
+                Organisation.kind == "provider",
+                exists().where(col(Case.provider_id) == Organisation.id),
+            )
+            .order_by(col(Organisation.name))
+        ).all()
+    ]
+    _providers_cache[region_id] = (now + MUNICIPALITIES_TTL, found)
+    return found
+
+
 def options(session: Session, principal: Principal) -> dict[str, list[tuple[str, str]]]:
-    """What the filters offer: the standard's criteria, the region's municipalities and providers,
-    the journey's states (no personal data)."""
+    """What the filters offer: the standard's criteria, the region's municipalities and the providers
+    that have cases (a provider's staff: their own), the journey's states (no personal data)."""
     require_reader(principal)
     region = _region(session, principal)
     standard = load_standard(region.code)
     municipalities = _municipalities(session, region.id or 0)
-    provider_query = select(Organisation.id, Organisation.name).where(
-        Organisation.region_id == region.id, Organisation.kind == "provider"
-    )
-    if not principal.is_regional_supervisor:
-        provider_query = provider_query.where(Organisation.id == principal.org.id)
-    providers = session.exec(provider_query.order_by(col(Organisation.name))).all()
+    if principal.is_regional_supervisor:
+        providers = _providers_with_cases(session, region.id or 0)
+    else:
+        providers = [(principal.org.id or 0, principal.org.name)]
     return {
         "criteria": [(c.code, c.label) for c in standard.criteria],
         "municipalities": [(m, m) for m in municipalities],
