@@ -120,8 +120,14 @@ class RegistryFilter:
 
 
 def _region(session: Session, principal: Principal) -> Region:
-    region = session.get(Region, principal.org.region_id)
-    assert region is not None  # organisation.region_id is a foreign key
+    """The caller's region, read once a request: the session's identity map holds a record only
+    while something refers to it, and a page asked for it three or four times."""
+    key = ("registry.region", principal.org.region_id)
+    region = session.info.get(key)
+    if region is None:
+        region = session.get(Region, principal.org.region_id)
+        assert region is not None  # organisation.region_id is a foreign key
+        session.info[key] = region
     return region
 
 
