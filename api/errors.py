@@ -13,12 +13,13 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import ValidationError
 from sqlalchemy.exc import DataError, DBAPIError, IntegrityError, OperationalError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
+from api.headers import secure
 from core.errors import DomainError
 from statemachines.fire import PayloadInvalid
 
@@ -202,7 +203,39 @@ def _page_error(request: Request, status: int, message: str) -> Response:
     return render(request, "pages/error.html", {"title": title, "message": message}, status)
 
 
+# A page about a failure must not need what may have failed (the templates, the database): static.
+UNEXPECTED_PAGE = """<!doctype html>
+<html lang="ru"><head><meta charset="utf-8"><title>Ошибка сервера</title></head>
+<body><h1>Ошибка сервера</h1>
+<p>Запрос не выполнен из-за внутренней ошибки. Проверьте, сохранилось ли то, что вы отправили,
+и попробуйте ещё раз через минуту; если ошибка повторяется, сообщите администратору время запроса.</p>
+<p><a href="/">На главную</a></p></body></html>
+"""
+
+
 def install(app: FastAPI) -> None:
+    @app.exception_handler(Exception)
+    async def _unexpected(request: Request, exc: Exception) -> Response:
+        # Starlette answers an unhandled exception from outside every middleware (and logs its
+        # traceback after this): the security headers are set here, and the text names nothing of
+        # the failure. The route's template is logged, not the path: a family link's is a secret.
+        route = getattr(request.scope.get("route"), "path", "?")
+        log.error("unexpected failure on %s %s: %s", request.method, route, type(exc).__name__)
+        response: Response
+        if is_page(request):
+            response = HTMLResponse(UNEXPECTED_PAGE, status_code=500)
+        else:
+            response = JSONResponse(
+                status_code=500,
+                content={
+                    "error": "internal_error",
+                    "message": "Внутренняя ошибка сервера; повторите запрос позже",
+                    "field": None,
+                },
+            )
+        secure(response.headers, static=False, https=request.url.scheme == "https")
+        return response
+
     @app.exception_handler(PayloadInvalid)
     async def _payload(_: Request, exc: PayloadInvalid) -> JSONResponse:
         return _invalid(validation_errors(exc.error.errors(), prefix="payload"))

@@ -28,6 +28,21 @@ PAGE_POLICY = (
 DATA_POLICY = "default-src 'none'; frame-ancestors 'none'"
 
 
+def secure(headers: MutableHeaders, *, static: bool, https: bool) -> None:
+    """The headers above on one response (also api/errors.py's answer to an unexpected failure,
+    which Starlette sends from outside every middleware)."""
+    headers["X-Content-Type-Options"] = "nosniff"
+    headers["X-Frame-Options"] = "DENY"
+    headers["Referrer-Policy"] = "no-referrer"
+    if "content-security-policy" not in headers:
+        html = headers.get("content-type", "").startswith("text/html")
+        headers["Content-Security-Policy"] = PAGE_POLICY if html else DATA_POLICY
+    if not static and "cache-control" not in headers:
+        headers["Cache-Control"] = "no-store"
+    if https:
+        headers["Strict-Transport-Security"] = "max-age=31536000"
+
+
 class SecurityHeaders:
     def __init__(self, app: ASGIApp) -> None:
         self.app = app
@@ -40,17 +55,7 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                headers = MutableHeaders(scope=message)
-                headers["X-Content-Type-Options"] = "nosniff"
-                headers["X-Frame-Options"] = "DENY"
-                headers["Referrer-Policy"] = "no-referrer"
-                if "content-security-policy" not in headers:
-                    html = headers.get("content-type", "").startswith("text/html")
-                    headers["Content-Security-Policy"] = PAGE_POLICY if html else DATA_POLICY
-                if not static and "cache-control" not in headers:
-                    headers["Cache-Control"] = "no-store"
-                if scope.get("scheme") == "https":
-                    headers["Strict-Transport-Security"] = "max-age=31536000"
+                secure(MutableHeaders(scope=message), static=static, https=scope.get("scheme") == "https")
             await send(message)
 
         await self.app(scope, receive, send_with_headers)

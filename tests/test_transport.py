@@ -360,6 +360,39 @@ def test_security_headers_on_every_answer(world: World, settings: Settings) -> N
     assert "strict-transport-security" not in answers[7].headers
 
 
+def test_an_unexpected_failure_answers_500_in_russian_with_the_security_headers(
+    settings: Settings, caplog: pytest.LogCaptureFixture
+) -> None:
+    app = create_app(settings, engine=None)
+
+    def fails() -> None:
+        raise RuntimeError("Иванова Мария, СНИЛС 112-233-445 95")
+
+    app.add_api_route(f"{API}/test-fails", fails)
+    app.add_api_route("/test-fails", fails)
+    with caplog.at_level(logging.INFO), TestClient(app, raise_server_exceptions=False) as client:
+        api = client.get(f"{API}/test-fails")
+        page = client.get("/test-fails")
+    assert api.status_code == 500 and page.status_code == 500
+    assert api.json() == {
+        "error": "internal_error",
+        "message": "Внутренняя ошибка сервера; повторите запрос позже",
+        "field": None,
+    }
+    assert page.headers["content-type"].startswith("text/html") and "Ошибка сервера" in page.text
+    for answer in (api, page):
+        assert_security_headers(answer)
+        assert "Иванова" not in answer.text and "112-233" not in answer.text
+    assert page.headers["content-security-policy"].startswith("default-src 'self'")
+    assert api.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
+    # The route and the exception's type are logged, never its text.
+    logged = [r.getMessage() for r in caplog.records if r.name == "earlyhelp.api"]
+    assert logged == [
+        "unexpected failure on GET /api/v1/test-fails: RuntimeError",
+        "unexpected failure on GET /test-fails: RuntimeError",
+    ]
+
+
 # --- /docs and /redoc without a CDN --------------------------------------------------------------
 
 
