@@ -13,10 +13,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Engine, insert, select, text, update
+from sqlalchemy import CursorResult, Engine, delete, insert, select, text, update
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
@@ -24,6 +24,7 @@ from core.errors import DomainError
 from models.cases import Case
 from models.common import utcnow
 from models.deadlines import Deadline, running
+from models.links import ShortLink
 from models.organisations import Organisation, Region
 from models.outbox import Outbox
 from models.programmes import ServiceSession, SessionReminder, SessionStatus
@@ -35,7 +36,7 @@ from statemachines.workflows import expire_workflow
 
 log = logging.getLogger("earlyhelp.sweeps")
 BATCH = 2000
-_LOCK_KEYS = {"deadlines": 727_001, "reminders": 727_002, "reports": 727_004}
+_LOCK_KEYS = {"deadlines": 727_001, "reminders": 727_002, "reports": 727_004, "short_links": 727_005}
 
 
 @dataclass
@@ -240,3 +241,27 @@ def sweep_reports(engine: Engine, now: datetime | None = None) -> list[int]:
         if not ours:
             return []
         return queue_scheduled(engine, now)
+
+
+# An expired short link still answers «Ссылка устарела» (api/routes/family.py) for this long, so a
+# family opening an old SMS learns why; then its row goes and the code answers «недействительна».
+SHORT_LINKS_KEPT = timedelta(days=30)
+SHORT_LINKS_EVERY_SECONDS = 3600
+
+
+def sweep_short_links(engine: Engine, now: datetime | None = None) -> int:
+    """Deletes the family short links expired more than SHORT_LINKS_KEPT ago: a code that opens
+    nothing and names a child's session is not worth keeping. The number deleted."""
+    now = now or utcnow()
+    with leader(engine, "short_links") as ours:
+        if not ours:
+            return 0
+        with Session(engine) as session:
+            result = session.execute(
+                delete(ShortLink).where(col(ShortLink.expires_at) < now - SHORT_LINKS_KEPT)
+            )
+            deleted = cast(CursorResult[Any], result).rowcount
+            session.commit()
+    if deleted:
+        log.info("short links expired over %s days ago deleted: %d", SHORT_LINKS_KEPT.days, deleted)
+    return int(deleted or 0)

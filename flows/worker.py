@@ -41,11 +41,13 @@ def start_sweeps(engine: Engine, settings: Settings) -> BackgroundScheduler:
     # The yearly report (flows/reports.py): its schedule, and the job that runs queued reports —
     # several seconds each, so in a thread of their own, not in the relay's event loop.
     from flows.reports import POLL_SECONDS, run_queued
-    from flows.sweeps import sweep_reports
+    from flows.sweeps import SHORT_LINKS_EVERY_SECONDS, sweep_reports, sweep_short_links
 
     report_jobs: list[tuple[Callable[..., object], str, int]] = [
         (sweep_reports, "report_schedule", settings.sweep_interval_seconds),
         (run_queued, "reports", POLL_SECONDS),
+        # Hourly: the family short links long expired (flows/sweeps.py).
+        (sweep_short_links, "short_links", SHORT_LINKS_EVERY_SECONDS),
     ]
     for report_job, name, seconds in report_jobs:
         scheduler.add_job(

@@ -16,7 +16,7 @@ from core.config import Settings
 from core.db import reads_engine
 from core.tokens import SHORT_CODE_ALPHABET, SHORT_CODE_LENGTH
 from flows.delivery import render
-from flows.sweeps import sweep_reminders
+from flows.sweeps import SHORT_LINKS_KEPT, sweep_reminders, sweep_short_links
 from flows.targets import resolve_many
 from models.audit import AuditLog
 from models.links import ShortLink
@@ -172,6 +172,45 @@ def test_the_short_link_opens_the_page_answers_and_expires(
     ]
     with Session(engine) as session:
         assert session.get(ServiceSession, planned["id"]).family_response == "confirmed"  # type: ignore[union-attr]
+
+
+def test_short_links_expired_a_month_ago_are_deleted_and_then_answer_invalid(
+    world: World,
+    engine: Engine,
+    settings: Settings,
+) -> None:
+    with time_machine.travel(PLANNED_ON, tick=False):
+        case_id = to_ipr_implementation(world)
+        sessions = [plan(world, case_id, SESSION_AT + timedelta(days=d)) for d in range(3)]
+    rows = [
+        Outbox(
+            id=n,
+            kind=EffectKind.notify_family,
+            case_id=case_id,
+            template="session_reminder",
+            context={"session_id": s["id"]},
+        )
+        for n, s in enumerate(sessions, start=1)
+    ]
+    with Session(reads_engine(engine)) as session, time_machine.travel(PLANNED_ON, tick=False):
+        resolved = resolve_many(session, rows, settings, links=engine)
+    paths = [resolved[n].context["response_url"].split(settings.public_url, 1)[1] for n in (1, 2, 3)]
+    with Session(engine) as session:
+        expiries = dict(session.exec(select(ShortLink.session_id, ShortLink.expires_at)).all())
+    first_expiry = expiries[sessions[0]["id"]]
+    # A month after the first link expired, to the second: the first goes, the others stay.
+    now = first_expiry + SHORT_LINKS_KEPT + timedelta(days=1)
+    assert expiries[sessions[1]["id"]] == first_expiry + timedelta(days=1)
+    assert sweep_short_links(engine, now) == 1
+    assert sweep_short_links(engine, now) == 0
+    with Session(engine) as session:
+        left = set(session.exec(select(ShortLink.session_id)).all())
+    assert left == {sessions[1]["id"], sessions[2]["id"]}
+    with time_machine.travel(now, tick=False):
+        gone = world.client.get(paths[0])
+        kept = world.client.get(paths[1])
+    assert gone.status_code == 400 and "Ссылка недействительна" in gone.text
+    assert kept.status_code == 410 and "Ссылка устарела" in kept.text
 
 
 def test_the_family_confirms_from_the_short_link_in_a_browser(
