@@ -21,6 +21,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlmodel import Session, col
 
 from core.errors import DomainError
+from core.tokens import SESSION_LINK
 from models.cases import Case
 from models.common import utcnow
 from models.deadlines import Deadline, running
@@ -258,7 +259,9 @@ def sweep_short_links(engine: Engine, now: datetime | None = None) -> int:
             return 0
         with Session(engine) as session:
             result = session.execute(
-                delete(ShortLink).where(col(ShortLink.expires_at) < now - SHORT_LINKS_KEPT)
+                delete(ShortLink).where(
+                    col(ShortLink.purpose) == SESSION_LINK, col(ShortLink.expires_at) < now - SHORT_LINKS_KEPT
+                )
             )
             deleted = cast(CursorResult[Any], result).rowcount
             session.commit()
