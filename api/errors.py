@@ -204,13 +204,23 @@ def _page_error(request: Request, status: int, message: str) -> Response:
 
 
 # A page about a failure must not need what may have failed (the templates, the database): static.
-UNEXPECTED_PAGE = """<!doctype html>
-<html lang="ru"><head><meta charset="utf-8"><title>Ошибка сервера</title></head>
+# Staff are told to report it; a family (its page, /f/...) only to try again later.
+_UNEXPECTED_PAGE = """<!doctype html>
+<html lang="ru"><head><meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1"><title>Ошибка сервера</title></head>
 <body><h1>Ошибка сервера</h1>
-<p>Запрос не выполнен из-за внутренней ошибки. Проверьте, сохранилось ли то, что вы отправили,
-и попробуйте ещё раз через минуту; если ошибка повторяется, сообщите администратору время запроса.</p>
-<p><a href="/">На главную</a></p></body></html>
+<p>{text}</p>{back}</body></html>
 """
+UNEXPECTED_STAFF_PAGE = _UNEXPECTED_PAGE.format(
+    text="Запрос не выполнен из-за внутренней ошибки. Проверьте, сохранилось ли то, что вы отправили, "
+    "и попробуйте ещё раз через минуту; если ошибка повторяется, сообщите администратору время запроса.",
+    back='\n<p><a href="/">На главную</a></p>',
+)
+UNEXPECTED_FAMILY_PAGE = _UNEXPECTED_PAGE.format(
+    text="Не получилось открыть страницу. Попробуйте ещё раз через несколько минут по той же ссылке.",
+    back="",
+)
+FAMILY_PREFIX = "/f/"
 
 
 def install(app: FastAPI) -> None:
@@ -222,8 +232,10 @@ def install(app: FastAPI) -> None:
         route = getattr(request.scope.get("route"), "path", "?")
         log.error("unexpected failure on %s %s: %s", request.method, route, type(exc).__name__)
         response: Response
-        if is_page(request):
-            response = HTMLResponse(UNEXPECTED_PAGE, status_code=500)
+        if request.url.path.startswith(FAMILY_PREFIX):
+            response = HTMLResponse(UNEXPECTED_FAMILY_PAGE, status_code=500)
+        elif is_page(request):
+            response = HTMLResponse(UNEXPECTED_STAFF_PAGE, status_code=500)
         else:
             response = JSONResponse(
                 status_code=500,

@@ -365,32 +365,41 @@ def test_an_unexpected_failure_answers_500_in_russian_with_the_security_headers(
 ) -> None:
     app = create_app(settings, engine=None)
 
-    def fails() -> None:
+    def fails(code: str) -> None:
         raise RuntimeError("Иванова Мария, СНИЛС 112-233-445 95")
 
-    app.add_api_route(f"{API}/test-fails", fails)
-    app.add_api_route("/test-fails", fails)
+    app.add_api_route(f"{API}/test-fails/{{code}}", fails)
+    app.add_api_route("/test-fails/{code}", fails)
+    app.add_api_route("/f/test-fails/{code}", fails)
     with caplog.at_level(logging.INFO), TestClient(app, raise_server_exceptions=False) as client:
-        api = client.get(f"{API}/test-fails")
-        page = client.get("/test-fails")
-    assert api.status_code == 500 and page.status_code == 500
+        api = client.get(f"{API}/test-fails/secret-code-1")
+        page = client.get("/test-fails/secret-code-2")
+        family = client.get("/f/test-fails/secret-code-3")
+    assert [a.status_code for a in (api, page, family)] == [500, 500, 500]
     assert api.json() == {
         "error": "internal_error",
         "message": "Внутренняя ошибка сервера; повторите запрос позже",
         "field": None,
     }
-    assert page.headers["content-type"].startswith("text/html") and "Ошибка сервера" in page.text
-    for answer in (api, page):
+    assert page.headers["content-type"].startswith("text/html") and "сообщите администратору" in page.text
+    # A family is not sent to the staff's login or told to call an administrator.
+    assert "Попробуйте ещё раз" in family.text
+    assert "администратор" not in family.text and 'href="/"' not in family.text
+    for answer in (api, page, family):
         assert_security_headers(answer)
         assert "Иванова" not in answer.text and "112-233" not in answer.text
     assert page.headers["content-security-policy"].startswith("default-src 'self'")
     assert api.headers["content-security-policy"] == "default-src 'none'; frame-ancestors 'none'"
-    # The route and the exception's type are logged, never its text.
+    # The route's template and the exception's type are logged; never the path (a family link's
+    # is a secret) nor the exception's text.
     logged = [r.getMessage() for r in caplog.records if r.name == "earlyhelp.api"]
     assert logged == [
-        "unexpected failure on GET /api/v1/test-fails: RuntimeError",
-        "unexpected failure on GET /test-fails: RuntimeError",
+        "unexpected failure on GET /api/v1/test-fails/{code}: RuntimeError",
+        "unexpected failure on GET /test-fails/{code}: RuntimeError",
+        "unexpected failure on GET /f/test-fails/{code}: RuntimeError",
     ]
+    ours = " ".join(r.getMessage() for r in caplog.records if r.name.startswith("earlyhelp"))
+    assert "secret-code" not in ours and "Иванова" not in ours
 
 
 # --- /docs and /redoc without a CDN --------------------------------------------------------------
