@@ -21,6 +21,7 @@ from sqlalchemy import Engine, create_engine, make_url, text
 from sqlmodel import SQLModel
 
 from api.main import create_app
+from api.services import registry as registry_service
 from core.config import Settings
 from core.db import make_engine
 from core.migrate import upgrade
@@ -101,6 +102,8 @@ def prefect_server() -> Iterator[None]:
 @pytest.fixture
 def engine(backend: tuple[str, str], tmp_path: Path) -> Iterator[Engine]:
     name, source = backend
+    # A fresh database reuses the ids of the last: lists kept per process by region id go with it.
+    registry_service.forget_cached_lists()
     if name == "sqlite":
         path = tmp_path / "earlyhelp.db"
         shutil.copyfile(source, path)

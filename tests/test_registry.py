@@ -13,7 +13,6 @@ from openpyxl import load_workbook
 from sqlalchemy import Engine
 from sqlmodel import Session, col, func, select
 
-from api.services import registry as registry_service
 from models.audit import AuditLog
 from models.organisations import Organisation, OrgKind
 from models.programmes import NeedOutcome
@@ -468,8 +467,6 @@ def test_the_registry_page_lists_filters_and_exports_for_the_rrmc(world: World, 
 def test_the_provider_filter_offers_the_providers_with_cases(
     world: World, engine: Engine, region: list[Spec]
 ) -> None:
-    # The list is kept per process (api/services/registry.py); region ids repeat between tests.
-    registry_service._providers_cache.clear()
     with Session(engine) as session:
         region_id = session.exec(
             select(Organisation.region_id).where(Organisation.id == world.org_ids["provider"])

@@ -21,7 +21,7 @@ from time import monotonic
 from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import String, cast, literal, text, type_coerce, union_all
+from sqlalchemy import Integer, String, cast, literal_column, text, type_coerce, union_all
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import aliased
@@ -227,11 +227,11 @@ def served_condition() -> Any:
     region for the OR's second branch before it read a row (the capped count of «served» 25 -> 4 ms
     on 100 000 children); the union is probed per case and stops at its first row."""
     held = (
-        sa_select(literal(1))
+        sa_select(literal_column("1", Integer))
         .where(col(ServiceSession.case_id) == Case.id, col(ServiceSession.status) == SessionStatus.held)
         .correlate(Case)
     )
-    agreed = sa_select(literal(1)).where(col(Ipr.case_id) == Case.id).correlate(Case)
+    agreed = sa_select(literal_column("1", Integer)).where(col(Ipr.case_id) == Case.id).correlate(Case)
     return union_all(held, agreed).exists()
 
 
@@ -350,6 +350,8 @@ def _planned_for_its_values(session: Session) -> Iterator[None]:
         yield
         return
     session.execute(text("SET LOCAL plan_cache_mode = force_custom_plan"))
+    # No finally: a statement that failed aborted the transaction, which then takes nothing more
+    # and forgets the setting with it.
     yield
     session.execute(text("SET LOCAL plan_cache_mode = DEFAULT"))
 
@@ -648,6 +650,12 @@ def _providers_with_cases(session: Session, region_id: int) -> list[tuple[int, s
     ]
     _providers_cache[region_id] = (now + MUNICIPALITIES_TTL, found)
     return found
+
+
+def forget_cached_lists() -> None:
+    """Drops the lists kept per process (tests: a new database reuses the region ids)."""
+    _municipalities_cache.clear()
+    _providers_cache.clear()
 
 
 def options(session: Session, principal: Principal) -> dict[str, list[tuple[str, str]]]:
