@@ -4,13 +4,15 @@ A process, not a thread beside the API: in a thread, delivery (templates, PDFs, 
 took turns with the requests for one interpreter lock, and the API process grew from 123 to 252 MiB.
 Now the API process never imports Prefect (122 MiB after 5 000 transitions; bench/RESULTS.md); the
 two processes still share the machine's cores. The worker stops with `serve`, and by itself if
-`serve` dies.
+`serve` dies; what it started (Prefect's temporary server) goes with it.
 """
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
+import signal
 import subprocess
 import sys
 import threading
@@ -43,10 +45,13 @@ class WorkerProcess:
             with self._lock:
                 if self._stopping.is_set():
                     return
-                self._process = subprocess.Popen(self.command)
+                # Its own process group: what it starts (Prefect's temporary server) can be stopped
+                # with it, when it had to be killed or died without stopping its children.
+                self._process = subprocess.Popen(self.command, start_new_session=True)
                 started = time.monotonic()
             log.info("earlyhelp worker запущен (pid %s): доставка сообщений и сроки", self._process.pid)
             code = self._process.wait()
+            _kill_group(self._process.pid)
             if self._stopping.is_set():
                 return
             # A worker that ran for a while gets the short delay again; one that keeps failing waits longer.
@@ -67,4 +72,13 @@ class WorkerProcess:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait()
+        if process is not None:
+            _kill_group(process.pid)
         self._thread.join(5)
+
+
+def _kill_group(pid: int) -> None:
+    """Kills what is left of a stopped worker's process group: a worker that exits normally stops
+    Prefect's temporary server itself (atexit); one killed or crashed left it running, orphaned."""
+    with contextlib.suppress(ProcessLookupError):  # nothing left
+        os.killpg(pid, signal.SIGKILL)

@@ -14,6 +14,7 @@ from fastapi.testclient import TestClient
 from sqlmodel import Session, select
 from typer.testing import Result
 
+from api.embedded import WorkerProcess
 from api.main import create_app
 from core.config import Settings
 from core.db import make_engine
@@ -304,6 +305,41 @@ def test_embedded_worker_exits_when_serve_is_killed(demo_db: dict[str, str]) -> 
     serve.kill()  # no chance to stop its child: the child notices by itself
     serve.wait(timeout=10)
     _wait_for(lambda: not _alive(worker), 60, "the worker of a killed earlyhelp serve kept running")
+
+
+# A worker that has started a process of its own (as Prefect's temporary server) and then either
+# ignores SIGTERM (stop() must kill it) or dies by itself (the watcher restarts it).
+_WORKER_WITH_A_CHILD = """
+import pathlib, signal, subprocess, sys, time
+if sys.argv[2] == "stubborn":
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+pathlib.Path(sys.argv[1]).write_text(str(child.pid))
+time.sleep(600 if sys.argv[2] == "stubborn" else 0)
+"""
+
+
+def _worker_with_a_child(tmp_path: Path, kind: str, restart_delay: float = 5.0) -> tuple[WorkerProcess, int]:
+    script, pid_file = tmp_path / "worker.py", tmp_path / "child.pid"
+    script.write_text(_WORKER_WITH_A_CHILD)
+    worker = WorkerProcess([sys.executable, str(script), str(pid_file), kind], restart_delay=restart_delay)
+    worker.start()
+    _wait_for(lambda: pid_file.exists() and pid_file.read_text().isdigit(), 30, "the worker made no child")
+    return worker, int(pid_file.read_text())
+
+
+def test_a_worker_killed_at_stop_takes_the_processes_it_started_with_it(tmp_path: Path) -> None:
+    worker, child = _worker_with_a_child(tmp_path, "stubborn")
+    worker.stop(timeout=1)
+    _wait_for(lambda: not _alive(child), 10, "the killed worker's child kept running")
+
+
+def test_what_a_dead_worker_left_running_is_stopped_before_it_is_restarted(tmp_path: Path) -> None:
+    worker, child = _worker_with_a_child(tmp_path, "dies", restart_delay=60)
+    try:
+        _wait_for(lambda: not _alive(child), 10, "the dead worker's child kept running")
+    finally:
+        worker.stop(timeout=5)
 
 
 def test_serve_without_relay_in_serve_starts_no_worker(demo_db: dict[str, str]) -> None:
