@@ -216,7 +216,9 @@ def test_serve_answers_with_the_demo_data(demo_db: dict[str, str]) -> None:
         assert httpx.get(f"{base}/docs").status_code == 200
     finally:
         server.terminate()
-        server.wait(timeout=10)
+        # serve waits up to 30 s for its worker to finish the batch in hand, which may be waiting for
+        # Prefect's temporary server to start (16-26 s on a loaded machine, before it is killed).
+        server.wait(timeout=60)
 
 
 def _children(pid: int) -> list[tuple[int, str]]:
