@@ -116,11 +116,11 @@ def test_the_short_link_is_made_once_per_session_and_follows_a_new_time(
     assert row.expires_at == later + timedelta(hours=12)
 
 
-def test_codes_are_random_and_unguessable_in_shape(
-    world: World,
-    engine: Engine,
-    settings: Settings,
-) -> None:
+def three_sessions_with_links(
+    world: World, engine: Engine, settings: Settings
+) -> tuple[list[dict[str, Any]], dict[int, Any]]:
+    """Sessions on three days and their reminders resolved as the relay does (short links made), the
+    answers keyed 1, 2, 3 in the sessions' order."""
     with time_machine.travel(PLANNED_ON, tick=False):
         case_id = to_ipr_implementation(world)
         sessions = [plan(world, case_id, SESSION_AT + timedelta(days=d)) for d in range(3)]
@@ -135,7 +135,15 @@ def test_codes_are_random_and_unguessable_in_shape(
         for n, s in enumerate(sessions, start=1)
     ]
     with Session(reads_engine(engine)) as session, time_machine.travel(PLANNED_ON, tick=False):
-        resolved = resolve_many(session, rows, settings, links=engine)
+        return sessions, dict(resolve_many(session, rows, settings, links=engine))
+
+
+def test_codes_are_random_and_unguessable_in_shape(
+    world: World,
+    engine: Engine,
+    settings: Settings,
+) -> None:
+    _, resolved = three_sessions_with_links(world, engine, settings)
     codes = {CODE.search(r.context["response_url"]).group(1) for r in resolved.values()}  # type: ignore[union-attr]
     assert len(codes) == 3
 
@@ -179,21 +187,7 @@ def test_short_links_expired_a_month_ago_are_deleted_and_then_answer_invalid(
     engine: Engine,
     settings: Settings,
 ) -> None:
-    with time_machine.travel(PLANNED_ON, tick=False):
-        case_id = to_ipr_implementation(world)
-        sessions = [plan(world, case_id, SESSION_AT + timedelta(days=d)) for d in range(3)]
-    rows = [
-        Outbox(
-            id=n,
-            kind=EffectKind.notify_family,
-            case_id=case_id,
-            template="session_reminder",
-            context={"session_id": s["id"]},
-        )
-        for n, s in enumerate(sessions, start=1)
-    ]
-    with Session(reads_engine(engine)) as session, time_machine.travel(PLANNED_ON, tick=False):
-        resolved = resolve_many(session, rows, settings, links=engine)
+    sessions, resolved = three_sessions_with_links(world, engine, settings)
     paths = [resolved[n].context["response_url"].split(settings.public_url, 1)[1] for n in (1, 2, 3)]
     with Session(engine) as session:
         expiries = dict(session.exec(select(ShortLink.session_id, ShortLink.expires_at)).all())
