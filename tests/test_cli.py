@@ -311,13 +311,15 @@ def test_embedded_worker_exits_when_serve_is_killed(demo_db: dict[str, str]) -> 
 
 # A worker that has started a process of its own (as Prefect's temporary server) and then either
 # ignores SIGTERM (stop() must kill it) or dies by itself (the watcher restarts it).
+# Both wait for a signal (signal.pause), not for a time: only SIGKILL ends the stubborn ones.
 _WORKER_WITH_A_CHILD = """
-import pathlib, signal, subprocess, sys, time
+import pathlib, signal, subprocess, sys
 if sys.argv[2] == "stubborn":
     signal.signal(signal.SIGTERM, signal.SIG_IGN)
-child = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(600)"])
+child = subprocess.Popen([sys.executable, "-c", "import signal; signal.pause()"])
 pathlib.Path(sys.argv[1]).write_text(str(child.pid))
-time.sleep(600 if sys.argv[2] == "stubborn" else 0)
+if sys.argv[2] == "stubborn":
+    signal.pause()
 """
 
 
