@@ -10,7 +10,7 @@ from pydantic import ConfigDict, field_validator, model_validator
 from sqlalchemy import Column, Index, String, text
 from sqlmodel import Field, SQLModel
 
-from models.common import JsonDate, UTCDateTime, latest_today, normalise_name, utcnow
+from models.common import JsonDate, JSONType, UTCDateTime, latest_today, normalise_name, utcnow
 
 # The normalised name (search key) column's width: three names of 100 characters and two spaces, and a
 # margin.
@@ -132,6 +132,17 @@ class Child(SQLModel, table=True):
     # Set when this record was merged into another (a duplicate; models/registry.py ChildMerge): the
     # row stays so the merge can be undone, and every door treats the child as gone (api/scoping.py).
     merged_into_id: int | None = Field(default=None, foreign_key="child.id")
+    # What the child's journeys say, region-wide, for the РРМЦ's registry filters: derived, kept by
+    # statemachines/child_facts.refresh at every door that changes them (never set by hand).
+    # in_need: a conclusion of need determination says ИПРП or consultations; served: a session held
+    # or an ИПРП the parent agreed to; the referrals' criteria (each code once) and first/last dates.
+    in_need: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
+    served: bool = Field(default=False, sa_column_kwargs={"server_default": text("false")})
+    referral_criteria: list[str] = Field(
+        default_factory=list, sa_type=JSONType, sa_column_kwargs={"server_default": text("'[]'")}
+    )
+    first_referred_on: date | None = None
+    last_referred_on: date | None = None
 
     def refresh_name_key(self) -> None:
         self.name_key = normalise_name(self.last_name, self.first_name, self.middle_name)

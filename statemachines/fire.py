@@ -21,7 +21,7 @@ from models.common import utcnow
 from models.organisations import Organisation, Region
 from models.users import User
 from standards import Standard, load_standard
-from statemachines import deadlines
+from statemachines import child_facts, deadlines
 from statemachines.context import JourneyContext, Refusal
 from statemachines.effects import enqueue
 from statemachines.journey import (
@@ -328,6 +328,8 @@ def fire(
         reason=ctx.reason,
     )
     session.add(history)
+    # A conclusion or an ИПРП (records) changes what the registry says of the child.
+    child_facts.refresh(session, [case.child_id])
     deadlines.on_transition(session, case, source, dest, ctx.standard, ctx.timezone, now)
     enqueue(
         session,

@@ -66,6 +66,7 @@ from models.routings import RoutingKind, RoutingOutcome
 from models.transfers import Transfer
 from models.users import Role, User
 from standards import Standard, TimerDef, load_standard
+from statemachines import child_facts
 from statemachines.deadlines import ENDINGS_THAT_CANCEL, FIXED_ANCHORS, working_days_lost
 from statemachines.journey import FINAL_STATES
 
@@ -1196,6 +1197,8 @@ def generate(
             if keep:
                 journeys.extend(batch)
         _sync_sequences(session, ID_TABLES)
+        # The rows were written past the journey's doors: the children's facts as those doors keep them.
+        child_facts.refresh_region(session, region.id)
         session.commit()
         return Plan(
             region_id=region.id,

@@ -4,11 +4,13 @@ registry count what they seeded; the journeys' own code is tested elsewhere."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
 
 from sqlalchemy import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from models.cases import Case, CaseHistory
 from models.children import Child, LegalRepresentative, Relation, Sex
@@ -16,7 +18,7 @@ from models.consents import Consent, ConsentKind, ConsentStatus
 from models.organisations import Organisation
 from models.programmes import Ipr, NeedConclusion, NeedOutcome, ServiceForm, ServiceSession, SessionStatus
 from models.referrals import Referral
-from statemachines import FINAL_STATES
+from statemachines import FINAL_STATES, child_facts
 
 
 @dataclass
@@ -149,5 +151,48 @@ def seed_child(
                     status=SessionStatus.held,
                 )
             )
+        # Written here as the journey's doors write it, the child's facts with it.
+        child_facts.refresh(session, [child_id])
         session.commit()
         return Seeded(child_id=child_id, case_id=case.id or 0, referral_id=referral.id or 0)
+
+
+def facts_from_journeys(session: Session, child_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """What the journeys say of each child, counted here from their rows (not child_facts' SQL)."""
+    wanted = set(child_ids)
+    referrals = [r for r in session.exec(select(Referral)) if r.child_id in wanted]
+    child_of = {c.id: c.child_id for c in session.exec(select(Case)) if c.child_id in wanted}
+    needing = {
+        child_of[case_id]
+        for case_id, outcome in session.exec(select(NeedConclusion.case_id, NeedConclusion.outcome))
+        if case_id in child_of and outcome in (NeedOutcome.ipr, NeedOutcome.consultation)
+    }
+    held = session.exec(select(ServiceSession.case_id).where(ServiceSession.status == SessionStatus.held))
+    served = {child_of[i] for i in held if i in child_of}
+    served |= {child_of[i] for i in session.exec(select(Ipr.case_id)) if i in child_of}
+    out: dict[int, dict[str, Any]] = {}
+    for child_id in wanted:
+        own = [r for r in referrals if r.child_id == child_id]
+        dates = [r.referral_date for r in own]
+        out[child_id] = {
+            "in_need": child_id in needing,
+            "served": child_id in served,
+            "referral_criteria": sorted({code for r in own for code in r.criteria}),
+            "first_referred_on": min(dates, default=None),
+            "last_referred_on": max(dates, default=None),
+        }
+    return out
+
+
+def stored_facts(session: Session, child_ids: Sequence[int]) -> dict[int, dict[str, Any]]:
+    """The facts kept on the children's rows (the criteria sorted: a set)."""
+    out: dict[int, dict[str, Any]] = {}
+    for child in session.exec(select(Child).where(col(Child.id).in_(list(child_ids)))):
+        out[child.id or 0] = {
+            "in_need": child.in_need,
+            "served": child.served,
+            "referral_criteria": sorted(child.referral_criteria),
+            "first_referred_on": child.first_referred_on,
+            "last_referred_on": child.last_referred_on,
+        }
+    return out

@@ -32,8 +32,10 @@ from api.services.statistics import (
 from core.config import Settings
 from core.db import make_engine
 from models.cases import CaseHistory
+from models.children import Child
 from models.organisations import Region
 from tests.region_gen import Journey, Plan, generate
+from tests.registry_seed import facts_from_journeys, stored_facts
 from tests.world import API, World, build_world
 
 N = 2500
@@ -380,6 +382,17 @@ def test_the_generated_region_has_every_path_and_outcome(generated: Generated) -
     assert stats.delays.value("suspended") and stats.delays.value("failed_contacts")
     assert all(table.total and table.total.value for table in stats.sessions_by_form)
     assert 0 < (stats.coverage.share or 0) < 1
+
+
+def test_the_generated_childrens_facts_are_what_their_journeys_say(generated: Generated) -> None:
+    """child_facts.refresh_region after the bulk write keeps what the doors keep one child at a time."""
+    with Session(generated.engine) as session:
+        ids = [
+            i for i in session.exec(select(Child.id).where(Child.region_id == generated.plan.region_id)) if i
+        ]
+        stored = stored_facts(session, ids)
+        assert len(ids) >= N and stored == facts_from_journeys(session, ids)
+    assert {f["in_need"] for f in stored.values()} == {f["served"] for f in stored.values()} == {True, False}
 
 
 def test_the_period_is_the_regions_days_from_midnight_to_midnight(generated: Generated) -> None:

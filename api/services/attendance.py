@@ -29,7 +29,7 @@ from models.programmes import (
 )
 from models.users import User
 from standards import Standard, load_standard
-from statemachines import FINAL_STATES
+from statemachines import FINAL_STATES, child_facts
 from statemachines.effects import enqueue
 from statemachines.fire import region_of
 
@@ -108,6 +108,8 @@ def update_session(
     session.add(row)
     if body.status in (SessionStatus.held, SessionStatus.missed):
         record(session, case, row, principal.user)
+    if body.status == SessionStatus.held:
+        child_facts.refresh(session, [case.child_id])  # served
     return row
 
 

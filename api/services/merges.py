@@ -50,7 +50,7 @@ from models.registry import (
     moved_counts,
 )
 from models.users import User
-from statemachines import FINAL_STATES
+from statemachines import FINAL_STATES, child_facts
 
 FILLED_LABELS = {
     "snils": "СНИЛС",
@@ -260,7 +260,7 @@ def merge(session: Session, principal: Principal, body: MergeIn) -> ChildMerge:
     session.flush()
     payload = {"merge_id": row.id, "kept_child_id": keep.id, "merged_child_id": gone.id}
     _history(session, case_ids, MERGE_EVENT, principal, payload, body.reason)
-    session.flush()
+    child_facts.refresh(session, [keep.id, gone.id])  # the journeys moved: what they say moved
     session.refresh(gone)
     return row
 
@@ -356,7 +356,7 @@ def undo(session: Session, principal: Principal, merge_id: int, reason: str | No
         raise Conflict("Это объединение уже отменено", field="merge_id")
     payload = {"merge_id": row.id, "kept_child_id": keep.id, "merged_child_id": gone.id}
     _history(session, row.case_ids, UNDO_EVENT, principal, payload, reason)
-    session.flush()
+    child_facts.refresh(session, [keep.id, gone.id])
     session.refresh(row)
     return row
 

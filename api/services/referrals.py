@@ -34,7 +34,7 @@ from models.referrals import (
 )
 from models.users import Role, User
 from standards import load_standard
-from statemachines import FINAL_STATES, open_case
+from statemachines import FINAL_STATES, child_facts, open_case
 from statemachines.effects import enqueue
 from statemachines.guards import age_in_months
 
@@ -353,7 +353,7 @@ def _open_own_case(session: Session, referral: Referral, child: Child, actor: Us
         session, child_id=child.id, provider_id=referral.provider_id, referral_id=referral.id, actor=actor
     )
     referral.case_id = case.id
-    session.flush()
+    child_facts.refresh(session, [child.id])
     return case
 
 
@@ -407,7 +407,7 @@ def _take_known_child(
         # and consents it records stay its own to change.
         referral.case_id = serving.id
         referral.linked_to_existing = True
-        session.flush()
+        child_facts.refresh(session, [known.id])
         if serving.provider_id != decided_by_org:
             enqueue(session, "referral_handed_over", case_id=serving.id, referral_id=referral.id)
         return

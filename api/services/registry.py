@@ -25,7 +25,7 @@ from sqlalchemy import Integer, String, cast, literal_column, text, type_coerce,
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import aliased
-from sqlmodel import Session, and_, col, exists, func, select, true
+from sqlmodel import Session, and_, col, exists, func, or_, select, true
 
 from api.deps import Principal
 from api.scoping import child_scope
@@ -201,14 +201,30 @@ def _has_referral(principal: Principal, *conditions: Any) -> Any:
     )
 
 
-def has_criterion(session: Session, code: str) -> Any:
-    """SQL on Referral: its criteria (a JSON list of codes) name `code`. On PostgreSQL a JSONB
-    containment, whose selectivity the planner reads from the column's statistics (a LIKE over the
-    text it guessed at 10 rows of 38 000 and chose nested loops: 200-400 ms); on SQLite a LIKE over
-    the JSON text (a code is letters, digits and "_": nothing to escape)."""
+def has_criterion(session: Session, code: str, codes: Any = Referral.criteria) -> Any:
+    """SQL: the JSON list of criterion codes `codes` (a referral's, or a child's facts) names `code`.
+    On PostgreSQL a JSONB containment, whose selectivity the planner reads from the column's
+    statistics (a LIKE over the text it guessed at 10 rows of 38 000 and chose nested loops: 200-400
+    ms); on SQLite a LIKE over the JSON text (a code is letters, digits and "_": nothing to escape)."""
     if session.get_bind().dialect.name == "postgresql":
-        return type_coerce(col(Referral.criteria), JSONB).contains([code])
-    return cast(Referral.criteria, String).like(f'%"{code}"%')
+        return type_coerce(col(codes), JSONB).contains([code])
+    return cast(codes, String).like(f'%"{code}"%')
+
+
+def _referred_between(principal: Principal, start: date | None, end: date | None) -> Any:
+    """SQL: the child has a referral dated within [start, end], from the child's facts (the РРМЦ).
+    Only a child referred both before and after the period needs its referrals looked at."""
+    first, last = col(Child.first_referred_on), col(Child.last_referred_on)
+    if start is None:
+        return first <= end
+    if end is None:
+        return last >= start
+    dated = col(Referral.referral_date)
+    return or_(
+        first.between(start, end),
+        last.between(start, end),
+        and_(first < start, last > end, _has_referral(principal, dated >= start, dated <= end)),
+    )
 
 
 def in_need_condition() -> Any:
@@ -287,9 +303,21 @@ def _terms(session: Session, principal: Principal, wanted: RegistryFilter) -> li
         for word in normalise_name(wanted.q).split(" "):
             escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
             where.append(col(Child.name_key).like(f"%{escaped}%", escape="\\"))
+    # The РРМЦ's category, criterion and referral period are the child's facts (its columns, kept by
+    # statemachines/child_facts.py); a provider's are asked of its own cases below.
+    region_wide = principal.is_regional_supervisor
+    if region_wide:
+        if wanted.category == Category.in_need:
+            where.append(col(Child.in_need))
+        elif wanted.category == Category.served:
+            where.append(col(Child.served))
+        if wanted.criterion:
+            where.append(has_criterion(session, wanted.criterion, Child.referral_criteria))
+        if wanted.referred_from or wanted.referred_to:
+            where.append(_referred_between(principal, wanted.referred_from, wanted.referred_to))
     if wanted.provider_id:
         sets.append(_case_filter(session, principal, Case.provider_id == wanted.provider_id))
-    if wanted.referred_from or wanted.referred_to:
+    if not region_wide and (wanted.referred_from or wanted.referred_to):
         dates = []
         if wanted.referred_from:
             dates.append(col(Referral.referral_date) >= wanted.referred_from)
@@ -310,12 +338,13 @@ def _terms(session: Session, principal: Principal, wanted: RegistryFilter) -> li
     where = []
     if wanted.state:
         where.append(_has_case(principal, Case.state == wanted.state))
-    if wanted.criterion:
-        where.append(_has_referral(principal, has_criterion(session, wanted.criterion)))
-    if wanted.category == Category.in_need:
-        where.append(_has_case(principal, in_need_condition()))
-    elif wanted.category == Category.served:
-        where.append(_has_case(principal, served_condition()))
+    if not region_wide:
+        if wanted.criterion:
+            where.append(_has_referral(principal, has_criterion(session, wanted.criterion)))
+        if wanted.category == Category.in_need:
+            where.append(_has_case(principal, in_need_condition()))
+        elif wanted.category == Category.served:
+            where.append(_has_case(principal, served_condition()))
     return terms + [(term, term) for term in where]
 
 
