@@ -21,7 +21,7 @@ from time import monotonic
 from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, String, cast, literal_column, text, type_coerce, union_all
+from sqlalchemy import Integer, String, bindparam, cast, literal_column, text, type_coerce, union_all
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import aliased
@@ -465,6 +465,31 @@ class _ReferralFacts:
     referring_org: str | None = None
 
 
+# The statements of a page's rows, built once: building them anew took more of a page than running them.
+_IDS = bindparam("ids", expanding=True)
+_REFERRAL_ROWS = (
+    sa_select(
+        col(Referral.child_id),
+        col(Referral.case_id),
+        col(Referral.criteria),
+        col(Referral.referral_date),
+        col(Referral.referring_org_id),
+        col(Organisation.name),
+    )
+    .outerjoin(Organisation, col(Organisation.id) == col(Referral.referring_org_id))
+    .where(col(Referral.child_id).in_(_IDS))
+    .order_by(col(Referral.referral_date), col(Referral.id))
+)
+_CHILD_ROWS = sa_select(
+    col(Child.id),
+    col(Child.last_name),
+    col(Child.first_name),
+    col(Child.middle_name),
+    col(Child.birth_date),
+    col(Child.municipality),
+).where(col(Child.id).in_(_IDS))
+
+
 def _visible_referrals(
     session: Session, cases: dict[int, list[Any]], child_ids: Sequence[int]
 ) -> dict[int, list[_ReferralFacts]]:
@@ -473,17 +498,7 @@ def _visible_referrals(
     seen = {c.id for found in cases.values() for c in found}
     out: dict[int, list[_ReferralFacts]] = {}
     for child_id, case_id, criteria, day, referring, referring_name in session.execute(
-        sa_select(
-            col(Referral.child_id),
-            col(Referral.case_id),
-            col(Referral.criteria),
-            col(Referral.referral_date),
-            col(Referral.referring_org_id),
-            col(Organisation.name),
-        )
-        .outerjoin(Organisation, col(Organisation.id) == col(Referral.referring_org_id))
-        .where(col(Referral.child_id).in_(list(child_ids)))
-        .order_by(col(Referral.referral_date), col(Referral.id))
+        _REFERRAL_ROWS, {"ids": list(child_ids)}
     ):
         if case_id in seen:
             out.setdefault(child_id or 0, []).append(
@@ -509,10 +524,7 @@ class _CaseFacts:
     ipr_agreed_on: date | None
 
 
-def _case_facts(
-    session: Session, principal: Principal, child_ids: Sequence[int]
-) -> dict[int, list[_CaseFacts]]:
-    """The children's cases the reader sees, oldest first, as visible_cases() filters them."""
+def _case_rows() -> Any:
     revisions = aliased(NeedConclusion)
     latest_conclusion = (
         sa_select(func.max(revisions.id))
@@ -523,8 +535,7 @@ def _case_facts(
     first_agreement = (
         sa_select(func.min(Ipr.parent_agreed_on)).where(col(Ipr.case_id) == Case.id).scalar_subquery()
     )
-    out: dict[int, list[_CaseFacts]] = {}
-    for row in session.execute(
+    return (
         sa_select(
             col(Case.id),
             col(Case.child_id),
@@ -539,9 +550,20 @@ def _case_facts(
         )
         .join(Organisation, col(Organisation.id) == col(Case.provider_id))
         .outerjoin(NeedConclusion, col(NeedConclusion.id) == latest_conclusion)
-        .where(col(Case.child_id).in_(list(child_ids)))
+        .where(col(Case.child_id).in_(_IDS))
         .order_by(col(Case.id))
-    ):
+    )
+
+
+_CASE_ROWS = _case_rows()
+
+
+def _case_facts(
+    session: Session, principal: Principal, child_ids: Sequence[int]
+) -> dict[int, list[_CaseFacts]]:
+    """The children's cases the reader sees, oldest first, as visible_cases() filters them."""
+    out: dict[int, list[_CaseFacts]] = {}
+    for row in session.execute(_CASE_ROWS, {"ids": list(child_ids)}):
         case = _CaseFacts(*row)
         if principal.is_regional_supervisor or case.provider_id == principal.org.id:
             out.setdefault(case.child_id, []).append(case)
@@ -556,19 +578,7 @@ def rows(session: Session, principal: Principal, ids: Sequence[int]) -> list[Reg
     standard = load_standard(region.code)
     out: list[RegistryRow] = []
     for chunk in _chunks(ids):
-        children = {
-            row[0]: row
-            for row in session.execute(
-                sa_select(
-                    col(Child.id),
-                    col(Child.last_name),
-                    col(Child.first_name),
-                    col(Child.middle_name),
-                    col(Child.birth_date),
-                    col(Child.municipality),
-                ).where(col(Child.id).in_(chunk))
-            )
-        }
+        children = {row[0]: row for row in session.execute(_CHILD_ROWS, {"ids": chunk})}
         cases = _case_facts(session, principal, chunk)
         referrals = _visible_referrals(session, cases, chunk)
         for child_id in chunk:
