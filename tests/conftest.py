@@ -21,7 +21,7 @@ from sqlalchemy import Engine, create_engine, make_url, text
 from sqlmodel import SQLModel
 
 from api.main import create_app
-from api.services import registry as registry_service
+from core import cache
 from core.config import Settings
 from core.db import make_engine
 from core.migrate import upgrade
@@ -103,7 +103,7 @@ def prefect_server() -> Iterator[None]:
 def engine(backend: tuple[str, str], tmp_path: Path) -> Iterator[Engine]:
     name, source = backend
     # A fresh database reuses the ids of the last: lists kept per process by region id go with it.
-    registry_service.forget_cached_lists()
+    cache.forget_all()
     if name == "sqlite":
         path = tmp_path / "earlyhelp.db"
         shutil.copyfile(source, path)

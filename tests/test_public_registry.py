@@ -573,11 +573,11 @@ def test_the_demo_region_has_a_public_registry_worth_looking_at(engine: Engine) 
         assert load_demo(session)
     with Session(engine) as session:
         region = session.exec(select(Region).where(Region.code == "demo")).one()
-        found = public_registry.providers(session, region)
+        found = [item.org for item in public_registry.providers(session, region)]
         assert len(found) == 3
         assert {o.ownership for o in found} == {"state", "non_state"}
         assert all(o.address and o.forms and o.municipality and o.free_places is not None for o in found)
         remote = public_registry.ProviderFilter(form=public_registry.ServiceForm.remote)
-        assert [o.name for o in public_registry.providers(session, region, remote)]
+        assert [item.org.name for item in public_registry.providers(session, region, remote)]
         hidden = session.exec(select(Organisation).where(col(Organisation.kind) != OrgKind.provider)).all()
         assert all(o.id not in {f.id for f in found} for o in hidden)

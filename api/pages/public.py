@@ -97,8 +97,8 @@ def region_page(
 ) -> HTMLResponse:
     region = registry.region_by_code(session, region_code)
     request.state.zone = ZoneInfo(region.timezone)  # dates of free places in the region's time
-    every = registry.providers(session, region)
-    places = registry.municipalities(every)
+    listed = registry.region_list(session, region)
+    every, places = listed.providers, listed.municipalities
     values = {"municipality": municipality.strip(), "form": form.strip(), "age": age.strip(), "q": q.strip()}
     where, errors = _search(values["municipality"], values["form"], values["age"], values["q"], places)
     searched = any(values.values())
@@ -116,7 +116,7 @@ def region_page(
         {
             "title": f"Ранняя помощь детям: {region.name}",
             "region": region,
-            "providers": [registry.open_view(o, region, public_url) for o in shown],
+            "providers": [registry.view(item, region, public_url) for item in shown],
             "found": len(found),
             "page": number,
             "pages": pages,

@@ -93,7 +93,7 @@ def regions(request: Request, session: SessionDep) -> Response:
 )
 def municipalities(request: Request, region_code: RegionCode, session: SessionDep) -> Response:
     region = registry.region_by_code(session, region_code)
-    names = registry.municipalities(registry.providers(session, region))
+    names = registry.region_list(session, region).municipalities
     return _answer(request, _STRINGS.dump_json(names), "application/json", LIST_CACHE)
 
 
@@ -108,10 +108,8 @@ def _found(
 ) -> list[ProviderOpen]:
     region = registry.region_by_code(session, region_code)
     where = registry.ProviderFilter(municipality=municipality, form=form, age_months=age_months, q=q)
-    return [
-        registry.open_view(o, region, _public_url(request))
-        for o in registry.providers(session, region, where)
-    ]
+    public_url = _public_url(request)
+    return [registry.view(item, region, public_url) for item in registry.providers(session, region, where)]
 
 
 @router.get(

@@ -21,6 +21,7 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from sqlmodel import Session, col, select
 
 from api.deps import Principal
+from api.services import public_registry
 from core.errors import Conflict, Forbidden, NotFound, Unprocessable
 from models.cases import Case
 from models.common import JsonBool, JsonInt, control_character, normalise_name, utcnow
@@ -450,6 +451,7 @@ def update_public_info(
             setattr(org, name, getattr(body, name))
     session.add(org)
     session.flush()
+    public_registry.forget(org.region_id)
     return org
 
 
@@ -502,6 +504,7 @@ def create_in_region(
     _check_public(body.kind, org)
     session.add(org)
     session.flush()
+    public_registry.forget(org.region_id)
     known.add(key)
     return org, secret
 
@@ -586,6 +589,7 @@ def update_organisation(
         org.webhook_secret = secret
     session.add(org)
     session.flush()
+    public_registry.forget(org.region_id)
     return org, secret
 
 

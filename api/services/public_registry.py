@@ -8,9 +8,12 @@ never users, webhooks, INN, nor anything about a case or a child. The API (api/r
 and the pages (api/pages/public.py) call these functions; QR codes (segno) and A4 posters
 (reportlab) are made here too.
 
-A region has tens of providers, not thousands: each request reads the region's public providers in
-one query and filters them in Python (municipality, form, age, a name search normalised as names
-are elsewhere: casefold, ё→е), which is cheaper than teaching two databases to search JSON lists.
+A region has tens of providers, not thousands: the region's public providers are read in one query
+and filtered in Python (municipality, form, age, a name search normalised as names are elsewhere:
+casefold, ё→е), which is cheaper than teaching two databases to search JSON lists. The list read,
+its search keys and its open views are kept per process for as long as the answers may be kept by
+anyone (LIST_SECONDS, the lists' max-age): a region of 600 providers cost 40 ms a request to read and
+build (bench/RESULTS.md). The organisations' doors (api/services/organisations.py) forget it.
 """
 
 from __future__ import annotations
@@ -19,9 +22,9 @@ import csv
 import hashlib
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from datetime import datetime
-from functools import lru_cache
+from functools import cached_property, lru_cache
 from typing import Any
 from xml.sax.saxutils import escape
 
@@ -29,6 +32,7 @@ import segno
 from sqlalchemy import or_
 from sqlmodel import Session, col, select
 
+from core.cache import Kept
 from core.errors import NotFound
 from models.common import normalise_name
 from models.organisations import (
@@ -135,22 +139,24 @@ class ProviderFilter:
     age_months: int | None = None
     q: str | None = None
 
-    def matches(self, org: PublicProvider) -> bool:
-        if self.form is not None and self.form.value not in (org.forms or []):
+    @cached_property
+    def _keys(self) -> tuple[str, str]:
+        return normalise_name(self.municipality), normalise_name(self.q)
+
+    def matches(self, item: Listed) -> bool:
+        org = item.org
+        if self.form is not None and self.form.value not in org.forms:
             return False
         if self.age_months is not None:
             low = org.age_from_months if org.age_from_months is not None else 0
             high = org.age_to_months if org.age_to_months is not None else AGE_MONTHS_MAX
             if not low <= self.age_months <= high:
                 return False
-        if self.municipality:
-            wanted = normalise_name(self.municipality)
-            area = [normalise_name(m) for m in org.service_area or []]
-            # An empty service area is the whole region; the provider's own municipality counts too.
-            here = normalise_name(org.municipality) == wanted
-            if area and wanted not in area and not here:
-                return False
-        return not self.q or normalise_name(self.q) in normalise_name(org.name)
+        place, name = self._keys
+        # An empty service area is the whole region; the provider's own municipality counts too.
+        if place and item.area_keys and place not in item.area_keys and item.home_key != place:
+            return False
+        return not name or name in item.name_key
 
 
 def _rows(session: Session, query: Any) -> list[PublicProvider]:
@@ -163,11 +169,67 @@ def _rows(session: Session, query: Any) -> list[PublicProvider]:
     return found
 
 
-def providers(session: Session, region: Region, where: ProviderFilter | None = None) -> list[PublicProvider]:
+@dataclass(frozen=True, slots=True)
+class Listed:
+    """A public provider as the search compares it (its keys normalised once) and its open views."""
+
+    org: PublicProvider
+    name_key: str
+    home_key: str
+    area_keys: frozenset[str]
+    views: dict[str, ProviderOpen] = field(default_factory=dict)  # by the public address
+
+
+@dataclass(frozen=True, slots=True)
+class RegionList:
+    """The region's public providers by name, and the municipalities they are in or serve."""
+
+    providers: list[Listed]
+    municipalities: list[str]
+
+
+# As long as the answers say anyone may keep them (api/routes/public.py, LIST_CACHE max-age).
+LIST_SECONDS = 60.0
+_lists: Kept[int, RegionList] = Kept(LIST_SECONDS)
+
+
+def forget(region_id: int) -> None:
+    """A provider of the region was written: its list is read anew (in this process at once)."""
+    _lists.forget(region_id)
+
+
+def region_list(session: Session, region: Region) -> RegionList:
+    region_id = region.id
+    assert region_id is not None
+
+    def read() -> RegionList:
+        found = [
+            Listed(
+                org=org,
+                name_key=normalise_name(org.name),
+                home_key=normalise_name(org.municipality),
+                area_keys=frozenset(normalise_name(m) for m in org.service_area),
+            )
+            for org in _rows(session, _public(region_id))
+        ]
+        found.sort(key=lambda item: (item.name_key, item.org.id))
+        return RegionList(found, _municipalities(found))
+
+    return _lists.get(region_id, read)
+
+
+def providers(session: Session, region: Region, where: ProviderFilter | None = None) -> list[Listed]:
     """The region's public providers that match, by name."""
-    assert region.id is not None
-    found = [org for org in _rows(session, _public(region.id)) if where is None or where.matches(org)]
-    return sorted(found, key=lambda org: (normalise_name(org.name), org.id))
+    found = region_list(session, region).providers
+    return found if where is None else [item for item in found if where.matches(item)]
+
+
+def view(item: Listed, region: Region, public_url: str) -> ProviderOpen:
+    """The provider's open view, built once per public address."""
+    built = item.views.get(public_url)
+    if built is None:
+        built = item.views[public_url] = open_view(item.org, region, public_url)
+    return built
 
 
 def provider(session: Session, region: Region, org_id: int) -> PublicProvider:
@@ -179,11 +241,11 @@ def provider(session: Session, region: Region, org_id: int) -> PublicProvider:
     return found[0]
 
 
-def municipalities(found: Sequence[PublicProvider]) -> list[str]:
+def _municipalities(found: Sequence[Listed]) -> list[str]:
     """The municipalities the region's providers are in or serve (for the search form's choice)."""
     seen: dict[str, str] = {}
-    for org in found:
-        for name in [org.municipality, *(org.service_area or [])]:
+    for item in found:
+        for name in [item.org.municipality, *item.org.service_area]:
             if name:
                 seen.setdefault(normalise_name(name), name)
     return [seen[key] for key in sorted(seen)]

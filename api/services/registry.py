@@ -17,7 +17,6 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time
-from time import monotonic
 from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
@@ -30,6 +29,7 @@ from sqlmodel import Session, and_, col, exists, func, or_, select, true
 from api.deps import Principal
 from api.scoping import child_scope
 from api.services.disclosure import shown_snils
+from core.cache import Kept
 from core.errors import Forbidden, Unprocessable
 from models.cases import Case
 from models.children import Child, full_name
@@ -466,7 +466,7 @@ class _ReferralFacts:
 
 
 # The statements of a page's rows, built once: building them anew took more of a page than running them.
-_IDS = bindparam("ids", expanding=True)
+_IDS: Any = bindparam("ids", expanding=True)
 _REFERRAL_ROWS = (
     sa_select(
         col(Referral.child_id),
@@ -640,61 +640,49 @@ def registry_page(
 
 # The region's municipalities as the children's records name them, for the filter's list: reading
 # them walks every child of the region (0.2-0.4 s at 100 000), so each process keeps them a while.
-MUNICIPALITIES_TTL = 600.0
-_municipalities_cache: dict[int, tuple[float, list[str]]] = {}
+LISTS_SECONDS = 600.0
+_municipalities_kept: Kept[int, list[str]] = Kept(LISTS_SECONDS)
 
 
 def _municipalities(session: Session, region_id: int) -> list[str]:
-    now = monotonic()
-    cached = _municipalities_cache.get(region_id)
-    if cached is not None and cached[0] > now:
-        return cached[1]
-    found = [
-        m
-        for m in session.exec(
-            select(Child.municipality)
-            .where(Child.region_id == region_id, col(Child.municipality).is_not(None))
-            .distinct()
-            .order_by(col(Child.municipality))
-            .limit(500)
-        ).all()
-        if m
-    ]
-    _municipalities_cache[region_id] = (now + MUNICIPALITIES_TTL, found)
-    return found
+    def read() -> list[str]:
+        return [
+            m
+            for m in session.exec(
+                select(Child.municipality)
+                .where(Child.region_id == region_id, col(Child.municipality).is_not(None))
+                .distinct()
+                .order_by(col(Child.municipality))
+                .limit(500)
+            ).all()
+            if m
+        ]
+
+    return _municipalities_kept.get(region_id, read)
 
 
 # The region's providers that have cases, for the provider filter's list: a region's registry of
 # providers holds every one that is public (600 in the bench's region), and a page rendered them all
 # as options for a filter that finds nothing at one without cases. Kept per process as above.
-_providers_cache: dict[int, tuple[float, list[tuple[int, str]]]] = {}
+_providers_kept: Kept[int, list[tuple[int, str]]] = Kept(LISTS_SECONDS)
 
 
 def _providers_with_cases(session: Session, region_id: int) -> list[tuple[int, str]]:
-    now = monotonic()
-    cached = _providers_cache.get(region_id)
-    if cached is not None and cached[0] > now:
-        return cached[1]
-    found = [
-        (int(org_id or 0), name)
-        for org_id, name in session.exec(
-            select(Organisation.id, Organisation.name)
-            .where(
-                Organisation.region_id == region_id,
-                Organisation.kind == "provider",
-                exists().where(col(Case.provider_id) == Organisation.id),
-            )
-            .order_by(col(Organisation.name))
-        ).all()
-    ]
-    _providers_cache[region_id] = (now + MUNICIPALITIES_TTL, found)
-    return found
+    def read() -> list[tuple[int, str]]:
+        return [
+            (int(org_id or 0), name)
+            for org_id, name in session.exec(
+                select(Organisation.id, Organisation.name)
+                .where(
+                    Organisation.region_id == region_id,
+                    Organisation.kind == "provider",
+                    exists().where(col(Case.provider_id) == Organisation.id),
+                )
+                .order_by(col(Organisation.name))
+            ).all()
+        ]
 
-
-def forget_cached_lists() -> None:
-    """Drops the lists kept per process (tests: a new database reuses the region ids)."""
-    _municipalities_cache.clear()
-    _providers_cache.clear()
+    return _providers_kept.get(region_id, read)
 
 
 def options(session: Session, principal: Principal) -> dict[str, list[tuple[str, str]]]:
