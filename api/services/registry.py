@@ -26,7 +26,7 @@ from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import aliased
 from sqlmodel import Session, and_, col, exists, func, or_, select, true
 
-from api.deps import Principal
+from api.deps import Principal, caller_region
 from api.scoping import child_scope
 from api.services.disclosure import shown_snils
 from core.cache import Kept
@@ -34,7 +34,7 @@ from core.errors import Forbidden, Unprocessable
 from models.cases import Case
 from models.children import Child, full_name
 from models.common import normalise_name
-from models.organisations import Organisation, Region
+from models.organisations import Organisation
 from models.programmes import (
     NEED_OUTCOME_LABELS,
     Ipr,
@@ -119,22 +119,10 @@ class RegistryFilter:
     sort: RegistrySort = RegistrySort.name
 
 
-def _region(session: Session, principal: Principal) -> Region:
-    """The caller's region, read once a request: the session's identity map holds a record only
-    while something refers to it, and a page asked for it three or four times."""
-    key = ("registry.region", principal.org.region_id)
-    region = session.info.get(key)
-    if region is None:
-        region = session.get(Region, principal.org.region_id)
-        assert region is not None  # organisation.region_id is a foreign key
-        session.info[key] = region
-    return region
-
-
 def check_filter(session: Session, principal: Principal, wanted: RegistryFilter) -> None:
     """422 with the field for what cannot be asked (the API's types already refused garbage)."""
     if wanted.criterion is not None:
-        codes = load_standard(_region(session, principal).code).criterion_codes()
+        codes = load_standard(caller_region(session, principal).code).criterion_codes()
         if wanted.criterion not in codes:
             raise Unprocessable("Неизвестный критерий нуждаемости", field="criterion")
     if wanted.state is not None and wanted.state not in STATE_LABELS:
@@ -325,7 +313,7 @@ def _terms(session: Session, principal: Principal, wanted: RegistryFilter) -> li
             dates.append(col(Referral.referral_date) <= wanted.referred_to)
         sets.append(_referral_filter(session, principal, *dates))
     if wanted.opened_from or wanted.opened_to:
-        zone = ZoneInfo(_region(session, principal).timezone)
+        zone = ZoneInfo(caller_region(session, principal).timezone)
         opened = []
         if wanted.opened_from:
             opened.append(col(Case.opened_at) >= _start_of(wanted.opened_from, zone))
@@ -579,7 +567,7 @@ def _case_facts(
 def rows(session: Session, principal: Principal, ids: Sequence[int]) -> list[RegistryRow]:
     """The registry's rows for these children, in this order: three queries per CHUNK ids (columns
     only: loading whole records cost more than the queries did)."""
-    region = _region(session, principal)
+    region = caller_region(session, principal)
     zone = ZoneInfo(region.timezone)
     standard = load_standard(region.code)
     out: list[RegistryRow] = []
@@ -695,7 +683,7 @@ def options(session: Session, principal: Principal) -> dict[str, list[tuple[str,
     """What the filters offer: the standard's criteria, the region's municipalities and the providers
     that have cases (a provider's staff: their own), the journey's states (no personal data)."""
     require_reader(principal)
-    region = _region(session, principal)
+    region = caller_region(session, principal)
     standard = load_standard(region.code)
     municipalities = _municipalities(session, region.id or 0)
     if principal.is_regional_supervisor:
