@@ -548,6 +548,52 @@ def test_a_long_list_says_more_than_the_cap_and_still_pages_in_name_order(
     assert few["total"] == 1 and not few["total_capped"]
 
 
+def test_a_name_search_lists_the_names_beginning_with_it_first_however_many_match(
+    world: World, engine: Engine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # «сок» begins three surnames and is inside three more; «Сок» with «_» and «%» finds nothing more.
+    for last in ("Ясокина", "Соколова", "Абросокина", "Сокина", "Высокова", "Сокова"):
+        seed_child(
+            engine,
+            provider_id=world.provider_id,
+            referrer_org_id=None,
+            user_id=world.user_ids["coordinator"],
+            last=last,
+            first="Анна",
+        )
+    expected = ["Сокина", "Сокова", "Соколова", "Абросокина", "Высокова", "Ясокина"]
+
+    def names(per_page: int, page: int = 1, q: str = "сок") -> list[str]:
+        response = world.client.get(
+            f"{API}/registry/children",
+            params={"q": q, "per_page": per_page, "page": page},
+            headers=world.h("rrmc"),
+        )
+        assert response.status_code == 200, response.text
+        return [item["last_name"] for item in response.json()["items"]]
+
+    assert names(100) == expected  # few: sorted from the matches
+    assert names(100, q="Сок_") == [] and names(100, q="с%к") == []
+    # Many (past the count's cap): the names beginning with it are read from the index, then the rest,
+    # on pages that start before, at and past the end of the first part.
+    monkeypatch.setattr("api.services.registry.COUNT_CAP", 1)
+    assert names(100) == expected
+    assert [name for page in (1, 2, 3) for name in names(2, page)] == expected
+    assert names(4, 2) == expected[4:] and names(1, 4) == ["Абросокина"]
+    # Another order is the order asked for.
+    response = world.client.get(
+        f"{API}/registry/children", params={"q": "сок", "sort": "newest"}, headers=world.h("rrmc")
+    )
+    assert [item["last_name"] for item in response.json()["items"]] == [
+        "Сокова",
+        "Высокова",
+        "Сокина",
+        "Абросокина",
+        "Соколова",
+        "Ясокина",
+    ]
+
+
 def test_different_children_through_the_pages_and_odd_addresses(world: World, engine: Engine) -> None:
     from tests.test_pages_auth import csrf_of, sign_in
 
