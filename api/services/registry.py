@@ -413,7 +413,10 @@ def page_ids(
     walk = offset + limit <= WALK_LIMIT
     where = [walked if walk else term for term, walked in terms]
     if first is not None:
-        return _beginning_first(session, where, first, limit=limit, offset=offset), total
+        # Planned for its values too: a generic plan of the range read every match through the
+        # trigram index and sorted them (0.1 -> 13 ms on PostgreSQL).
+        with _planned_for_its_values(session):
+            return _beginning_first(session, where, first, limit=limit, offset=offset), total
     return _walked(session, where, _order(wanted.sort), limit=limit, offset=offset), total
 
 
