@@ -90,6 +90,13 @@ def refresh(session: Session, child_ids: Collection[int | None]) -> None:
     values = _values(session.get_bind().dialect.name)
     for start in range(0, len(ids), CHUNK):
         chunk = ids[start : start + CHUNK]
+        # The rows locked first, in a statement of their own: on PostgreSQL (read committed) an
+        # UPDATE that waited for another transaction's refresh of the child would then write facts
+        # counted from the journeys as they were before that one committed. Locked, the UPDATE reads
+        # them afresh. SQLite writes one transaction at a time (and has no FOR UPDATE).
+        session.execute(
+            select(Child.id).where(col(Child.id).in_(chunk)).order_by(col(Child.id)).with_for_update()
+        )
         session.execute(
             update(Child)
             .where(col(Child.id).in_(chunk))

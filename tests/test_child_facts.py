@@ -4,14 +4,21 @@ registry filters read them."""
 
 from __future__ import annotations
 
+import threading
+import time
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Engine, update
-from sqlmodel import Session, col
+import pytest
+from alembic import command
+from sqlalchemy import Engine, text, update
+from sqlmodel import Session, col, select
 
-from models.programmes import NeedOutcome, ServiceSession
+from core.migrate import alembic_config, upgrade
+from models.children import Child
+from models.programmes import NeedConclusion, NeedOutcome, ServiceForm, ServiceSession, SessionStatus
 from models.referrals import Referral
+from statemachines import child_facts
 from tests.registry_seed import facts_from_journeys, seed_child, stored_facts
 from tests.test_journey import ipr_payload, need_payload
 from tests.world import API, World
@@ -175,3 +182,76 @@ def test_a_merge_and_its_undo_move_the_facts_with_the_journeys(world: World, eng
     )
     assert undone.status_code == 200, undone.text
     assert {kept: _facts(engine, kept), gone: _facts(engine, gone)} == before
+
+
+def test_two_doors_refreshing_one_child_at_once_both_count(world: World, engine: Engine) -> None:
+    """PostgreSQL: the second refresh waits for the first to commit and then counts its journeys too.
+    SQLite writes one transaction at a time: nothing can interleave there."""
+    if engine.dialect.name != "postgresql":
+        pytest.skip("SQLite writes one transaction at a time")
+    seeded = seed_child(
+        engine, provider_id=world.provider_id, referrer_org_id=None, user_id=world.user_ids["coordinator"]
+    )
+    first, second = Session(engine), Session(engine)
+    # The first door: a session held, the child's facts refreshed, not committed yet.
+    first.add(
+        ServiceSession(
+            case_id=seeded.case_id,
+            service_code="family_support",
+            form=ServiceForm.in_person,
+            scheduled_at=datetime.now(UTC) - timedelta(days=1),
+            duration_minutes=45,
+            status=SessionStatus.held,
+        )
+    )
+    child_facts.refresh(first, [seeded.child_id])
+    failed: list[BaseException] = []
+
+    def conclude() -> None:  # the second door: a conclusion of need, refreshed and committed
+        try:
+            second.add(
+                NeedConclusion(
+                    case_id=seeded.case_id,
+                    outcome=NeedOutcome.ipr,
+                    text="Нужна ИПРП",
+                    concluded_on=date.today(),
+                    author_id=world.user_ids["coordinator"],
+                )
+            )
+            child_facts.refresh(second, [seeded.child_id])
+            second.commit()
+        except BaseException as error:  # reported below
+            failed.append(error)
+
+    thread = threading.Thread(target=conclude)
+    thread.start()
+    deadline = time.monotonic() + 30
+    with engine.connect() as watcher:  # until the second waits for the first's lock
+        while not watcher.execute(
+            text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
+        ).scalar_one():
+            assert time.monotonic() < deadline and thread.is_alive(), "the second refresh did not wait"
+            time.sleep(0.05)
+    first.commit()
+    thread.join(30)
+    first.close()
+    second.close()
+    assert not failed and not thread.is_alive(), failed
+    facts = _facts(engine, seeded.child_id)
+    assert (facts["in_need"], facts["served"]) == (True, True)
+
+
+def test_a_database_with_children_upgrades_to_the_facts_the_doors_keep(world: World, engine: Engine) -> None:
+    """Migration 0023 on a database that has children (SQLite cannot copy a table others point at):
+    down to 0022 and up again, the facts it computes are those the doors kept."""
+    test_each_door_keeps_the_childs_facts_as_its_journeys_say(world, engine)
+    with Session(engine) as session:
+        ids = [i for i in session.exec(select(Child.id)) if i]
+        before = stored_facts(session, ids)
+    assert any(f["served"] for f in before.values()) and any(f["in_need"] for f in before.values())
+    url = engine.url.render_as_string(hide_password=False)
+    engine.dispose()
+    command.downgrade(alembic_config(url), "0022")
+    upgrade(url)
+    with Session(engine) as session:
+        assert stored_facts(session, ids) == before

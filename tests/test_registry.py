@@ -236,6 +236,38 @@ def test_provider_staff_see_their_own_providers_children_only(world: World, regi
         assert "Реестр детей целевой группы" in response.json()["message"]
 
 
+def test_a_provider_sees_only_what_its_own_cases_say_of_a_child(world: World, engine: Engine) -> None:
+    # Served, in need and referred for a disability at provider2; referred again to «provider» lately.
+    # The РРМЦ reads the child's facts (all its cases); «provider» must not learn them through a filter.
+    today = date.today()
+    common: dict[str, Any] = {"referrer_org_id": None, "user_id": world.user_ids["coordinator"]}
+    child = seed_child(
+        engine,
+        provider_id=world.org_ids["provider2"],
+        last="Двухорганизационная",
+        criteria=("disabled_child",),
+        referral_date=today - timedelta(days=100),
+        state="completed",
+        outcome=NeedOutcome.ipr,
+        ipr=True,
+        held=True,
+        **common,
+    ).child_id
+    seed_child(
+        engine,
+        provider_id=world.provider_id,
+        child_id=child,
+        criteria=("parental_concern",),
+        referral_date=today - timedelta(days=10),
+        **common,
+    )
+    earlier = {"referred_to": (today - timedelta(days=50)).isoformat()}
+    for params in ({"category": "served"}, {"category": "in_need"}, {"criterion": "disabled_child"}, earlier):
+        assert child in _ids(world, "rrmc", **params), params
+        assert child not in _ids(world, "coordinator", **params), params
+    assert child in _ids(world, "coordinator", criterion="parental_concern")
+
+
 def test_a_row_shows_what_the_callers_cases_and_referrals_say(world: World, engine: Engine) -> None:
     today = date.today()
     # A child served by provider2 (completed), then referred again to provider.

@@ -451,7 +451,7 @@ def update_public_info(
             setattr(org, name, getattr(body, name))
     session.add(org)
     session.flush()
-    public_registry.forget(org.region_id)
+    public_registry.forget(session, org.region_id)
     return org
 
 
@@ -504,7 +504,7 @@ def create_in_region(
     _check_public(body.kind, org)
     session.add(org)
     session.flush()
-    public_registry.forget(org.region_id)
+    public_registry.forget(session, org.region_id)
     known.add(key)
     return org, secret
 
@@ -589,7 +589,7 @@ def update_organisation(
         org.webhook_secret = secret
     session.add(org)
     session.flush()
-    public_registry.forget(org.region_id)
+    public_registry.forget(session, org.region_id)
     return org, secret
 
 

@@ -29,7 +29,7 @@ from typing import Any
 from xml.sax.saxutils import escape
 
 import segno
-from sqlalchemy import or_
+from sqlalchemy import event, or_
 from sqlmodel import Session, col, select
 
 from core.cache import Kept
@@ -193,9 +193,11 @@ LIST_SECONDS = 60.0
 _lists: Kept[int, RegionList] = Kept(LIST_SECONDS)
 
 
-def forget(region_id: int) -> None:
-    """A provider of the region was written: its list is read anew (in this process at once)."""
+def forget(session: Session, region_id: int) -> None:
+    """A provider of the region is being written: its list is read anew in this process, now and
+    once the change is committed (a request in between may have read it as it was)."""
     _lists.forget(region_id)
+    event.listen(session, "after_commit", lambda _session: _lists.forget(region_id), once=True)
 
 
 def region_list(session: Session, region: Region) -> RegionList:

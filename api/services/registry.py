@@ -439,8 +439,9 @@ def _beginning_first(session: Session, where: list[Any], word: str, *, limit: in
     before it (a common surname late in the alphabet: 30 ms on 100 000); then the other matches."""
     name = col(Child.name_key)
     # The range finds them through the index; LIKE keeps exactly those that begin with the word.
-    past = word[:-1] + chr(ord(word[-1]) + 1)
-    begins = and_(name >= word, name < past, name.like(f"{_escaped(word)}%", escape="\\"))
+    begins = and_(name >= word, name.like(f"{_escaped(word)}%", escape="\\"))
+    if ord(word[-1]) < 0x10FFFF:
+        begins = and_(begins, name < word[:-1] + chr(ord(word[-1]) + 1))
     order = _order(RegistrySort.name)
     head = _walked(session, [*where, begins], order, limit=limit, offset=offset)
     if len(head) == limit:

@@ -53,7 +53,9 @@ UPDATE child SET
 
 def upgrade() -> None:
     json_type = sa.JSON().with_variant(postgresql.JSONB(), "postgresql")
-    with op.batch_alter_table("child", schema=None) as batch_op:
+    # Added in place: SQLite's batch mode otherwise copies the child table and cannot drop the old one
+    # while referrals and cases point at it (a database with children failed to upgrade).
+    with op.batch_alter_table("child", schema=None, recreate="never") as batch_op:
         batch_op.add_column(sa.Column("in_need", sa.Boolean(), server_default=sa.text("false"), nullable=False))
         batch_op.add_column(sa.Column("served", sa.Boolean(), server_default=sa.text("false"), nullable=False))
         batch_op.add_column(
@@ -72,6 +74,7 @@ def downgrade() -> None:
     op.drop_index("ix_case_provider_state", table_name="case")
     op.create_index("ix_case_provider_state", "case", ["provider_id", "state"], unique=False)
     op.drop_index("ix_case_opened_at", table_name="case")
-    with op.batch_alter_table("child", schema=None) as batch_op:
+    # Dropped in place (SQLite 3.35+), for the same reason.
+    with op.batch_alter_table("child", schema=None, recreate="never") as batch_op:
         for name in ("last_referred_on", "first_referred_on", "referral_criteria", "served", "in_need"):
             batch_op.drop_column(name)
