@@ -7,8 +7,10 @@ referrals say). Everyone else is refused (403): an analyst reads counts only (ap
 a referrer its own referrals. Merged children are gone from it (api/scoping.child_scope).
 
 A page costs a handful of queries whatever its size: the page's child ids first (walking the
-(region, name) index in name order with the filters as EXISTS), then the details in a few IN
-queries; the total is counted up to COUNT_CAP + 1, as the search does.
+(region, name) index in name order with the filters as columns or EXISTS), then the details in a few
+IN queries; the total is counted up to COUNT_CAP + 1, as the search does. The РРМЦ's category,
+criterion and referral period are the child's own columns, kept by statemachines/child_facts.py; a
+provider's are asked of its own cases.
 """
 
 from __future__ import annotations
