@@ -193,18 +193,6 @@ def test_two_doors_refreshing_one_child_at_once_both_count(world: World, engine:
         engine, provider_id=world.provider_id, referrer_org_id=None, user_id=world.user_ids["coordinator"]
     )
     first, second = Session(engine), Session(engine)
-    # The first door: a session held, the child's facts refreshed, not committed yet.
-    first.add(
-        ServiceSession(
-            case_id=seeded.case_id,
-            service_code="family_support",
-            form=ServiceForm.in_person,
-            scheduled_at=datetime.now(UTC) - timedelta(days=1),
-            duration_minutes=45,
-            status=SessionStatus.held,
-        )
-    )
-    child_facts.refresh(first, [seeded.child_id])
     failed: list[BaseException] = []
 
     def conclude() -> None:  # the second door: a conclusion of need, refreshed and committed
@@ -224,18 +212,40 @@ def test_two_doors_refreshing_one_child_at_once_both_count(world: World, engine:
             failed.append(error)
 
     thread = threading.Thread(target=conclude)
-    thread.start()
-    deadline = time.monotonic() + 30
-    with engine.connect() as watcher:  # until the second waits for the first's lock
-        while not watcher.execute(
-            text("SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock'")
-        ).scalar_one():
-            assert time.monotonic() < deadline and thread.is_alive(), "the second refresh did not wait"
+    try:
+        # The first door: a session held, the child's facts refreshed, not committed yet.
+        first.add(
+            ServiceSession(
+                case_id=seeded.case_id,
+                service_code="family_support",
+                form=ServiceForm.in_person,
+                scheduled_at=datetime.now(UTC) - timedelta(days=1),
+                duration_minutes=45,
+                status=SessionStatus.held,
+            )
+        )
+        child_facts.refresh(first, [seeded.child_id])
+        thread.start()
+        deadline = time.monotonic() + 60
+        waiting = text(
+            "SELECT count(*) FROM pg_stat_activity "
+            "WHERE wait_event_type = 'Lock' AND datname = current_database()"
+        )
+        # Until the second waits for the first's lock; each look in a transaction of its own (the
+        # activity view is read once a transaction).
+        while True:
+            with engine.connect() as watcher:
+                if watcher.execute(waiting).scalar_one():
+                    break
+            assert time.monotonic() < deadline and thread.is_alive(), ("the second did not wait", failed)
             time.sleep(0.05)
-    first.commit()
-    thread.join(30)
-    first.close()
-    second.close()
+        first.commit()
+    finally:
+        # Whatever failed, no transaction is left holding the child (the next test truncates).
+        first.close()
+        if thread.is_alive():
+            thread.join(60)
+        second.close()
     assert not failed and not thread.is_alive(), failed
     facts = _facts(engine, seeded.child_id)
     assert (facts["in_need"], facts["served"]) == (True, True)
