@@ -120,6 +120,11 @@ JSONType: Any = JSON().with_variant(JSONB(), "postgresql")
 _SPACES = re.compile(r"\s+")
 
 
+def like_escaped(word: str) -> str:
+    """A word for LIKE with its wildcards taken literally (use with ESCAPE '\\')."""
+    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
 def normalise_name(*parts: str | None) -> str:
     """Search key for Cyrillic names: casefolded, ё→е, single spaces.
 

@@ -14,7 +14,7 @@ from api.services.disclosure import shown_snils
 from core.errors import Conflict, Unprocessable
 from models.cases import Case
 from models.children import Child, ChildPublic, LegalRepresentative, RepresentativePublic, validate_snils
-from models.common import normalise_name, today_in
+from models.common import like_escaped, normalise_name, today_in
 from models.consents import (
     CONSENT_LABELS,
     Consent,
@@ -52,8 +52,7 @@ def _search_conditions(principal: Principal, q: str | None, snils: str | None) -
         if not any(words):
             raise Unprocessable("Введите часть ФИО", field="q")
         for word in words:
-            escaped = word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-            conditions.append(col(Child.name_key).like(f"%{escaped}%", escape="\\"))
+            conditions.append(col(Child.name_key).like(f"%{like_escaped(word)}%", escape="\\"))
     if not q and not snils:
         raise Unprocessable("Укажите ФИО (q) или СНИЛС (snils)", field="q")
     return conditions

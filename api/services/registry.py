@@ -22,7 +22,7 @@ from datetime import UTC, date, datetime, time
 from typing import Any, Protocol, TypeVar
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Integer, String, bindparam, cast, literal_column, text, type_coerce, union_all
+from sqlalchemy import String, bindparam, cast, text, type_coerce
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import aliased
@@ -35,15 +35,13 @@ from core.cache import Kept
 from core.errors import Forbidden, Unprocessable
 from models.cases import Case
 from models.children import Child, full_name
-from models.common import normalise_name
+from models.common import like_escaped, normalise_name
 from models.organisations import Organisation
 from models.programmes import (
     NEED_OUTCOME_LABELS,
     Ipr,
     NeedConclusion,
     NeedOutcome,
-    ServiceSession,
-    SessionStatus,
 )
 from models.referrals import Referral
 from models.registry import (
@@ -57,7 +55,7 @@ from models.registry import (
 )
 from models.users import Role
 from standards import load_standard
-from statemachines import FINAL_STATES, STATE_LABELS
+from statemachines import FINAL_STATES, STATE_LABELS, child_facts
 
 # Beyond this many rows a list says «более 1000» (an exact count walks every match: bench/RESULTS.md).
 COUNT_CAP = 1000
@@ -217,30 +215,6 @@ def _referred_between(principal: Principal, start: date | None, end: date | None
     )
 
 
-def in_need_condition() -> Any:
-    """SQL on Case: a conclusion of need determination says the child needs help (ИПРП or
-    consultations)."""
-    return exists().where(
-        col(NeedConclusion.case_id) == Case.id,
-        col(NeedConclusion.outcome).in_([NeedOutcome.ipr, NeedOutcome.consultation]),
-    )
-
-
-def served_condition() -> Any:
-    """SQL on Case: the child got help — a session held, or an ИПРП the parent agreed to.
-
-    One EXISTS over a UNION ALL, not two EXISTS joined by OR: PostgreSQL hashed every ИПРП of the
-    region for the OR's second branch before it read a row (the capped count of «served» 25 -> 4 ms
-    on 100 000 children); the union is probed per case and stops at its first row."""
-    held = (
-        sa_select(literal_column("1", Integer))
-        .where(col(ServiceSession.case_id) == Case.id, col(ServiceSession.status) == SessionStatus.held)
-        .correlate(Case)
-    )
-    agreed = sa_select(literal_column("1", Integer)).where(col(Ipr.case_id) == Case.id).correlate(Case)
-    return union_all(held, agreed).exists()
-
-
 # A filter whose rows number fewer than this is applied as a set the query is driven from (built
 # through its index); a broader one as a correlated EXISTS checked while the children are walked,
 # which stops at a page's worth (and the count at COUNT_CAP + 1). Where the two cost the same on
@@ -291,7 +265,7 @@ def _terms(session: Session, principal: Principal, wanted: RegistryFilter) -> li
         where.append(Child.municipality == wanted.municipality)
     if wanted.q:
         for word in normalise_name(wanted.q).split(" "):
-            where.append(col(Child.name_key).like(f"%{_escaped(word)}%", escape="\\"))
+            where.append(col(Child.name_key).like(f"%{like_escaped(word)}%", escape="\\"))
     # The РРМЦ's category, criterion and referral period are the child's facts (its columns, kept by
     # statemachines/child_facts.py); a provider's are asked of its own cases below.
     region_wide = principal.is_regional_supervisor
@@ -331,9 +305,9 @@ def _terms(session: Session, principal: Principal, wanted: RegistryFilter) -> li
         if wanted.criterion:
             where.append(_has_referral(principal, has_criterion(session, wanted.criterion)))
         if wanted.category == Category.in_need:
-            where.append(_has_case(principal, in_need_condition()))
+            where.append(_has_case(principal, child_facts.in_need_condition()))
         elif wanted.category == Category.served:
-            where.append(_has_case(principal, served_condition()))
+            where.append(_has_case(principal, child_facts.served_condition()))
     return terms + [(term, term) for term in where]
 
 
@@ -441,7 +415,7 @@ def _beginning_first(session: Session, where: list[Any], word: str, *, limit: in
     before it (a common surname late in the alphabet: 30 ms on 100 000); then the other matches."""
     name = col(Child.name_key)
     # The range finds them through the index; LIKE keeps exactly those that begin with the word.
-    begins = and_(name >= word, name.like(f"{_escaped(word)}%", escape="\\"))
+    begins = and_(name >= word, name.like(f"{like_escaped(word)}%", escape="\\"))
     if ord(word[-1]) < 0x10FFFF:
         begins = and_(begins, name < word[:-1] + chr(ord(word[-1]) + 1))
     order = _order(RegistrySort.name)
@@ -454,11 +428,6 @@ def _beginning_first(session: Session, where: list[Any], word: str, *, limit: in
         counted = select(Child.id).where(*where, begins).limit(offset).subquery()
         skipped = offset - session.exec(select(func.count()).select_from(counted)).one()
     return head + _walked(session, [*where, ~begins], order, limit=limit - len(head), offset=skipped)
-
-
-def _escaped(word: str) -> str:
-    """A word for LIKE, its wildcards taken literally (ESCAPE '\\')."""
-    return word.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
 
 
 def _chunks(ids: Sequence[int]) -> list[list[int]]:
